@@ -1,0 +1,3 @@
+from ssinfnet.cli import main
+
+raise SystemExit(main())
