@@ -17,6 +17,10 @@ from ssinfnet.errors import InputError
 # Stage packages whose verbs the CLI offers, in pipeline order.
 COMMAND_MODULES = (
     "ssinfnet.data.cli",
+    "ssinfnet.models.cli",
+    "ssinfnet.evaluation.cli",
+    "ssinfnet.inference.cli",
+    "ssinfnet.analysis.cli",
 )
 
 

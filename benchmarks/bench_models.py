@@ -1,0 +1,155 @@
+"""Benchmark every network: train-step and inference seconds per image, fp32 vs bf16 + channels_last.
+
+Not a test. Each (model, size, precision) runs in a fresh subprocess so its peak RSS is its own.
+Prints a table and writes ``results/benchmarks/models.json`` (with the command and the machine).
+
+    .venv/bin/python benchmarks/bench_models.py --models infnet-resnet18 unet --sizes 256 352
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ssinfnet.fileio import write_json
+from ssinfnet.models import build_model
+from ssinfnet.models.speed import autocast_context, channels_last_input, to_channels_last
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = ["infnet-resnet18", "infnet-res2net50", "multi_infnet-resnet18", "unet", "multi_unet"]
+PRECISIONS = ("fp32", "bf16+channels_last")
+
+
+def build(spec: str) -> torch.nn.Module:
+    """``infnet-resnet18`` -> build_model("infnet", backbone="resnet18"); ``unet`` -> build_model("unet")."""
+    name, _, backbone = spec.partition("-")
+    return build_model(name, **({"backbone": backbone} if backbone else {}))
+
+
+def measure(spec: str, size: int, precision: str, batch: int, steps: int) -> dict:
+    """Seconds per image for a train step (forward, loss on every output, backward, SGD) and inference."""
+    torch.manual_seed(0)
+    fast = precision != "fp32"
+    model = build(spec)
+    if fast:
+        model = to_channels_last(model)
+    x = torch.rand(batch, model.in_channels, size, size)
+    target = (torch.rand(batch, 1, size, size) > 0.7).float()
+    if fast:
+        x = channels_last_input(x)
+    optimiser = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def train_step() -> None:
+        optimiser.zero_grad(set_to_none=True)
+        with autocast_context("cpu", fast):
+            out = model(x)
+            loss = sum(F.binary_cross_entropy_with_logits(o[:, :1].float(), target) for o in out.values())
+        loss.backward()
+        optimiser.step()
+
+    def infer() -> None:
+        with torch.inference_mode(), autocast_context("cpu", fast):
+            model(x)
+
+    model.train()
+    train = _time_per_image(train_step, steps, batch)
+    model.eval()
+    inference = _time_per_image(infer, steps, batch)
+    return {
+        "model": spec, "size": size, "precision": precision, "batch": batch,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_s_per_image": train, "inference_s_per_image": inference,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _time_per_image(fn, steps: int, batch: int) -> float:
+    fn()  # warm-up: oneDNN picks its kernels on the first call
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / (steps * batch)
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 352, 512])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed repetitions after one warm-up")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "models.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement as JSON
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(measure(**json.loads(args.worker))))
+        return 0
+
+    rows = []
+    print(f"{'model':<22} {'size':>4} {'precision':<19} {'train s/img':>11} {'infer s/img':>11} {'peak RSS MB':>11}")
+    for spec in args.models:
+        for size in args.sizes:
+            for precision in PRECISIONS:
+                job = dict(spec=spec, size=size, precision=precision, batch=args.batch, steps=args.steps)
+                done = subprocess.run(
+                    [sys.executable, __file__, "--threads", str(args.threads), "--worker", json.dumps(job)],
+                    capture_output=True, text=True, check=True,
+                )
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(f"{spec:<22} {size:>4} {precision:<19} {row['train_s_per_image']:>11.3f} "
+                      f"{row['inference_s_per_image']:>11.3f} {row['peak_rss_mb']:>11.0f}", flush=True)
+    speedups = _speedups(rows)
+    for s in speedups:
+        print(f"speed-up bf16+channels_last vs fp32: {s['model']} {s['size']}px "
+              f"train x{s['train_speedup']:.2f}, inference x{s['inference_speedup']:.2f}")
+    write_json(args.out, {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "results": rows,
+        "speedups": speedups,
+    })
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _speedups(rows: list[dict]) -> list[dict]:
+    by_key = {(r["model"], r["size"], r["precision"]): r for r in rows}
+    out = []
+    for (spec, size, precision), fp32 in by_key.items():
+        fast = by_key.get((spec, size, PRECISIONS[1]))
+        if precision == "fp32" and fast:
+            out.append({
+                "model": spec, "size": size,
+                "train_speedup": fp32["train_s_per_image"] / fast["train_s_per_image"],
+                "inference_speedup": fp32["inference_s_per_image"] / fast["inference_s_per_image"],
+            })
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lesion phenotypes, clinical tables and mediation analysis (age / disease -> CT phenotype -> severity)."""

@@ -1,0 +1,184 @@
+"""Find segmentation outputs on disk, load them, and turn them into a phenotype table.
+
+Accepted inputs (see :func:`find_scans`):
+
+- an ``ssinfnet segment`` output folder: ``labels.nii.gz`` + ``lung.nii.gz`` (+ the CT as ``ct.nii.gz``
+  or ``image.nii.gz`` when present, or the input path recorded in ``quantities.json``);
+- a generated-cohort subject folder: ``ct.nii.gz`` + ``label.nii.gz`` + ``lung.nii.gz``;
+- a folder whose sub-folders are either of the above (e.g. the demo cohort's ``volumes/``);
+- explicit (image, labels, lung) NIfTI triplets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
+from ssinfnet.errors import InputError
+
+SEGMENT_LABELS, SEGMENT_LUNG = "labels.nii.gz", "lung.nii.gz"
+SEGMENT_IMAGES = ("ct.nii.gz", "image.nii.gz")
+COHORT_FILES = ("ct.nii.gz", "label.nii.gz", "lung.nii.gz")
+#: Keys of ``quantities.json`` that may record the segmented input scan.
+QUANTITY_INPUT_KEYS = ("input", "source", "image")
+#: An image is taken as Hounsfield units when its minimum is at or below this (air is about -1000 HU).
+HU_AIR_THRESHOLD = -500.0
+ID_COLUMNS = ("patient_id", "scan_id")
+
+
+@dataclass(frozen=True)
+class ScanFiles:
+    scan_id: str
+    labels: Path
+    lung: Path
+    image: Path | None = None
+
+
+def find_scans(inputs: list[str | Path] = (), triplets: list[tuple[str, str, str]] = ()) -> list[ScanFiles]:
+    scans = [_scan_from_triplet(t) for t in triplets]
+    for path in map(Path, inputs):
+        if not path.is_dir():
+            raise InputError("not a folder (give segment output folders, a cohort volumes folder, or --scan triplets)", path)
+        found = _scan_in_folder(path)
+        if found is None:
+            found = [s for sub in sorted(p for p in path.iterdir() if p.is_dir()) if (s := _scan_in_folder(sub))]
+            if not found:
+                raise InputError(
+                    f"no segmentation outputs found: expected {SEGMENT_LABELS} + {SEGMENT_LUNG}, or "
+                    f"{' + '.join(COHORT_FILES)}, in the folder or its sub-folders", path)
+            scans.extend(found)
+        else:
+            scans.append(found)
+    if not scans:
+        raise InputError("no scans given")
+    ids = [s.scan_id for s in scans]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"scan ids are not unique (folder names repeat): {', '.join(duplicates)}")
+    return scans
+
+
+def _scan_from_triplet(triplet: tuple[str, str, str]) -> ScanFiles:
+    image, labels, lung = map(Path, triplet)
+    for p in (image, labels, lung):
+        if not p.is_file():
+            raise InputError("file not found", p)
+    return ScanFiles(scan_id=_stem(labels), labels=labels, lung=lung, image=image)
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def _scan_in_folder(folder: Path) -> ScanFiles | None:
+    if (folder / SEGMENT_LABELS).is_file() and (folder / SEGMENT_LUNG).is_file():
+        image = next((folder / n for n in SEGMENT_IMAGES if (folder / n).is_file()), None)
+        return ScanFiles(folder.name, folder / SEGMENT_LABELS, folder / SEGMENT_LUNG, image or _recorded_input(folder))
+    if all((folder / n).is_file() for n in COHORT_FILES):
+        ct, label, lung = (folder / n for n in COHORT_FILES)
+        return ScanFiles(folder.name, label, lung, ct)
+    return None
+
+
+def _recorded_input(folder: Path) -> Path | None:
+    """The scan that ``ssinfnet segment`` read, when its ``quantities.json`` names an existing NIfTI file."""
+    quantities = folder / "quantities.json"
+    if not quantities.is_file():
+        return None
+    try:
+        record = json.loads(quantities.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"unreadable JSON ({err})", quantities) from err
+    for key in QUANTITY_INPUT_KEYS:
+        value = record.get(key) if isinstance(record, dict) else None
+        if isinstance(value, str) and value.endswith((".nii", ".nii.gz")) and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def _load(path: Path) -> nib.Nifti1Image:
+    try:
+        return nib.load(str(path))
+    except Exception as err:  # nibabel raises many types for corrupt files
+        raise InputError(f"not a readable NIfTI file ({type(err).__name__}: {err})", path) from err
+
+
+def load_scan(scan: ScanFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(labels int, lung bool, affine, HU or None), checked to share one grid."""
+    label_img = _load(scan.labels)
+    labels = np.asanyarray(label_img.dataobj)
+    if labels.ndim not in (2, 3):
+        raise InputError(f"label map must be 2D or 3D, got shape {labels.shape}", scan.labels)
+    if not np.all(np.isfinite(labels)):
+        raise InputError("label map contains NaN or infinite values", scan.labels)
+    values = set(np.unique(labels).tolist())
+    if not values <= {0, 1, 2}:
+        raise InputError(f"unexpected label values {sorted(values - {0, 1, 2})} (expected 0 bg, 1 GGO, 2 consolidation)", scan.labels)
+    lung = np.asanyarray(_load(scan.lung).dataobj)
+    _check_grid(lung, labels, scan.lung)
+    hu = None
+    if scan.image is not None:
+        image = np.asanyarray(_load(scan.image).dataobj).astype(np.float32)
+        _check_grid(image, labels, scan.image)
+        if not np.all(np.isfinite(image)):
+            raise InputError("image contains NaN or infinite values", scan.image)
+        hu = image if image.min() <= HU_AIR_THRESHOLD else None
+    return labels.astype(np.int64), lung > 0, label_img.affine, hu
+
+
+def _check_grid(array: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    if array.shape != labels.shape:
+        raise InputError(f"shape {array.shape} differs from the label map's {labels.shape}", path)
+
+
+def read_patient_map(path: str | Path) -> dict[str, str]:
+    """``scan_id -> patient_id`` from a CSV with those two columns."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as err:
+        raise InputError(f"cannot read ({err.strerror})", path) from err
+    if not rows or not {"scan_id", "patient_id"} <= set(rows[0]):
+        raise InputError("patient map needs columns scan_id and patient_id", path)
+    return {r["scan_id"]: r["patient_id"] for r in rows}
+
+
+def phenotype_table(scans: list[ScanFiles], patient_of: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per scan: ``patient_id``, ``scan_id``, then every feature of :data:`FEATURES`.
+
+    Scans missing from ``patient_of`` are their own patient (id = scan id).
+    """
+    rows = []
+    for scan in scans:
+        labels, lung, affine, hu = load_scan(scan)
+        try:
+            features = scan_phenotypes(labels, lung, affine, hu)
+        except InputError as err:
+            raise InputError(err.problem, scan.labels) from err
+        patient = (patient_of or {}).get(scan.scan_id, scan.scan_id)
+        rows.append({"patient_id": patient, "scan_id": scan.scan_id, **features})
+    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *FEATURES])
+
+
+def per_patient(table: pd.DataFrame, how: str = "worst") -> pd.DataFrame:
+    """One row per patient: ``worst`` keeps the scan with the largest ``lesion_pct`` (peak disease, which
+    is what severity reflects); ``mean`` averages every feature over the patient's scans."""
+    counts = table.groupby("patient_id", sort=False).size().rename("n_scans")
+    if how == "worst":
+        order = table.sort_values("lesion_pct", ascending=False, kind="stable")
+        picked = order.drop_duplicates("patient_id").set_index("patient_id")
+    elif how == "mean":
+        picked = table.groupby("patient_id", sort=False)[list(FEATURES)].mean()
+        picked.insert(0, "scan_id", table.groupby("patient_id", sort=False)["scan_id"].agg(";".join))
+    else:
+        raise InputError(f"unknown per-patient rule {how!r} (use worst or mean)")
+    picked.insert(1, "n_scans", counts)
+    return picked.loc[counts.index].reset_index()

@@ -1,0 +1,126 @@
+"""torch Datasets: square training tensors from Samples (or, for unlabeled data, from file paths).
+
+Images (and priors) are resized with bilinear interpolation, masks with nearest neighbour
+(``nearest-exact``: no half-pixel shift), then augmented. ``resize_image``/``resize_mask`` are the
+same resizes inference must use to map predictions back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, get_worker_info
+
+from ssinfnet.data.readers import display_plane, is_nifti_file, list_unlabeled_files, open_nifti, read_unlabeled_file
+from ssinfnet.data.sample import Sample
+
+Augment = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def resize_image(image: np.ndarray | torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """(H, W) or (C, H, W) float -> (C, S, S) float32 (bilinear)."""
+    tensor = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    tensor = tensor[None] if tensor.ndim == 2 else tensor
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(tensor.shape[-2:]) == size:
+        return tensor
+    return F.interpolate(tensor[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """(H, W) labels -> (S, S) int64 (nearest, labels unchanged)."""
+    tensor = torch.as_tensor(np.asarray(mask)).to(torch.float32)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(tensor.shape) != size:
+        tensor = F.interpolate(tensor[None, None], size=size, mode="nearest-exact")[0, 0]
+    return tensor.round().to(torch.int64)
+
+
+class SegmentationDataset(Dataset):
+    """Labeled slices -> ``{"image": (C, S, S) float32, "mask": (S, S) int64, "index": i}``.
+
+    ``prior``: optional list of (H, W) float maps (e.g. the single-stage infection probability for
+    Multi Inf-Net), one per sample, added as channel 2 and moved with the image by augmentation.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None,
+                 prior: Sequence[np.ndarray] | None = None):
+        missing = [s.meta.id for s in samples if s.mask is None]
+        if missing:
+            raise ValueError(f"{len(missing)} samples have no mask (first: {missing[0]})")
+        if prior is not None and len(prior) != len(samples):
+            raise ValueError(f"got {len(prior)} priors for {len(samples)} samples")
+        self.samples = list(samples)
+        self.size = size
+        self.augment = augment
+        self.prior = prior
+
+    @property
+    def in_channels(self) -> int:
+        return 1 if self.prior is None else 2
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image = resize_image(sample.image, self.size)
+        if self.prior is not None:
+            image = torch.cat([image, resize_image(self.prior[index], self.size)])
+        mask = resize_mask(sample.mask, self.size)
+        if self.augment is not None:
+            image, mask = (torch.from_numpy(a) for a in self.augment(image.numpy(), mask.numpy()))
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "index": index}
+
+
+class UnlabeledDataset(Dataset):
+    """Unlabeled slices -> ``{"image": (1, S, S) float32, "index": i}`` for self-supervised pretraining.
+
+    Given paths (files or folders), files are decoded only when an item is requested, so
+    thousands of slices cost no memory up front. A NIfTI volume counts one item per slice (read from
+    its header) and is decoded again per item: pretraining folders hold 2D slices, so this stays rare.
+    """
+
+    def __init__(self, samples: Sequence[Sample] | Sequence[str | Path], size: int, augment: Augment | None = None):
+        self.size = size
+        self.augment = augment
+        self.items: list[Sample | tuple[Path, int]] = []
+        for item in samples:
+            if isinstance(item, Sample):
+                self.items.append(item)
+            else:
+                for path in list_unlabeled_files(item):  # a folder expands to its image files
+                    self.items.extend((path, k) for k in range(_slice_count(path)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        image = item.image if isinstance(item, Sample) else read_unlabeled_file(item[0])[item[1]].image
+        tensor = resize_image(image, self.size)
+        if self.augment is not None:
+            augmented, _ = self.augment(tensor.numpy(), np.zeros(tensor.shape[-2:], dtype=np.int64))
+            tensor = torch.from_numpy(augmented)
+        return {"image": tensor.contiguous(), "index": index}
+
+
+def _slice_count(path: Path) -> int:
+    if not is_nifti_file(path):
+        return 1
+    header = open_nifti(path)  # header only: the voxels stay on disk until an item is requested
+    shape = tuple(header.shape[:3]) + (1,) * (3 - len(header.shape[:3]))
+    return shape[display_plane(header.affine, shape)["axis"]]
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader hook: give each worker its own augmentation stream (otherwise every worker would
+    repeat the same random sequence), derived from the loader's seed so runs stay reproducible."""
+    info = get_worker_info()
+    augment = getattr(info.dataset, "augment", None)
+    if augment is not None and hasattr(augment, "reseed"):
+        augment.reseed(int(info.seed % 2**31))

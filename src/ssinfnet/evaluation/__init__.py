@@ -1,0 +1,1 @@
+"""Evaluation: paper and Inf-Net protocol metrics, ROC, model comparison and the HTML report."""

@@ -1,0 +1,109 @@
+"""Verbs ``evaluate``, ``compare`` and ``report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ssinfnet.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate", help="score a model on a labeled dataset (paper and Inf-Net protocols)",
+        description="Predict every image of a dataset, map the predictions back to each image's size and "
+                    "score them: per-image CSV, summary.json with 95%% CIs, ROC curves, overlay gallery.",
+    )
+    evaluate.add_argument("--data", required=True, help="any dataset the readers accept (folder or file)")
+    evaluate.add_argument("--split", default="test", choices=("train", "test"),
+                          help="COVID-SemiSeg split to score (default: test)")
+    model = evaluate.add_mutually_exclusive_group(required=True)
+    model.add_argument("--single", help="single-stage model: training run folder or .safetensors file")
+    model.add_argument("--pipeline", help="pipeline folder (pipeline.json + single/multi weights)")
+    evaluate.add_argument("--multi", help="multi-class model run or .safetensors (two-stage with --single)")
+    evaluate.add_argument("--threshold", type=float,
+                          help="override the threshold chosen on validation data (recorded as such)")
+    evaluate.add_argument("--size", type=int, help="model input size, when the model does not record it")
+    evaluate.add_argument("--detection", action="store_true",
+                          help="also score slice-level labels (automatic for labeled slices without masks)")
+    evaluate.add_argument("--positive-label", default="COVID",
+                          help="slice label counted as positive in detection (default: COVID)")
+    evaluate.add_argument("--gallery", type=int, default=2, help="slices saved per best/median/worst rank")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--device", help="torch device (default: GPU when available)")
+    evaluate.add_argument("--out", required=True, help="evaluation folder to write")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    evaluate.set_defaults(func=run_evaluate)
+
+    comparison = subparsers.add_parser(
+        "compare", help="paired t-test and Wilcoxon test between evaluations of the same images",
+        description="Compare evaluation folders image by image against the first one; writes "
+                    "comparison.md, comparison.csv and comparison.json.",
+    )
+    comparison.add_argument("evaluations", nargs="+", metavar="EVAL", help="evaluation folders (first = reference)")
+    comparison.add_argument("--out", required=True, help="comparison folder to write")
+    comparison.add_argument("--overwrite", action="store_true")
+    comparison.set_defaults(func=run_compare)
+
+    report = subparsers.add_parser(
+        "report", help="one self-contained HTML report",
+        description="Evaluation, comparison, training/pretraining run and mediation folders -> one HTML file.",
+    )
+    report.add_argument("inputs", nargs="+", metavar="FOLDER")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.add_argument("--title", default="ssinfnet report")
+    report.set_defaults(func=run_report)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ssinfnet.data.readers import read_dataset
+    from ssinfnet.evaluation.evaluate import score_images, write_evaluation
+    from ssinfnet.evaluation.predict import load_model_under_test, predict_samples
+    from ssinfnet.evaluation.provenance import data_fingerprint
+    from ssinfnet.training.runs import git_commit
+
+    if args.multi and not args.single:
+        raise InputError("--multi needs --single (the multi-class stage takes the single stage's prior)")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:  # fail before minutes of prediction, not after
+        raise InputError("already exists (pass --overwrite to replace it)", out)
+    model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device)
+    task = "multi" if model.pipeline.multi is not None else "single"
+    samples = read_dataset(args.data, split=args.split, task=task)
+    masks = any(sample.mask is not None for sample in samples)
+    labels = all(sample.meta.label is not None for sample in samples)
+    positive = args.positive_label if args.detection or (labels and not masks) else None
+    probabilities, label_maps = predict_samples(model, samples, args.batch_size)
+    evaluation = score_images(samples, probabilities, label_maps, model.pipeline.threshold, positive, args.gallery)
+    provenance = {
+        "threshold_source": model.threshold_source,
+        "model": model.description,
+        "git_commit": git_commit(),
+        "data": {**data_fingerprint(args.data), "split": args.split, "samples": len(samples)},
+    }
+    write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
+    summary = evaluation.summary()
+    headline = summary["metrics"].get("Overall" if task == "multi" else "infection", {}).get("f1")
+    if headline:
+        print(f"F1 {headline['mean']:.3f} ± {headline['ci95']:.3f} on {headline['n']} images")
+    for name, auc in summary["auc"].items():
+        print(f"{name} AUC {auc:.3f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from ssinfnet.evaluation.compare import compare, markdown_table, write_comparison
+
+    comparison = compare(args.evaluations)
+    write_comparison(args.out, comparison, overwrite=args.overwrite)
+    print(markdown_table(comparison), end="")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ssinfnet.evaluation.report import write_report
+
+    print(f"wrote {write_report(args.inputs, args.out, args.title)}")
+    return 0

@@ -1,0 +1,81 @@
+"""Report figures (matplotlib, Agg backend), returned as PNG bytes for embedding."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ssinfnet.evaluation.gallery import GalleryItem  # noqa: E402
+from ssinfnet.evaluation.roc import Roc  # noqa: E402
+from ssinfnet.inference.outputs import overlay  # noqa: E402
+
+DPI = 100
+#: Keys of metrics.jsonl rows that are bookkeeping, not curves.
+NOT_PLOTTED = {"epoch", "seconds", "step"}
+
+
+def to_png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def roc_figure(curves: dict[str, Roc], title: str) -> bytes:
+    """ROC curves of several models (legend: name and AUC)."""
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    for name, curve in curves.items():
+        axes.plot(curve.fpr, curve.tpr, label=f"{name} (AUC {curve.auc:.3f})")
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    axes.set(xlabel="False positive rate", ylabel="True positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes.legend(loc="lower right", fontsize="small")
+    return to_png(figure)
+
+
+def training_curves_figure(history: Sequence[dict[str, Any]], title: str) -> bytes | None:
+    """Losses in one panel, validation scores in another, against epoch; None when nothing is numeric."""
+    keys = sorted({k for row in history for k, v in row.items()
+                   if k not in NOT_PLOTTED and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if not keys:
+        return None
+    panels = [[k for k in keys if "loss" in k], [k for k in keys if "loss" not in k]]
+    panels = [panel for panel in panels if panel]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for key in panel:
+            points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(history)
+                      if isinstance(row.get(key), (int, float))]
+            x, y = zip(*points)
+            ax.plot(x, y, marker="o", markersize=3, label=key)
+        ax.set(xlabel="epoch", title="losses" if "loss" in panel[0] else "validation")
+        ax.legend(fontsize="small")
+    figure.suptitle(title)
+    return to_png(figure)
+
+
+def gallery_figure(items: Sequence[GalleryItem], task: str) -> bytes:
+    """One row per slice: CT, ground truth and prediction overlays (GGO red, consolidation green;
+    a single-stage model's infection is shown red)."""
+    figure, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
+    for row, item in zip(axes, items):
+        panels = (
+            (item.image, f"{item.rank}: {item.id}"),
+            (np.asarray(overlay(item.image, item.truth)), "ground truth"),
+            (np.asarray(overlay(item.image, item.prediction)), f"prediction (F1 {item.score:.2f})"),
+        )
+        for ax, (picture, label) in zip(row, panels):
+            if picture.ndim == 2:
+                ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(picture)
+            ax.set_title(label, fontsize="small")
+            ax.axis("off")
+    legend = "red: infection" if task == "single" else "red: GGO, green: consolidation"
+    figure.suptitle(legend, fontsize="small")
+    return to_png(figure)

@@ -1,0 +1,123 @@
+"""Load the model(s) to evaluate, with the input size and the threshold they were tuned at.
+
+A model is given as a training run folder (``RUN/model.safetensors``, threshold from
+``RUN/summary.json``, size from ``RUN/config.json``), as a ``.safetensors`` file (threshold and
+size from its sidecar when recorded), or as a pipeline folder (``pipeline.json``). The threshold
+is never chosen here: it comes from validation data, or from the command line, and the summary
+says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssinfnet.data.sample import Sample
+from ssinfnet.errors import InputError
+from ssinfnet.evaluation.folders import read_json
+from ssinfnet.inference.predictor import Pipeline, load_pipeline
+from ssinfnet.models.weights import load_model, read_sidecar
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class ModelUnderTest:
+    pipeline: Pipeline
+    threshold_source: str
+    """Where the threshold came from: "validation", "command line", "pipeline.json" or "default"."""
+    description: dict[str, Any]
+    """Per stage: path, model name and config (written into summary.json)."""
+
+
+@dataclass
+class _Stage:
+    weights: Path
+    run: Path | None
+    sidecar: dict[str, Any]
+
+    @classmethod
+    def locate(cls, path: str | Path) -> "_Stage":
+        path = Path(path)
+        if path.is_dir():
+            if not (path / "model.safetensors").is_file():
+                raise InputError("not a training run (no model.safetensors) nor a pipeline folder", path)
+            return cls(path / "model.safetensors", path, read_sidecar(path / "model.safetensors"))
+        return cls(path, None, read_sidecar(path))
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.run or self.weights), "model": self.sidecar["model"],
+                "config": self.sidecar.get("config", {})}
+
+    def threshold(self) -> float | None:
+        """The validation threshold: the run's summary.json, else the sidecar's validation record."""
+        summary = read_json(self.run / "summary.json") if self.run else {}
+        if "threshold" in summary:
+            return float(summary["threshold"])
+        validation = self.sidecar.get("extra", {}).get("validation", {})
+        return float(validation["threshold"]) if "threshold" in validation else None
+
+    def size(self) -> int | None:
+        extra = self.sidecar.get("extra", {})
+        if "size" in extra:
+            return int(extra["size"])
+        config = read_json(self.run / "config.json") if self.run else {}
+        size = config.get("data", {}).get("size")
+        return None if size is None else int(size)
+
+
+def load_model_under_test(
+    single: str | Path | None = None,
+    multi: str | Path | None = None,
+    pipeline: str | Path | None = None,
+    threshold: float | None = None,
+    size: int | None = None,
+    device: str | None = None,
+) -> ModelUnderTest:
+    """Either ``pipeline`` or ``single`` (+ optional ``multi``); ``threshold``/``size`` override."""
+    if (pipeline is None) == (single is None):
+        raise InputError("give either a pipeline folder or a single-stage model (optionally with a multi-class one)")
+    if pipeline is not None:
+        loaded = load_pipeline(pipeline, device=device)
+        source = "pipeline.json"
+        if threshold is not None:
+            loaded.threshold, source = float(threshold), "command line"
+        if size is not None:
+            loaded.size = int(size)
+        description = {"pipeline": str(pipeline), "size": loaded.size, **loaded.meta}
+        return ModelUnderTest(loaded, source, description)
+
+    stages = {"single": _Stage.locate(single)}
+    if multi is not None:
+        stages["multi"] = _Stage.locate(multi)
+    chosen = stages["single"].threshold()
+    if threshold is not None:
+        chosen, source = float(threshold), "command line"
+    elif chosen is not None:
+        source = "validation"
+    else:
+        chosen, source = DEFAULT_THRESHOLD, "default"
+    size = size or stages["single"].size()
+    if size is None:
+        raise InputError("the model does not record its input size: pass --size", stages["single"].weights)
+    models = {name: load_model(stage.weights) for name, stage in stages.items()}
+    try:
+        loaded = Pipeline(models["single"], models.get("multi"), size=size, threshold=chosen, device=device)
+    except ValueError as err:  # e.g. a multi-class network given as --single
+        raise InputError(str(err), single) from err
+    description = {name: stage.describe() for name, stage in stages.items()}
+    return ModelUnderTest(loaded, source, {**description, "size": size})
+
+
+def predict_samples(
+    model: ModelUnderTest, samples: Sequence[Sample], batch_size: int = 8
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Infection probability maps and (two-stage models) label maps, at each image's original size."""
+    probabilities, label_maps = [], []
+    for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size):
+        probabilities.append(prediction.infection_prob)
+        label_maps.append(prediction.labels)
+    return probabilities, (label_maps if model.pipeline.multi is not None else None)

@@ -1,0 +1,264 @@
+"""One self-contained HTML report (figures embedded as base64 PNG) from evaluation, comparison,
+training, pretraining and mediation folders.
+
+What each input folder contributes is recognised from its files:
+
+- evaluation (``summary.json`` with kind "evaluation"): metric tables with 95% CI, ROC curves,
+  overlay gallery (best / median / worst slices).
+- comparison (``comparison.json``): the paired-test table. With two or more evaluations of the same
+  images and no comparison folder, the comparison is computed on the spot.
+- training run (``metrics.jsonl``): training curves; a pretraining run's ``examples/*.png``
+  (coach masks and inpaintings) are shown too.
+- mediation (``mediation.json`` + ``forest.png``): embedded as given.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssinfnet import __version__, fileio
+from ssinfnet.errors import InputError
+from ssinfnet.evaluation import figures
+from ssinfnet.evaluation.compare import Comparison, compare, format_mean, format_p, significance_marks
+from ssinfnet.evaluation.folders import read_json, read_jsonl
+from ssinfnet.evaluation.gallery import read_gallery
+from ssinfnet.evaluation.roc import Roc
+
+#: At most this many pretraining example grids (the latest ones) go into the report.
+MAX_EXAMPLES = 4
+ROC_TITLES = {"pixel": "Pixel-level ROC", "slice": "Slice-level ROC (lesion fraction)",
+              "detection": "Detection ROC (slice labels)"}
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
+img { max-width: 100%; }
+.note { color: #555; font-size: 0.9em; }
+code { background: #f3f3f3; padding: 0 0.2em; }
+"""
+
+
+@dataclass
+class Inputs:
+    evaluations: dict[str, Path] = field(default_factory=dict)
+    comparisons: list[Path] = field(default_factory=list)
+    runs: dict[str, Path] = field(default_factory=dict)
+    mediations: list[Path] = field(default_factory=list)
+
+
+def classify(paths: list[str | Path]) -> Inputs:
+    """Sort the given folders by what they hold; anything unrecognised is an input error."""
+    inputs = Inputs()
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise InputError("not a folder (expected an evaluation, comparison, run or mediation folder)", path)
+        if read_json(path / "summary.json").get("kind") == "evaluation":
+            inputs.evaluations[_unique_name(path, inputs.evaluations)] = path
+        elif (path / "comparison.json").is_file():
+            inputs.comparisons.append(path)
+        elif (path / "metrics.jsonl").is_file() or (path / "examples").is_dir():
+            inputs.runs[_unique_name(path, inputs.runs)] = path
+        elif (path / "mediation.json").is_file():
+            inputs.mediations.append(path)
+        else:
+            raise InputError(
+                "not an evaluation (summary.json), comparison (comparison.json), training run "
+                "(metrics.jsonl) or mediation (mediation.json) folder", path,
+            )
+    return inputs
+
+
+def build_report(paths: list[str | Path], title: str = "ssinfnet report") -> str:
+    if not paths:
+        raise InputError("nothing to report: give at least one folder")
+    inputs = classify(paths)
+    parts = [f"<h1>{_e(title)}</h1>", _p(
+        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by ssinfnet {__version__} from: "
+        + ", ".join(f"<code>{_e(str(Path(p)))}</code>" for p in paths), "note")]
+    for name, path in inputs.evaluations.items():
+        parts.append(_evaluation_section(name, path))
+    parts.append(_comparison_section(inputs))
+    parts.append(_roc_section(inputs.evaluations))
+    for name, path in inputs.evaluations.items():
+        parts.append(_gallery_section(name, path))
+    for name, path in inputs.runs.items():
+        parts.append(_run_section(name, path))
+    for path in inputs.mediations:
+        parts.append(_mediation_section(path))
+    body = "\n".join(part for part in parts if part)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfnet report") -> Path:
+    out = Path(out)
+    fileio.write_text(out, build_report(paths, title))
+    return out
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+def _evaluation_section(name: str, path: Path) -> str:
+    summary = read_json(path / "summary.json")
+    metrics = summary.get("metrics", {})
+    rows = []
+    for group, group_metrics in metrics.items():
+        for metric, value in group_metrics.items():
+            rows.append([group, metric, format_mean(_f(value["mean"]), _f(value["ci95"])), str(value["n"])])
+    data = summary.get("data", {})
+    threshold = summary.get("threshold")
+    facts = [
+        f"task: {_e(summary.get('task', '?'))}, images: {summary.get('images', '?')}",
+        f"threshold: {threshold} (chosen on: {_e(str(summary.get('threshold_source', 'unknown')))})",
+        f"data: <code>{_e(str(data.get('path', '?')))}</code>, {data.get('files', '?')} files, "
+        f"sha256 <code>{_e(str(data.get('sha256', '?'))[:16])}</code>",
+        f"git commit: <code>{_e(str(summary.get('git_commit')))}</code>",
+        f"model: <code>{_e(json.dumps(summary.get('model', {}))[:400])}</code>",
+    ]
+    auc = summary.get("auc", {})
+    if auc:
+        facts.append("AUC: " + ", ".join(f"{_e(k)} {v:.3f}" for k, v in auc.items()))
+    return (
+        f"<h2>Evaluation: {_e(name)}</h2>\n<ul>" + "".join(f"<li>{fact}</li>" for fact in facts) + "</ul>\n"
+        + _table(["Group", "Metric", "Mean ± 95% CI", "n"], rows)
+        + _p("Paper protocol (infection / per class / Overall): per-image values at the threshold, NaN "
+             "(empty denominators) skipped. infnet: Inf-Net protocol (mean over 256 thresholds, S-alpha, "
+             "E-phi, MAE).", "note")
+    )
+
+
+def _comparison_section(inputs: Inputs) -> str:
+    comparisons = [Comparison.from_dict(read_json(p / "comparison.json")) for p in inputs.comparisons]
+    note = ""
+    if not comparisons and len(inputs.evaluations) >= 2:
+        try:
+            comparisons.append(compare(list(inputs.evaluations.values()), list(inputs.evaluations)))
+        except InputError as err:  # different image sets: say so rather than compare unpaired
+            note = _p(f"No comparison: {_e(str(err))}", "note")
+    if not comparisons:
+        return f"<h2>Comparison</h2>{note}" if note else ""
+    return "<h2>Comparison</h2>\n" + "\n".join(_comparison_table(c) for c in comparisons)
+
+
+def _comparison_table(comparison: Comparison) -> str:
+    tested = comparison.models[1:]
+    header = ["Group", "Metric"] + [f"{m} mean ± error" for m in comparison.models]
+    header += [f"{m}: t-test p" for m in tested] + [f"{m}: Wilcoxon p" for m in tested]
+    rows = []
+    for row in comparison.rows:
+        cells = [row["group"], row["metric"]]
+        for name in comparison.models:
+            summary = row["models"][name]
+            cells.append(format_mean(_f(summary["mean"]), _f(summary["ci95"]))
+                         + significance_marks(_floats(row["tests"].get(name))))
+        cells += [format_p(_f(row["tests"][m]["t_p"])) for m in tested]
+        cells += [format_p(_f(row["tests"][m]["wilcoxon_p"])) for m in tested]
+        rows.append(cells)
+    return _table(header, rows) + _p(
+        f"Reference: {_e(comparison.reference)}; {comparison.images} images, paired by image id. "
+        "* paired t-test p &lt; 0.05, ^ Wilcoxon signed-rank p &lt; 0.05, against the reference.", "note")
+
+
+def _roc_section(evaluations: dict[str, Path]) -> str:
+    by_level: dict[str, dict[str, Roc]] = {}
+    for name, path in evaluations.items():
+        for level, data in read_json(path / "roc.json").items():
+            by_level.setdefault(level, {})[name] = Roc.from_dict(data)
+    if not by_level:
+        return ""
+    images = [_img(figures.roc_figure(curves, ROC_TITLES.get(level, level)), f"{level} ROC")
+              for level, curves in by_level.items()]
+    return "<h2>ROC curves</h2>\n" + "\n".join(images)
+
+
+def _gallery_section(name: str, path: Path) -> str:
+    task, items = read_gallery(path)
+    if not items:
+        return ""
+    return (f"<h2>Best, median and worst slices: {_e(name)}</h2>\n"
+            + _img(figures.gallery_figure(items, task), f"overlay gallery of {name}"))
+
+
+def _run_section(name: str, path: Path) -> str:
+    parts = [f"<h2>Training run: {_e(name)}</h2>"]
+    summary = read_json(path / "summary.json")
+    if summary:
+        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        parts.append(_table(["Summary", "Value"], [[k, _cell(v)] for k, v in scalars.items()]))
+    history = read_jsonl(path / "metrics.jsonl")
+    curves = figures.training_curves_figure(history, name) if history else None
+    if curves:
+        parts.append(_img(curves, f"training curves of {name}"))
+    examples = sorted((path / "examples").glob("*.png"))[-MAX_EXAMPLES:]
+    if examples:
+        parts.append("<h3>Pretraining examples (coach masks and inpaintings)</h3>")
+        parts += [f"<figure>{_img(p.read_bytes(), p.stem)}<figcaption>{_e(p.stem)}</figcaption></figure>"
+                  for p in examples]
+    return "\n".join(parts)
+
+
+def _mediation_section(path: Path) -> str:
+    result = read_json(path / "mediation.json")
+    parts = [f"<h2>Mediation analysis: {_e(path.name)}</h2>"]
+    rows = result.get("results") if isinstance(result.get("results"), list) else None
+    if rows and all(isinstance(r, dict) for r in rows):
+        header = list(dict.fromkeys(k for r in rows for k in r))
+        parts.append(_table(header, [[_cell(r.get(k)) for k in header] for r in rows]))
+    else:
+        parts.append(f"<pre>{_e(json.dumps(result, indent=2)[:20000])}</pre>")
+    if (path / "forest.png").is_file():
+        parts.append(_img((path / "forest.png").read_bytes(), "mediation forest plot"))
+    return "\n".join(parts)
+
+
+# --- html helpers --------------------------------------------------------------------------------
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _p(text: str, css_class: str) -> str:
+    return f'<p class="{css_class}">{text}</p>'
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _f(value: Any) -> float:
+    """JSON numbers back to float (NaN may have been written as NaN or null)."""
+    return float("nan") if value is None else float(value)
+
+
+def _floats(test: dict[str, Any] | None) -> dict[str, float] | None:
+    return None if test is None else {k: _f(v) for k, v in test.items()}
+
+
+def _unique_name(path: Path, taken: dict[str, Path]) -> str:
+    name = path.resolve().name
+    return name if name not in taken else f"{path.resolve().parent.name}/{name}"

@@ -1,0 +1,1 @@
+"""Inference: trained networks -> probabilities and labels at each image's own size."""

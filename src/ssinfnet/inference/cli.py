@@ -1,0 +1,89 @@
+"""``ssinfnet segment``: label GGO and consolidation in scans and quantify them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ssinfnet import fileio
+from ssinfnet.errors import InputError
+from ssinfnet.inference.segment import DEFAULT_BATCH_SIZE, find_inputs, read_scan, resolve_pipeline, scan_name, segment
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment GGO / consolidation in CT scans and quantify them",
+        description="Segment GGO and consolidation in NIfTI volumes, DICOM series folders or 2D images "
+                    "(or folders of them); each scan gets its own folder under --out with labels in the "
+                    "input's geometry, a lung mask, colour tables, overlays and quantities.json/.csv. "
+                    "A summary.csv of all scans is written under --out.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                        help="NIfTI file, DICOM series folder, PNG/JPG/TIFF image, or a folder of these")
+    parser.add_argument("--out", "-o", type=Path, required=True, help="output folder (one sub-folder per scan)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="pipeline folder (pipeline.json + safetensors); default: the bundled model")
+    parser.add_argument("--series", default=None, metavar="UID",
+                        help="DICOM SeriesInstanceUID to use (default: the largest series, with a warning)")
+    parser.add_argument("--spacing", type=float, nargs=2, default=None, metavar=("ROW_MM", "COL_MM"),
+                        help="pixel spacing of 2D images, for areas in mm^2")
+    parser.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices predicted at once")
+    parser.add_argument("--device", default=None, help="torch device (default: GPU when present, else CPU)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto: bf16 where the hardware runs it natively (default)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    inputs = find_inputs(args.inputs)
+    outputs = _output_folders(inputs, args.out)
+    existing = [out for out in outputs if out.exists()]
+    if existing and not args.overwrite:
+        raise InputError(f"output folder exists ({len(existing)} of {len(outputs)}); "
+                         "pass --overwrite to replace", existing[0])
+    bf16 = {"auto": None, "fp32": False, "bf16": True}[args.precision]
+    pipeline = resolve_pipeline(args.model, args.device, bf16)
+    rows, failures = [], 0
+    for path, out in zip(inputs, outputs):
+        try:
+            scan = read_scan(path, args.series, args.spacing)
+            result = segment(scan, model=pipeline, probabilities=args.probabilities,
+                             batch_size=args.batch_size, progress=not args.no_progress)
+            result.save(out, overwrite=args.overwrite)
+        except InputError as err:
+            if len(inputs) == 1:
+                raise
+            print(f"ssinfnet: error: {err}", file=sys.stderr)  # the other scans still run
+            failures += 1
+            continue
+        rows.append({"scan": out.name, "source": result.source, **result.quantities})
+        print(_summary_line(out, result.quantities))
+    if rows:
+        fileio.write_csv(args.out / "summary.csv", rows)
+    return 2 if failures else 0
+
+
+def _output_folders(inputs: list[Path], out: Path) -> list[Path]:
+    """``out/<scan name>``, with ``-2``, ``-3``... when two inputs share a name."""
+    folders, seen = [], {}
+    for path in inputs:
+        name = scan_name(path)
+        seen[name] = seen.get(name, 0) + 1
+        folders.append(out / (name if seen[name] == 1 else f"{name}-{seen[name]}"))
+    return folders
+
+
+def _summary_line(out: Path, q: dict) -> str:
+    unit = "ml" if "lesion_ml" in q else "mm2" if "lesion_mm2" in q else None
+    amounts = (f"GGO {q[f'ggo_{unit}']:.2f} {unit}, consolidation {q[f'consolidation_{unit}']:.2f} {unit}"
+               if unit else f"GGO {q['ggo_pixels']} px, consolidation {q['consolidation_pixels']} px")
+    percent = q["lesion_percent_of_lung"]
+    lung = "lung mask empty" if percent is None else f"lesions {percent:.1f}% of lung"
+    return f"{out.name}: {amounts}; {lung} -> {out}"

@@ -1,0 +1,113 @@
+"""Lung mask from a simple, documented classical method (no model), as the denominator of lesion percentages.
+
+Layout: every function takes a stack of axial slices ``(slices, rows, cols)`` (a single 2D image is a
+stack of one). Connectivity used for "the border" and for hole filling is in-plane only, so each slice
+is treated on its own there; the largest-component choice is 3D so the two lungs are followed through
+the stack.
+
+Method (HU input):
+1. Air-like voxels: HU < -320. Aerated lung parenchyma is about -900..-500 HU and soft tissue above
+   -100 HU; -320 HU sits between them and is a threshold in common use for CT lung masks.
+2. Per slice, air connected to the image border is air outside the body (or the table gap) and is
+   removed.
+3. 3D connected components of what is left; the largest component is kept, plus the second largest
+   when it is at least 10% of the largest (the two lungs when they do not touch). Bowel gas, which
+   is usually smaller, is dropped.
+4. Per slice, holes are filled: vessels, airway walls and lesions enclosed by aerated lung join the
+   mask.
+5. :func:`include_lesions` then adds each predicted lesion that touches the mask: dense peripheral
+   consolidation is above -320 HU and would otherwise be outside the lung and missing from the
+   percentages.
+
+8-bit input (display-windowed images without HU): step 1 uses an Otsu threshold on the image
+intensities (dark = air or lung) because the window that made the image is unknown; steps 2-5 are
+the same.
+
+Limits (say them when quoting percentages):
+- Lungs touching the image border (tight field of view, body-cropped 2D images) are removed in step 2
+  and the mask is empty or partial; percentages are then ``None`` or too high.
+- The trachea and main bronchi are counted as lung (a few percent of lung volume).
+- Large consolidation not touching aerated lung, pleural effusion, and collapsed lung are excluded.
+- Emphysema, bullae and air in other places connected to the lungs (pneumothorax, pneumomediastinum)
+  are included.
+- For 8-bit input the Otsu split is only as good as the contrast between lung and soft tissue in the
+  chosen display window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: One-line summary recorded with every result's quantities.
+METHOD = ("HU < -320 (Otsu threshold for 8-bit images), air outside the body removed, largest 3D "
+          "components, holes filled per slice, touching lesions added; limits in ssinfnet.inference.lungmask")
+#: HU below which a voxel counts as air or aerated lung.
+AIR_HU = -320.0
+#: A second component is a lung only if at least this fraction of the largest one.
+SECOND_LUNG_MIN_FRACTION = 0.10
+
+# In-plane 4-connectivity inside a (slices, rows, cols) stack: no links between slices.
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def lung_mask(stack: np.ndarray, modality: str = "hu") -> np.ndarray:
+    """Boolean lung mask for a ``(slices, rows, cols)`` stack of HU (``modality="hu"``) or 8-bit/unit
+    intensities (any other modality: Otsu threshold)."""
+    if stack.ndim != 3:
+        raise ValueError(f"expected (slices, rows, cols), got shape {stack.shape}")
+    threshold = AIR_HU if modality == "hu" else otsu_threshold(stack)
+    air = stack < threshold
+    inside = _remove_border_connected(air)
+    lungs = _largest_components(inside)
+    return ndimage.binary_fill_holes(lungs, structure=_IN_PLANE)
+
+
+def include_lesions(lung: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The lung mask plus every connected lesion (``labels > 0``) that overlaps or touches it."""
+    lesion = labels > 0
+    if not lesion.any():
+        return lung
+    components, _ = ndimage.label(lesion)
+    touching = np.unique(components[ndimage.binary_dilation(lung) & lesion])
+    touching = touching[touching > 0]
+    return lung | np.isin(components, touching)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Threshold that maximises the between-class variance of the intensity histogram (Otsu 1979)."""
+    finite = values[np.isfinite(values)]
+    low, high = float(finite.min()), float(finite.max())
+    if low == high:
+        return high
+    counts, edges = np.histogram(finite, bins=bins, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_low = sum_low / weight_low
+        mean_high = (sum_low[-1] - sum_low) / weight_high
+        between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:][np.nanargmax(between)])
+
+
+def _remove_border_connected(air: np.ndarray) -> np.ndarray:
+    components, _ = ndimage.label(air, structure=_IN_PLANE)
+    border = np.zeros(air.shape, dtype=bool)
+    border[:, 0, :] = border[:, -1, :] = border[:, :, 0] = border[:, :, -1] = True
+    outside = np.unique(components[border & air])
+    return air & ~np.isin(components, outside[outside > 0])
+
+
+def _largest_components(mask: np.ndarray) -> np.ndarray:
+    components, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = np.bincount(components.ravel())[1:]
+    order = np.argsort(sizes)[::-1]
+    keep = [order[0] + 1]
+    if count > 1 and sizes[order[1]] >= SECOND_LUNG_MIN_FRACTION * sizes[order[0]]:
+        keep.append(order[1] + 1)
+    return np.isin(components, keep)

@@ -1,0 +1,171 @@
+"""What one segmented scan gives back, and the viewer-ready files written for it.
+
+Files in a scan's output folder (written into a temporary folder and renamed, so a failed or
+interrupted run leaves nothing half-written):
+
+- volumes (NIfTI or DICOM input): ``labels.nii.gz`` (uint8, 0 background / 1 GGO / 2 consolidation)
+  and ``lung.nii.gz`` (uint8 0/1) in the input's exact geometry: same shape, affine and header as the
+  input NIfTI; for DICOM the affine built from the series geometry. With probabilities:
+  ``probability_{infection,ggo,consolidation}.nii.gz`` stored as uint8 with ``scl_slope`` 1/255, so a
+  viewer shows 0..1 while the file stays small.
+- 2D images: ``labels.png`` (values 0/1/2), ``lung.png`` (0/255) and ``probability_*.png`` (0..255),
+  all at the input's size.
+- ``labels.ctbl`` (3D Slicer colour table) and ``labels_itksnap.txt`` (ITK-SNAP label description):
+  GGO red, consolidation green.
+- ``overlays/``: a few representative slices (largest lesion area, spread through the scan) with GGO
+  in red and consolidation in green over the lung-windowed image.
+- ``quantities.json`` (scan, source, units, lung-mask method and the quantities) and
+  ``quantities.csv`` (the same quantities as one row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+from ssinfnet import fileio
+from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.errors import InputError
+from ssinfnet.inference import lungmask
+
+#: Label value -> (name, RGB): the colours of the overlays and of both colour tables.
+LABEL_COLOURS = {1: ("GGO", (255, 0, 0)), 2: ("consolidation", (0, 255, 0))}
+PROBABILITY_NAMES = ("infection", "ggo", "consolidation")
+OVERLAY_SLICES = 4
+OVERLAY_ALPHA = 0.45
+
+
+@dataclass
+class SegmentationResult:
+    """Labels, lung mask and quantities of one scan, in the input's own geometry.
+
+    ``labels`` (uint8 0/1/2) and ``lung`` (bool) have the input's array shape: the NIfTI data shape,
+    (cols, rows, slices) for DICOM (as dcm2niix writes it, matching ``affine``), or (rows, cols) for
+    a 2D image. ``probabilities`` (when asked for) maps "infection" (stage 1), "ggo" and
+    "consolidation" to uint8 arrays of the same shape holding ``round(255 * p)``: use
+    :meth:`probability` for float values. ``affine`` is the RAS voxel-to-world matrix (None for 2D).
+    """
+
+    name: str
+    source: str
+    labels: np.ndarray
+    lung: np.ndarray
+    quantities: dict[str, Any]
+    affine: np.ndarray | None = None
+    probabilities: dict[str, np.ndarray] | None = None
+    display: Any = field(default=None, repr=False)
+    """The :class:`ssinfnet.inference.segment.Scan` the result came from (for overlays)."""
+    nifti_header: Any = field(default=None, repr=False)
+    details: dict[str, Any] = field(default_factory=dict)
+    """What else identifies the input, e.g. the DICOM series UID and patient id."""
+
+    def probability(self, name: str) -> np.ndarray:
+        """Float32 probability map ``name`` in [0, 1] (needs ``probabilities=True`` at segmentation)."""
+        if not self.probabilities:
+            raise ValueError("no probabilities kept: segment with probabilities=True")
+        return self.probabilities[name].astype(np.float32) / 255.0
+
+    def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
+        """Write every output file into ``out_dir`` (see the module doc); refuses an existing folder
+        unless ``overwrite``."""
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not overwrite:
+            raise InputError("output folder exists; pass --overwrite (overwrite=True) to replace it", out_dir)
+        try:
+            with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
+                self._write(tmp)
+        except FileExistsError:
+            raise InputError("output folder appeared while writing; pass --overwrite to replace it", out_dir) from None
+        return out_dir
+
+    def _write(self, folder: Path) -> None:
+        if self.affine is None:
+            _write_png(folder / "labels.png", self.labels)
+            _write_png(folder / "lung.png", self.lung.astype(np.uint8) * 255)
+            for name, prob in (self.probabilities or {}).items():
+                _write_png(folder / f"probability_{name}.png", prob)
+        else:
+            self._write_nifti(folder / "labels.nii.gz", self.labels)
+            self._write_nifti(folder / "lung.nii.gz", self.lung.astype(np.uint8))
+            for name, prob in (self.probabilities or {}).items():
+                self._write_nifti(folder / f"probability_{name}.nii.gz", prob, slope=1.0 / 255.0)
+        (folder / "labels.ctbl").write_text(slicer_colour_table())
+        (folder / "labels_itksnap.txt").write_text(itksnap_label_description())
+        if self.display is not None:
+            overlays = folder / "overlays"
+            overlays.mkdir()
+            for index, image in representative_overlays(self.display.stack, self.display.modality,
+                                                         self.display.to_display(self.labels)):
+                image.save(overlays / f"overlay_slice{index:04d}.png")
+        fileio.write_json(folder / "quantities.json", {
+            "scan": self.name,
+            "source": self.source,
+            **self.details,
+            "lung_mask": lungmask.METHOD,
+            "quantities": self.quantities,
+        })
+        fileio.write_csv(folder / "quantities.csv", [{"scan": self.name, "source": self.source, **self.quantities}])
+
+    def _write_nifti(self, path: Path, data: np.ndarray, slope: float = 1.0) -> None:
+        data = np.asarray(data, dtype=np.uint8)
+        if isinstance(self.nifti_header, nib.Nifti1Header):
+            # The input's own header (affine taken from it) keeps its qform and sform, codes included,
+            # so viewers place the labels exactly on the scan.
+            image = nib.Nifti1Image(data, None, header=self.nifti_header.copy())
+            image.header["cal_min"] = image.header["cal_max"] = 0  # the CT's display range
+        else:
+            image = nib.Nifti1Image(data, self.affine)
+        image.set_data_dtype(np.uint8)
+        image.header.set_slope_inter(slope, 0.0)
+        nib.save(image, path)
+
+
+def representative_overlays(stack: np.ndarray, modality: str, labels: np.ndarray,
+                            count: int = OVERLAY_SLICES) -> list[tuple[int, Image.Image]]:
+    """``count`` slices of a display-layout stack, chosen as the largest-lesion slices of ``count``
+    equal chunks of the scan (the middle slice when nothing was found), as RGB overlays."""
+    area = (labels > 0).sum(axis=(1, 2))
+    if not area.any():
+        chosen = [len(area) // 2]
+    else:
+        chunks = np.array_split(np.arange(len(area)), min(count, len(area)))
+        chosen = sorted({int(chunk[np.argmax(area[chunk])]) for chunk in chunks if area[chunk].any()})
+    return [(k, overlay(to_unit_range(stack[k], modality), labels[k])) for k in chosen]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray) -> Image.Image:
+    """RGB image: grey ``image`` in [0, 1] with each label's colour blended in."""
+    rgb = np.repeat(image[..., None] * 255.0, 3, axis=-1)
+    for value, (_, colour) in LABEL_COLOURS.items():
+        where = labels == value
+        rgb[where] = (1 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.array(colour, dtype=np.float32)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def slicer_colour_table() -> str:
+    """3D Slicer colour table (``.ctbl``): ``index name R G B A`` per label."""
+    lines = ["# ssinfnet labels: 3D Slicer colour table", "0 background 0 0 0 0"]
+    lines += [f"{value} {name} {r} {g} {b} 255" for value, (name, (r, g, b)) in LABEL_COLOURS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def itksnap_label_description() -> str:
+    """ITK-SNAP label description file (Segmentation > Import Label Descriptions)."""
+    lines = [
+        "# ITK-SnAP Label Description File (ssinfnet labels)",
+        "# Columns = Index, Red, Green, Blue, Visibility, Label visibility, Mesh visibility, Label",
+        '    0     0    0    0        0  0  0    "Clear Label"',
+    ]
+    lines += [f'{value:5d} {r:5d} {g:4d} {b:4d}        1  1  1    "{name}"'
+              for value, (name, (r, g, b)) in LABEL_COLOURS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="L").save(path)
+

@@ -1,0 +1,344 @@
+"""Segment scans: read, two-stage prediction in slice batches, lung mask, quantities, result.
+
+Inputs (:func:`find_inputs` expands a list of paths):
+
+- a NIfTI volume (``.nii`` / ``.nii.gz``), in Hounsfield units, or 8-bit display values when every
+  voxel is an integer in 0..255;
+- a DICOM series folder (the largest series when the folder mixes several, with a warning naming
+  it; or the one given by ``series_uid``);
+- one PNG/JPG/TIFF/BMP image (a 2D slice, assumed to be in the radiological view);
+- a folder of any of these (each file or series is its own scan), or a numpy array from a notebook.
+
+Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
+columns patient right -> left, as the training slices) using the affine
+(:func:`ssinfnet.data.readers.display_plane`: the slice axis is the array axis closest to
+superior-inferior, so sagittal or coronal acquisitions are resliced to axial without interpolation).
+Predictions are written back into the input's own voxel grid, so outputs have the input's exact
+shape, affine and orientation. Scans whose slices are tilted more than :data:`MAX_TILT_DEGREES` from
+the nearest axial plane are refused: reslicing them along the closest array axis would show the
+network planes it was never trained on, so they must be resampled to axial first (3D Slicer,
+SimpleITK).
+
+Memory: the stored scan and one uint8 label volume are held; slices are predicted ``batch_size`` at
+a time and probability maps (when asked for) are kept as uint8, never as a float volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from ssinfnet.data import readers
+from ssinfnet.data.imageio import is_image_file, read_image_2d
+from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.errors import InputError
+from ssinfnet.inference.lungmask import include_lesions, lung_mask
+from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
+from ssinfnet.inference.quantify import quantify
+
+#: Voxel sizes outside this range (mm) are refused as broken headers.
+SPACING_RANGE_MM = (0.05, 50.0)
+MAX_TILT_DEGREES = 30.0
+DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass
+class Scan:
+    """One input read for segmentation, as a stack of display slices ``(slices, rows, cols[, rgb])``.
+
+    ``stack`` holds the values as stored (HU for CT volumes). ``plane`` is the readers' display plane
+    of the input volume (None for 2D images). ``voxel_size`` is (slice, row, col) mm for volumes and
+    (row, col) mm for 2D images, or None when unknown.
+    """
+
+    name: str
+    source: str
+    stack: np.ndarray
+    modality: str
+    input_shape: tuple[int, ...]
+    voxel_size: tuple[float, ...] | None = None
+    affine: np.ndarray | None = None
+    plane: dict[str, Any] | None = None
+    nifti_header: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def volumetric(self) -> bool:
+        return self.affine is not None
+
+    def unit_slice(self, k: int) -> np.ndarray:
+        """Slice ``k`` in [0, 1] by the training intensity policy (lung window for HU)."""
+        return to_unit_range(self.stack[k], self.modality)
+
+    def to_display(self, array: np.ndarray) -> np.ndarray:
+        """An array in the input's layout as a display stack (slices, rows, cols)."""
+        if self.plane is None:
+            return array[None]
+        return np.stack([readers.volume_plane_to_slice(array, self._geometry(k)) for k in range(len(self.stack))])
+
+    def to_input(self, stack: np.ndarray) -> np.ndarray:
+        """A display stack back in the input's layout (exact inverse of :meth:`to_display`)."""
+        if self.plane is None:
+            return stack[0]
+        out = np.zeros(self.input_shape, dtype=stack.dtype)
+        for k in range(len(stack)):
+            readers.put_slice(out, stack[k], self._geometry(k))
+        return out
+
+    def _geometry(self, k: int) -> dict[str, Any]:
+        return {**self.plane, "slice_index": k}
+
+
+def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Every scan in ``paths``: files as given, DICOM folders as one scan, other folders expanded."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError("not found", path)
+        scans = [path] if path.is_file() or _holds_dicom(path) else _scans_in_folder(path)
+        if not scans:
+            raise InputError("no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder", path)
+        found.extend(scans)
+    return found
+
+
+def read_scan(path: str | Path, series_uid: str | None = None,
+              spacing: tuple[float, float] | None = None) -> Scan:
+    """Read one scan file or DICOM folder; ``spacing`` (row, col mm) only for 2D images."""
+    path = Path(path)
+    if path.is_dir():
+        volume, info = readers.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
+        return _volume_scan(scan_name(path), path, volume.array, volume.affine, None, info)
+    if readers.is_nifti_file(path):
+        volume = readers.load_nifti(path)
+        return _volume_scan(scan_name(path), path, volume.array, volume.affine, nib.load(path).header, {})
+    if is_image_file(path):
+        array, modality = read_image_2d(path)
+        return _image_scan(scan_name(path), path, array, modality, spacing)
+    if readers.is_dicom_file(path) or path.suffix.lower() == ".dcm":
+        raise InputError("a single DICOM file; give the folder that holds the whole series", path)
+    raise InputError("unsupported format; expected NIfTI (.nii/.nii.gz), a DICOM series folder, "
+                     "or a PNG/JPG/TIFF/BMP image", path)
+
+
+def scan_name(path: Path) -> str:
+    """A scan's name: the folder name for DICOM, the file name without ``.nii.gz`` etc. otherwise."""
+    return path.name if path.is_dir() else readers.file_stem(path)
+
+
+def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
+                    affine: np.ndarray | None = None, name: str = "array") -> Scan:
+    """A scan from a notebook array.
+
+    - 2D ``(rows, cols)``: one slice in the radiological view; ``spacing`` (row, col) mm optional.
+    - 3D with ``affine`` (RAS, as from nibabel): treated exactly like that NIfTI's data.
+    - 3D without affine: ``(slices, rows, cols)`` of radiological-view axial slices (the order of
+      ``np.stack(slices)`` and of SimpleITK arrays); ``spacing`` = (slice, row, col) mm is required.
+    HU is assumed unless every value is an integer in 0..255 (8-bit display values).
+    """
+    array = np.asarray(array)
+    if not np.isfinite(array).all():
+        raise InputError(f"array contains {int((~np.isfinite(array)).sum())} NaN/inf values", name)
+    if array.ndim == 2 and affine is None:
+        return _image_scan(name, name, array, _array_modality(array), spacing)
+    if array.ndim != 3:
+        raise InputError(f"array has shape {array.shape}; expected 2D (rows, cols) or 3D", name)
+    if affine is None:
+        if spacing is None or len(spacing) != 3:
+            raise InputError("a 3D array needs spacing=(slice, row, col) in mm, or an affine", name)
+        affine = _radiological_stack_affine(spacing)
+    return _volume_scan(name, name, array.astype(np.float32), np.asarray(affine, dtype=np.float64), None, {})
+
+
+def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: tuple[float, ...] | None = None,
+            affine: np.ndarray | None = None, series_uid: str | None = None, probabilities: bool = False,
+            batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False, device: str | None = None,
+            bf16: bool | None = None) -> SegmentationResult:
+    """Segment one scan (a path, an array, or a :class:`Scan`) and quantify its lesions.
+
+    ``model``: None for the bundled default pipeline, a pipeline folder, or a loaded pipeline (any
+    object with ``predict(images) -> list[Prediction]``; reuse one for many scans).
+    ``device``/``bf16``: see :func:`resolve_pipeline`. ``spacing``/``affine`` describe arrays (see :func:`scan_from_array`); ``spacing`` (row, col) also
+    gives mm^2 for a 2D image file. Returns a :class:`SegmentationResult` (``.save(out_dir)``).
+    """
+    if isinstance(source, Scan):
+        scan = source
+    elif isinstance(source, np.ndarray):
+        scan = scan_from_array(source, spacing, affine)
+    else:
+        scan = read_scan(source, series_uid, spacing)
+    pipeline = resolve_pipeline(model, device, bf16)
+    labels, probs = predict_stack(pipeline, scan, batch_size, probabilities, progress)
+    if scan.modality == "hu":
+        lung = lung_mask(scan.stack, "hu")
+    else:
+        lung = lung_mask(np.stack([scan.unit_slice(k) for k in range(len(scan.stack))]), scan.modality)
+    lung = include_lesions(lung, labels)
+    return SegmentationResult(
+        name=scan.name, source=scan.source,
+        labels=scan.to_input(labels), lung=scan.to_input(lung),
+        quantities=quantify(labels, lung, scan.voxel_size, scan.volumetric),
+        affine=scan.affine, nifti_header=scan.nifti_header, display=scan, details=scan.info,
+        probabilities=None if probs is None else {name: scan.to_input(p) for name, p in probs.items()},
+    )
+
+
+def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | None = None) -> Any:
+    """The two-stage pipeline for ``model`` (None = bundled default, a pipeline folder, or a loaded one).
+
+    ``device``: None picks the GPU when present. ``bf16``: None uses bf16 autocast with channels_last
+    where the hardware computes bf16 natively (AMX / AVX-512-BF16 CPUs, bf16 GPUs), where it is
+    several times faster than fp32 with probabilities within about 1e-2 of it.
+    """
+    if not hasattr(model, "predict"):
+        import torch  # noqa: PLC0415 (torch is imported only when a model is loaded)
+
+        from ssinfnet.inference import predictor  # noqa: PLC0415
+        from ssinfnet.models.speed import default_device  # noqa: PLC0415
+
+        device = torch.device(device) if device else default_device()
+        bf16 = _native_bf16(device) if bf16 is None else bf16
+        if model is None:
+            model = predictor.default_pipeline(device=device, bf16=bf16)
+        else:
+            model = predictor.load_pipeline(Path(model), device=device, bf16=bf16)
+    if getattr(model, "multi", True) is None:
+        raise InputError("the model has no multi-class stage, so it cannot tell GGO from consolidation; "
+                         "give a pipeline folder with multi.safetensors")
+    return model
+
+
+def _native_bf16(device: Any) -> bool:
+    import torch  # noqa: PLC0415
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: stay with fp32
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def predict_stack(pipeline: Any, scan: Scan, batch_size: int, keep_probabilities: bool,
+                  progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
+    at a time so that memory grows with the batch, not with the scan."""
+    shape = (len(scan.stack), *scan.stack.shape[1:3])
+    labels = np.zeros(shape, dtype=np.uint8)
+    probs = {name: np.zeros(shape, dtype=np.uint8) for name in PROBABILITY_NAMES} if keep_probabilities else None
+    with tqdm(total=shape[0], desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
+        for start in range(0, shape[0], batch_size):
+            indices = range(start, min(start + batch_size, shape[0]))
+            images = [scan.unit_slice(k) for k in indices]
+            for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images))):
+                labels[k] = prediction.labels
+                if probs is not None:
+                    probs["infection"][k] = _to_uint8(prediction.infection_prob)
+                    probs["ggo"][k] = _to_uint8(prediction.class_probs[1])
+                    probs["consolidation"][k] = _to_uint8(prediction.class_probs[2])
+            bar.update(len(indices))
+    return labels, probs
+
+
+def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,
+                 info: dict[str, Any]) -> Scan:
+    voxel_size = _check_geometry(array.shape, affine, source)
+    plane = readers.display_plane(affine, array.shape)
+    stack = np.stack([readers.volume_plane_to_slice(array, {**plane, "slice_index": k})
+                      for k in range(array.shape[plane["axis"]])])
+    in_plane = [voxel_size[a] for a in range(3) if a != plane["axis"]]
+    rows, cols = in_plane[::-1] if plane["transpose"] else in_plane
+    return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
+                stack=stack, modality=_array_modality(array), input_shape=tuple(array.shape),
+                voxel_size=(voxel_size[plane["axis"]], rows, cols), affine=affine, plane=plane,
+                nifti_header=header, info=info)
+
+
+def _image_scan(name: str, source: str | Path, array: np.ndarray, modality: str,
+                spacing: tuple[float, ...] | None) -> Scan:
+    if spacing is not None:
+        if len(spacing) != 2:
+            raise InputError(f"a 2D image takes spacing=(row, col) in mm, got {tuple(spacing)}", source)
+        _check_spacing(spacing, source)
+    return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
+                stack=array[None], modality=modality, input_shape=tuple(array.shape[:2]),
+                voxel_size=None if spacing is None else tuple(float(s) for s in spacing))
+
+
+def _check_geometry(shape: tuple[int, ...], affine: np.ndarray, source: str | Path) -> tuple[float, float, float]:
+    """Voxel sizes (mm per array axis), refusing single slices, broken and strongly oblique affines."""
+    if sum(size > 1 for size in shape) < 3:
+        raise InputError(f"holds a single 2D slice (shape {tuple(shape)}), not a volume; "
+                         "save the slice as PNG/TIFF to segment it as a 2D image", source)
+    columns = affine[:3, :3]
+    if abs(np.linalg.det(columns)) < 1e-9:
+        raise InputError("affine is singular (voxel axes collapse); the header geometry is broken", source)
+    voxel_size = tuple(float(v) for v in np.linalg.norm(columns, axis=0))
+    _check_spacing(voxel_size, source)
+    codes = nib.aff2axcodes(affine)
+    axis = codes.index("S") if "S" in codes else codes.index("I")
+    normal = np.cross(*(columns[:, a] for a in range(3) if a != axis))
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(normal[2]) / np.linalg.norm(normal)))))
+    if tilt > MAX_TILT_DEGREES:
+        raise InputError(f"oblique scan: slices are tilted {tilt:.0f} degrees from the nearest axial plane "
+                         f"(at most {MAX_TILT_DEGREES:.0f} accepted); resample it to axial first", source)
+    return voxel_size
+
+
+def _check_spacing(spacing: Iterable[float], source: str | Path) -> None:
+    low, high = SPACING_RANGE_MM
+    values = [float(s) for s in spacing]
+    if not all(low <= s <= high for s in values):
+        raise InputError(f"voxel spacing {tuple(round(s, 4) for s in values)} mm is outside "
+                         f"{low}..{high} mm; the header geometry is broken", source)
+
+
+def _array_modality(array: np.ndarray) -> str:
+    """"8bit" when every value is an integer in 0..255 (display values), else Hounsfield units."""
+    low, high = float(array.min()), float(array.max())
+    if low >= 0 and high <= 255 and np.array_equal(array, np.round(array)):
+        return "8bit"
+    return "hu"
+
+
+def _radiological_stack_affine(spacing: tuple[float, ...]) -> np.ndarray:
+    """RAS affine of a (slices, rows, cols) stack: slices go superior, rows posterior, columns to the
+    patient's left (the radiological view)."""
+    slice_mm, row_mm, col_mm = (float(s) for s in spacing)
+    affine = np.zeros((4, 4))
+    affine[2, 0] = slice_mm
+    affine[1, 1] = -row_mm
+    affine[0, 2] = -col_mm
+    affine[3, 3] = 1.0
+    return affine
+
+
+def _to_uint8(prob: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _holds_dicom(folder: Path) -> bool:
+    files = [p for p in folder.iterdir() if p.is_file()]
+    return any(p.suffix.lower() == ".dcm" or readers.is_dicom_file(p) for p in files[:20])
+
+
+def _scans_in_folder(folder: Path) -> list[Path]:
+    scans: list[Path] = []
+    for entry in sorted(folder.iterdir(), key=readers.natural_key):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            scans.extend([entry] if _holds_dicom(entry) else _scans_in_folder(entry))
+        elif readers.is_nifti_file(entry) or is_image_file(entry):
+            scans.append(entry)
+    return scans

@@ -1,0 +1,35 @@
+"""Speed options of the one code path: bf16 autocast (CPU and GPU) and channels_last memory format.
+
+On CPUs with AVX-512-BF16/AMX, oneDNN runs bf16 convolutions in channels_last much faster than fp32;
+see ``benchmarks/bench_models.py`` and ``results/benchmarks/models.json`` for measured numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_context(device: str | torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when asked (AMP on GPU, oneDNN bf16 on CPU), else a no-op.
+
+    bf16 keeps fp32's exponent range, so no loss scaling is needed on either device.
+    """
+    device = torch.device(device)
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    return model.to(memory_format=torch.channels_last)
+
+
+def channels_last_input(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x

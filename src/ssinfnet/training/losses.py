@@ -1,0 +1,119 @@
+"""Losses of the three training objectives (method notes sections 1-3).
+
+All functions take logits (never probabilities) so that BCE runs through the numerically stable
+``binary_cross_entropy_with_logits``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Inf-Net's boundary weighting: pixels whose 31x31 neighbourhood disagrees with them count up to 6x.
+BOUNDARY_KERNEL = 31
+BOUNDARY_GAIN = 5.0
+
+
+def boundary_weight(mask: torch.Tensor) -> torch.Tensor:
+    """``1 + 5 * |avg_pool31(mask) - mask|`` for a float (B, C, H, W) mask.
+
+    Zero padding counts in the average (``count_include_pad``), as in Inf-Net's released code, so
+    lesions touching the image border are weighted as boundaries there too.
+    """
+    pooled = F.avg_pool2d(mask, BOUNDARY_KERNEL, stride=1, padding=BOUNDARY_KERNEL // 2)
+    return 1.0 + BOUNDARY_GAIN * (pooled - mask).abs()
+
+
+def focal_terms(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """Per-pixel sigmoid focal loss (Lin et al. 2017): ``-alpha_t (1 - p_t)^gamma log p_t``.
+
+    ``alpha`` weighs positives, ``1 - alpha`` negatives; a negative ``alpha`` switches weighting off.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * target + (1 - p) * (1 - target)
+    loss = bce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = loss * (alpha * target + (1 - alpha) * (1 - target))
+    return loss
+
+
+def pixel_terms(logits: torch.Tensor, target: torch.Tensor, focal: dict | None) -> torch.Tensor:
+    """Per-pixel BCE, or focal loss when ``focal`` holds its ``alpha`` and ``gamma``."""
+    if focal is None:
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return focal_terms(logits, target, float(focal["alpha"]), float(focal["gamma"]))
+
+
+def structure_loss(logits: torch.Tensor, mask: torch.Tensor, focal: dict | None = None) -> torch.Tensor:
+    """Weighted IoU + weighted BCE (or focal) of one side output; mean over the batch.
+
+    ``logits`` and ``mask`` are (B, 1, H, W); the ``+1`` smoothing of the IoU is Inf-Net's and keeps
+    empty masks finite.
+    """
+    weight = boundary_weight(mask)
+    weighted_pixel = (weight * pixel_terms(logits, mask, focal)).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
+    prob = torch.sigmoid(logits)
+    inter = (prob * mask * weight).sum(dim=(2, 3))
+    union = ((prob + mask) * weight).sum(dim=(2, 3))
+    weighted_iou = 1 - (inter + 1) / (union - inter + 1)
+    return (weighted_pixel + weighted_iou).mean()
+
+
+def edge_target(mask: torch.Tensor) -> torch.Tensor:
+    """Boundary of a binary (B, 1, H, W) mask: morphological gradient (3x3 dilation - erosion)."""
+    dilated = F.max_pool2d(mask, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-mask, 3, stride=1, padding=1)
+    return dilated - eroded
+
+
+def infection_loss(
+    outputs: dict[str, torch.Tensor], infection: torch.Tensor, focal: dict | None = None
+) -> torch.Tensor:
+    """Single-stage loss: structure loss summed over every side output + BCE on the edge output.
+
+    ``infection`` is the binary (B, H, W) target. Works for Inf-Net (S_g, S_4, S_3, S_2, edge) and
+    for one-output networks (U-Net's ``out``).
+    """
+    mask = infection.unsqueeze(1).float()
+    total = infection.new_zeros((), dtype=torch.float32)
+    for name, logits in outputs.items():
+        if name == "edge":
+            total = total + F.binary_cross_entropy_with_logits(logits.float(), edge_target(mask))
+        else:
+            total = total + structure_loss(logits.float(), mask, focal)
+    return total
+
+
+def multiclass_loss(
+    outputs: dict[str, torch.Tensor], labels: torch.Tensor, focal: dict | None = None
+) -> torch.Tensor:
+    """Multi-stage loss: BCE (or focal) on one-hot targets, summed over side outputs (edge skipped).
+
+    ``labels`` is (B, H, W) int64 with values ``0 .. C-1``; logits are (B, C, H, W).
+    """
+    total = labels.new_zeros((), dtype=torch.float32)
+    for name, logits in outputs.items():
+        if name == "edge":
+            continue
+        one_hot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).float()
+        total = total + pixel_terms(logits.float(), one_hot, focal).mean()
+    return total
+
+
+def reconstruction_loss(
+    reconstruction: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, kept_weight: float
+) -> torch.Tensor:
+    """Squared error on erased pixels + ``kept_weight`` x squared error on kept pixels.
+
+    ``keep`` is (B, 1, H, W) in [0, 1] (1 = kept), soft for the coach; each term is a mean over the
+    pixels it covers, so the erased fraction does not scale the loss. Squared error of [0, 1] images
+    stays in [0, 1], which the coach's ``1 - L_rec`` assumes.
+    """
+    error = (reconstruction.float() - target.float()) ** 2
+    erased = (1 - keep).expand_as(error)
+    kept = keep.expand_as(error)
+    eps = 1e-6
+    erased_term = (error * erased).sum() / (erased.sum() + eps)
+    kept_term = (error * kept).sum() / (kept.sum() + eps)
+    return erased_term + kept_weight * kept_term

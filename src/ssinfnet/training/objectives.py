@@ -1,0 +1,338 @@
+"""What one training step computes: segmentation (single, multi), inpainting, coach.
+
+Each objective owns its networks and optimisers and follows :class:`ssinfnet.training.loop.Objective`;
+the loop owns epochs, data order, checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ssinfnet.evaluation.metrics import binary_scores, mean_ci
+from ssinfnet.data.sample import CLASS_NAMES
+from ssinfnet.models import random_block_mask
+from ssinfnet.models.speed import autocast_context, channels_last_input
+from ssinfnet.training import distributed, losses
+from ssinfnet.training.lookahead import Lookahead
+
+#: Thresholds tried on validation for the single stage's infection probability.
+THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
+
+
+def make_optimizer(params, section: dict[str, Any]):
+    """Adam or SGD from a config section (``optimizer``, ``lr``, ``momentum``, ``weight_decay``),
+    wrapped in Lookahead when ``lookahead`` is set (``{k, alpha}``)."""
+    kind = section["optimizer"]
+    if kind == "adam":
+        optimizer = torch.optim.Adam(params, lr=section["lr"], weight_decay=section["weight_decay"])
+    elif kind == "sgd":
+        optimizer = torch.optim.SGD(
+            params, lr=section["lr"], momentum=section["momentum"], weight_decay=section["weight_decay"]
+        )
+    else:
+        raise ValueError(f"optimizer must be adam or sgd, not {kind!r}")
+    lookahead = section.get("lookahead")
+    return Lookahead(optimizer, **lookahead) if lookahead else optimizer
+
+
+def set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def optimise(optimizer, loss: torch.Tensor, params, grad_clip: float | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
+class PriorMaker:
+    """The multi stage's second input channel: infection probability from the trained single stage.
+
+    Never the ground truth (the public Inf-Net release used GT here, which leaks). Without a single
+    model (multi-network pretraining before any single run exists) the prior is all zeros, i.e.
+    "no lesion found yet": the network then learns to inpaint the CT alone.
+    """
+
+    def __init__(self, single: nn.Module | None, bf16: bool = False):
+        self.single = single.eval() if single is not None else None
+        self.bf16 = bf16
+        if self.single is not None:
+            self.single.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if self.single is None:
+            return torch.zeros_like(image[:, :1])
+        with autocast_context(image.device, self.bf16):
+            logits = self.single(image[:, :1])[self.single.main_output]
+        return torch.sigmoid(logits.float())
+
+    def with_prior(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([image, self(image)], dim=1)
+
+
+class SegmentationObjective:
+    """Supervised single stage (infection) or multi stage (bg / GGO / consolidation on CT + prior)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Dataset,
+        val: Dataset,
+        section: dict[str, Any],
+        ctx: distributed.Context,
+        bf16: bool,
+        prior: PriorMaker | None = None,
+        augment=None,
+        channels_last: bool = False,
+        export_extra: dict[str, Any] | None = None,
+    ):
+        self.multi = prior is not None
+        self.model = model
+        self.net = distributed.wrap(model, ctx)
+        self.modules = {"model": model}
+        self.optimizers = {"optimizer": make_optimizer(model.parameters(), section)}
+        self.train_data, self.val_data = train, val
+        self.section, self.ctx, self.bf16, self.prior = section, ctx, bf16, prior
+        self.batch_size = int(section["batch_size"])
+        self.focal = section.get("focal")
+        self.augment = augment
+        self.channels_last = channels_last
+        self.export_extra = export_extra or {}
+        self.validation: dict[str, Any] = {}
+
+    def dataset(self, epoch: int) -> Dataset:
+        return self.train_data
+
+    def phase(self, epoch: int) -> str:
+        return "multi" if self.multi else "single"
+
+    def inputs(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.prior.with_prior(image) if self.multi else image
+        return channels_last_input(x) if self.channels_last else x
+
+    def train_step(self, batch, epoch: int, progress: float) -> dict[str, float]:
+        image = batch["image"].to(self.ctx.device)
+        mask = batch["mask"].to(self.ctx.device)
+        with autocast_context(image.device, self.bf16):
+            outputs = self.net(self.inputs(image))
+        if self.multi:
+            loss = losses.multiclass_loss(outputs, mask, self.focal)
+        else:
+            loss = losses.infection_loss(outputs, (mask > 0).long(), self.focal)
+        optimise(self.optimizers["optimizer"], loss, self.model.parameters(), self.section.get("grad_clip"))
+        return {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def predict_validation(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Probabilities ((H, W) infection, or (3, H, W) classes) and masks of the validation set."""
+        self.model.eval()
+        probs, masks = [], []
+        for batch in DataLoader(self.val_data, batch_size=self.batch_size):
+            image = batch["image"].to(self.ctx.device)
+            with autocast_context(image.device, self.bf16):
+                logits = self.model(self.inputs(image))[self.model.main_output].float()
+            prob = torch.softmax(logits, 1) if self.multi else torch.sigmoid(logits[:, 0])
+            probs.extend(prob.cpu().numpy())
+            masks.extend(batch["mask"].numpy())
+        self.model.train()
+        return probs, masks
+
+    def end_epoch(self, epoch: int, run) -> dict[str, float]:
+        probs, masks = self.predict_validation()
+        if self.multi:
+            self.validation = multi_validation(probs, masks)
+        else:
+            self.validation = single_validation(probs, masks)
+        return {k: v for k, v in self.validation.items() if isinstance(v, float)}
+
+    def save_best(self, run) -> None:
+        from ssinfnet.models.weights import save_model
+
+        save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})
+
+
+def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
+    """Mean per-image Dice at each threshold; the best threshold is the one the run exports."""
+    truths = [m > 0 for m in masks]
+    dice = {t: mean_ci(binary_scores(truth, prob >= t)["f1"] for truth, prob in zip(truths, probs)).mean
+            for t in THRESHOLDS}
+    dice = {t: (-1.0 if np.isnan(d) else d) for t, d in dice.items()}
+    best = max(dice, key=dice.get)
+    return {"val_dice": dice[best], "val_dice_at_0.5": dice[0.5], "threshold": float(best), "score": dice[best]}
+
+
+def multi_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
+    """Per-class mean per-image Dice of the argmax labels; score = mean of the two lesion classes."""
+    labels = [p.argmax(0) for p in probs]
+    result = {}
+    for index, name in enumerate(CLASS_NAMES):
+        value = mean_ci(binary_scores(m == index, l == index)["f1"] for m, l in zip(masks, labels)).mean
+        result[f"val_dice_{name}"] = float(value)
+    lesion = [result[f"val_dice_{name}"] for name in CLASS_NAMES[1:]]
+    result["score"] = float(np.nanmean(lesion)) if not np.all(np.isnan(lesion)) else -1.0
+    return result
+
+
+def round_lr(base: float, fraction: float) -> float:
+    """The paper's step schedule inside one round: x1, then x0.1 at 40%, x0.01 at 80%, x0.001 at 90%."""
+    if fraction < 0.4:
+        return base
+    if fraction < 0.8:
+        return base * 0.1
+    if fraction < 0.9:
+        return base * 0.01
+    return base * 0.001
+
+
+class PretrainSchedule:
+    """Which phase an epoch of self-supervised pretraining belongs to.
+
+    ``warmup`` epochs of random block masks (round 0), then rounds r = 1, 2, ... of ``coach`` epochs
+    (the coach learns to erase what the frozen inpainter rebuilds worst) followed by ``inpaint``
+    epochs (the inpainter learns on the coach's masks). The inpainter's learning rate restarts its
+    step schedule in every round it trains.
+    """
+
+    def __init__(self, warmup_epochs: int, coach_epochs: int, inpaint_epochs: int):
+        if coach_epochs < 1 or inpaint_epochs < 1 or warmup_epochs < 1:
+            raise ValueError("pretraining needs at least one warm-up, coach and inpainting epoch per round")
+        self.warmup, self.coach, self.inpaint = warmup_epochs, coach_epochs, inpaint_epochs
+
+    def __call__(self, epoch: int) -> tuple[str, int, int, int]:
+        """(phase, round, first epoch of the phase, phase length) of ``epoch``."""
+        if epoch < self.warmup:
+            return "warmup", 0, 0, self.warmup
+        cycle = self.coach + self.inpaint
+        round_index, within = divmod(epoch - self.warmup, cycle)
+        start = self.warmup + round_index * cycle
+        if within < self.coach:
+            return "coach", round_index + 1, start, self.coach
+        return "inpaint", round_index + 1, start + self.coach, self.inpaint
+
+
+class CoachedInpaintingObjective:
+    """Self-supervised pretraining: an inpainter (reconstruction heads) against a coach (section 3).
+
+    The inpainter sees ``x * keep`` and rebuilds ``x`` (all channels: CT, and the prior for the multi
+    network); its loss is the squared error on erased pixels + ``kept_weight`` x that on kept pixels.
+    The coach sees the CT channel and is trained with ``1 - L_rec`` of the frozen inpainter on its
+    soft masks (maximising the inpainter's error at a fixed erased fraction).
+    """
+
+    def __init__(
+        self, inpainter, coach, pool: Dataset, val: Dataset, section, ctx, bf16, seed, prior: PriorMaker | None,
+        augment=None, channels_last: bool = False,
+    ):
+        """``prior``: None for the single network; for the multi network, what makes its second channel."""
+        self.inpainter, self.coach = inpainter, coach
+        self.inpainter_net = distributed.wrap(inpainter, ctx)
+        self.coach_net = distributed.wrap(coach, ctx)
+        self.modules = {"inpainter": inpainter, "coach": coach}
+        self.optimizers = {
+            "inpainter": torch.optim.SGD(
+                inpainter.parameters(), lr=section["lr"], momentum=section["momentum"],
+                weight_decay=section["weight_decay"],
+            ),
+            "coach": torch.optim.Adam(coach.parameters(), lr=section["coach_lr"]),
+        }
+        self.schedule = PretrainSchedule(section["warmup_epochs"], section["coach_epochs"], section["inpaint_epochs"])
+        self.pool, self.val = pool, val
+        self.section, self.ctx, self.bf16, self.seed, self.prior = section, ctx, bf16, seed, prior
+        self.augment = augment
+        self.channels_last = channels_last
+        self.batch_size = int(section["batch_size"])
+
+    def dataset(self, epoch: int) -> Dataset:
+        return self.pool
+
+    def phase(self, epoch: int) -> str:
+        return self.schedule(epoch)[0]
+
+    def inputs(self, batch) -> torch.Tensor:
+        image = batch["image"].to(self.ctx.device)
+        x = image if self.prior is None else self.prior.with_prior(image)
+        return channels_last_input(x) if self.channels_last else x
+
+    def reconstruction(self, net, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Mean reconstruction loss over every side output of ``net`` on ``x * keep``."""
+        with autocast_context(x.device, self.bf16):
+            outputs = net(x * keep)
+        terms = [losses.reconstruction_loss(out, x, keep, self.section["kept_weight"]) for out in outputs.values()]
+        return torch.stack(terms).mean()
+
+    def random_mask(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        keep = random_block_mask(x.shape, self.section["block"], self.section["erase_fraction"], generator)
+        return keep.to(x.device)
+
+    @torch.no_grad()
+    def coach_mask(self, x: torch.Tensor) -> torch.Tensor:
+        self.coach.eval()
+        with autocast_context(x.device, self.bf16):
+            keep = self.coach(x[:, :1], hard=True)
+        self.coach.train()
+        return keep.float()
+
+    def train_step(self, batch, epoch: int, progress: float) -> dict[str, float]:
+        x = self.inputs(batch)
+        phase, _, start, length = self.schedule(epoch)
+        if phase == "coach":
+            self.inpainter.eval().requires_grad_(False)
+            keep = self.coach_net(x[:, :1]).float()
+            rec = self.reconstruction(self.inpainter, x, keep)
+            optimise(self.optimizers["coach"], 1.0 - rec, self.coach.parameters(), None)
+            self.inpainter.train().requires_grad_(True)
+            return {"coach_loss": float(1.0 - rec.detach())}
+        keep = self.random_mask(x) if phase == "warmup" else self.coach_mask(x)
+        set_lr(self.optimizers["inpainter"], round_lr(self.section["lr"], (epoch - start + progress) / length))
+        rec = self.reconstruction(self.inpainter_net, x, keep)
+        optimise(self.optimizers["inpainter"], rec, self.inpainter.parameters(), self.section.get("grad_clip"))
+        return {"rec_loss": float(rec.detach())}
+
+    @torch.no_grad()
+    def validation_losses(self) -> dict[str, float]:
+        """Reconstruction error on held-out images under fixed random masks and under coach masks."""
+        self.inpainter.eval()
+        generator = torch.Generator().manual_seed(self.seed)
+        random_losses, coach_losses = [], []
+        for batch in DataLoader(self.val, batch_size=self.batch_size):
+            x = self.inputs(batch)
+            random_losses.append(float(self.reconstruction(self.inpainter, x, self.random_mask(x, generator))))
+            coach_losses.append(float(self.reconstruction(self.inpainter, x, self.coach_mask(x))))
+        self.inpainter.train()
+        return {"val_rec_random": float(np.mean(random_losses)), "val_rec_coach": float(np.mean(coach_losses))}
+
+    def end_epoch(self, epoch: int, run) -> dict[str, float]:
+        metrics = self.validation_losses()
+        phase, round_index, start, length = self.schedule(epoch)
+        if epoch == start + length - 1:
+            self.save_examples(run, f"round{round_index:03d}_{phase}.png")
+        return metrics
+
+    def save_best(self, run) -> None:
+        """Pretraining has no validation score: the run exports its final inpainter (see pretrain.py)."""
+
+    @torch.no_grad()
+    def save_examples(self, run, name: str) -> None:
+        """PNG grid, one row per validation image: CT | coach mask | masked CT | reconstruction | random mask."""
+        from ssinfnet.training.examples import save_grid
+
+        self.inpainter.eval()
+        batch = next(iter(DataLoader(self.val, batch_size=int(self.section["examples"]))))
+        x = self.inputs(batch)
+        keep = self.coach_mask(x)
+        with autocast_context(x.device, self.bf16):
+            rebuilt = self.inpainter(x * keep)[self.inpainter.main_output].float()
+        random_keep = self.random_mask(x, torch.Generator().manual_seed(self.seed))
+        self.inpainter.train()
+        rows = [[x[i, 0], keep[i, 0], (x * keep)[i, 0], rebuilt[i, 0], random_keep[i, 0]] for i in range(len(x))]
+        if run.writer:
+            save_grid(rows, run.path / "examples" / name)

@@ -1,0 +1,232 @@
+"""Run directories: what a training run leaves behind, and atomic checkpoints to resume it.
+
+Layout::
+
+    RUN/config.json        resolved config (rebuilds the run)
+    RUN/run.json           kind, seed, git commit, data fingerprint, command line, versions
+    RUN/metrics.jsonl      one line per finished epoch (+ metrics.csv, the same table)
+    RUN/checkpoints/last/  full state after the latest epoch (or at Ctrl-C)
+    RUN/checkpoints/best/  full state at the best validation score
+    RUN/model.safetensors  best (segmentation) or final (pretraining) model, + model.json
+    RUN/summary.json       validation Dice, chosen threshold, where the data/prior/init came from
+
+A checkpoint is a folder with ``state.safetensors`` (every tensor) and ``state.json`` (everything
+else, with references to the tensors): no pickle anywhere. The folder is written beside its final
+place and renamed in one step, so a kill at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ssinfnet import __version__, fileio
+from ssinfnet.errors import InputError
+
+CHECKPOINT_TENSORS = "state.safetensors"
+CHECKPOINT_JSON = "state.json"
+
+
+# --- nested state <-> (JSON tree, flat tensor dict) -----------------------------------------------
+
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON-able tree of ``obj`` whose tensors are moved into ``tensors`` under generated names.
+
+    Keeps what JSON would lose: tuples (python RNG state), non-string dict keys (optimiser state is
+    keyed by parameter index) and numpy arrays (numpy RNG state).
+    """
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": name}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [flatten_state(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [flatten_state(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: flatten_state(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[k, flatten_state(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__}")
+
+
+def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [unflatten_state(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj:
+        return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
+    if "__tuple__" in obj:
+        return tuple(unflatten_state(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {k: unflatten_state(v, tensors) for k, v in obj["__items__"]}
+    return {k: unflatten_state(v, tensors) for k, v in obj.items()}
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (nested dicts/lists of tensors and JSON values) atomically into ``folder``."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = flatten_state(state, tensors)
+    with fileio.atomic_dir(folder, overwrite=True) as tmp:
+        save_file(tensors, str(tmp / CHECKPOINT_TENSORS))
+        (tmp / CHECKPOINT_JSON).write_text(json.dumps(tree))
+
+
+def load_checkpoint(folder: Path) -> dict[str, Any]:
+    try:
+        tree = json.loads((folder / CHECKPOINT_JSON).read_text())
+        tensors = load_file(str(folder / CHECKPOINT_TENSORS))
+    except (OSError, ValueError, SafetensorError) as err:
+        raise InputError(f"cannot read checkpoint ({err})", folder) from err
+    return unflatten_state(tree, tensors)
+
+
+# --- random number generators ------------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def derived_seed(*parts: int) -> int:
+    """A seed for (run seed, epoch, rank, ...) that does not collide across neighbouring values."""
+    digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+# --- provenance --------------------------------------------------------------------------------
+
+def git_commit() -> str | None:
+    """Commit of the checkout the package runs from (None when installed from a wheel)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def data_fingerprint(samples: Iterable[Any]) -> dict[str, Any]:
+    """sha256 over each sample's id, source file name and file size (not the pixels: fast on 5k files)."""
+    digest = hashlib.sha256()
+    count = 0
+    for sample in sorted(samples, key=lambda s: (s.meta.source, s.meta.id)):
+        source = Path(sample.meta.source)
+        size = source.stat().st_size if source.is_file() else -1
+        digest.update(f"{sample.meta.id}\t{source.name}\t{size}\n".encode())
+        count += 1
+    return {"samples": count, "sha256": digest.hexdigest()}
+
+
+# --- the run directory -------------------------------------------------------------------------
+
+class RunDir:
+    """One run's folder. Only the main process writes (``writer=False`` on other DDP ranks)."""
+
+    def __init__(self, path: str | Path, writer: bool = True):
+        self.path = Path(path)
+        self.writer = writer
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.safetensors"
+
+    def is_run(self) -> bool:
+        return (self.path / "config.json").is_file()
+
+    def start(self, kind: str, config: dict[str, Any], info: dict[str, Any]) -> None:
+        """Create a new run: refuse a folder that already holds one (use ``--resume`` for that)."""
+        if self.is_run():
+            raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
+        if not self.writer:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fileio.write_json(self.path / "config.json", config)
+        fileio.write_json(
+            self.path / "run.json",
+            {
+                "kind": kind,
+                "seed": config["seed"],
+                "git_commit": git_commit(),
+                "ssinfnet": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "command": sys.argv,
+                **info,
+            },
+        )
+
+    def config(self) -> dict[str, Any]:
+        if not self.is_run():
+            raise InputError("not a run directory (no config.json)", self.path)
+        return json.loads((self.path / "config.json").read_text())
+
+    def info(self) -> dict[str, Any]:
+        return json.loads((self.path / "run.json").read_text())
+
+    def save(self, name: str, state: dict[str, Any]) -> None:
+        if self.writer:
+            save_checkpoint(self.checkpoints / name, state)
+
+    def load(self, name: str = "last") -> dict[str, Any] | None:
+        folder = self.checkpoints / name
+        return load_checkpoint(folder) if (folder / CHECKPOINT_JSON).is_file() else None
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite both metric tables from the history kept in the checkpoint (so a resumed run never
+        holds duplicate rows for epochs it trains again)."""
+        if not self.writer:
+            return
+        fileio.write_text(self.path / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        fileio.write_csv(self.path / "metrics.csv", history)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.writer:
+            fileio.write_json(self.path / "summary.json", summary)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        if self.writer:
+            fileio.write_json(self.path / name, obj)

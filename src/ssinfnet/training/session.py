@@ -1,0 +1,62 @@
+"""Starting or resuming a run: process group, run folder, seeds, config, provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssinfnet.errors import InputError
+from ssinfnet.models.speed import to_channels_last
+from ssinfnet.training import distributed
+from ssinfnet.training.runs import RunDir, seed_everything
+
+
+@dataclass
+class Session:
+    kind: str
+    run: RunDir
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+    """What the run was started from (data paths, --init, --prior-from): resume needs nothing else."""
+    ctx: distributed.Context
+    resume: bool
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def begin(self, data: dict[str, Any]) -> None:
+        """Write config.json and run.json of a new run (``data``: fingerprints of what it read)."""
+        if not self.resume:
+            self.run.start(self.kind, self.config, {"inputs": self.inputs, "data": data,
+                                                    "world_size": self.ctx.world_size})
+        distributed.barrier(self.ctx)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move to this process's device, in channels_last when configured."""
+        model = model.to(self.ctx.device)
+        return to_channels_last(model) if self.config.get("channels_last") else model
+
+
+def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inputs: dict[str, Any] | None) -> Session:
+    """A new run (``config`` and ``inputs`` given) or a resumed one (both None: read from ``out``)."""
+    resume = config is None
+    run = RunDir(out)
+    if resume:
+        config = run.config()
+        info = run.info()
+        if info["kind"] != kind:
+            raise InputError(f"is a {info['kind']} run, cannot resume it as {kind}", out)
+        inputs = info["inputs"]
+    ctx = distributed.setup(config["device"])
+    run.writer = ctx.is_main
+    if not resume and run.is_run():
+        raise InputError("already holds a run: pass --resume to continue it, or choose another --out", out)
+    # Seed before building networks so that initial weights are reproducible from the config.
+    seed_everything(int(config["seed"]))
+    torch.set_float32_matmul_precision("high")
+    return Session(kind, run, config, inputs, ctx, resume)

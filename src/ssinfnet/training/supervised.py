@@ -1,0 +1,91 @@
+"""Supervised segmentation runs: the single stage (infection) and the multi stage (GGO/consolidation).
+
+``train_single`` / ``train_multi`` read labeled training slices, carve validation from them (never
+the test set), optionally start from a pretraining run (``init``), train with the loop, and leave the
+best model on validation as ``RUN/model.safetensors`` (+ threshold for the single stage).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssinfnet.data.augment import make_augmentation
+from ssinfnet.data.dataset import SegmentationDataset
+from ssinfnet.data.splits import train_val_split
+from ssinfnet.errors import InputError
+from ssinfnet.models import build_model, load_model, transfer_weights
+from ssinfnet.training import loop
+from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
+from ssinfnet.training.runs import data_fingerprint
+from ssinfnet.training.inputs import read_labeled
+from ssinfnet.training.session import Session, open_session
+
+
+def run_model_path(run_dir: str | Path) -> Path:
+    """The exported model of a finished run; an input error when the folder holds none."""
+    path = Path(run_dir) / "model.safetensors"
+    if not path.is_file():
+        raise InputError("no model.safetensors: not a finished ssinfnet training run", run_dir)
+    return path
+
+
+def train_single(out, data=None, config=None, init=None, progress=True) -> dict[str, Any]:
+    """Train (or, with ``config=None``, resume) a single-stage run in ``out``."""
+    inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init)}
+    return _train(open_session("single", out, config, inputs), progress)
+
+
+def train_multi(out, data=None, config=None, prior_from=None, init=None, progress=True) -> dict[str, Any]:
+    """Train (or resume) a multi-stage run; its prior is made by the single run ``prior_from``."""
+    if config is not None and prior_from is None:
+        raise InputError("the multi stage needs --prior-from SINGLE_RUN (its prior is that model's prediction)")
+    inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init),
+                                          "prior_from": _str(prior_from)}
+    return _train(open_session("multi", out, config, inputs), progress)
+
+
+def _str(path) -> str | None:
+    return None if path is None else str(path)
+
+
+def _train(session: Session, progress: bool) -> dict[str, Any]:
+    config, ctx, run = session.config, session.ctx, session.run
+    stage = session.kind
+    section = config[stage]
+    samples = read_labeled(session.inputs["data"])
+    train, val = train_val_split(samples, config["data"]["val_fraction"], session.seed)
+    if not train or not val:
+        raise InputError(f"{len(samples)} labeled slices are too few to carve a validation set from")
+    session.begin({"train": data_fingerprint(train), "val": data_fingerprint(val)})
+
+    size = int(config["data"]["size"])
+    augment = make_augmentation(session.seed) if config["data"]["augment"] else None
+    model_config = dict(config["model" if stage == "single" else "multi_model"])
+    model = session.prepare(build_model(model_config.pop("name"), **model_config))
+    if session.inputs.get("init") and not session.resume:
+        report = transfer_weights(load_model(run_model_path(session.inputs["init"])), model)
+        run.write_json("init_transfer.json", {"from": session.inputs["init"], "copied": report.copied,
+                                              "skipped": report.skipped})
+    prior = None
+    if stage == "multi":
+        single = session.prepare(load_model(run_model_path(session.inputs["prior_from"])))
+        prior = PriorMaker(single, config["bf16"])
+    export = {"stage": stage, "run": str(run.path), "size": size,
+              "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
+    objective = SegmentationObjective(
+        model, SegmentationDataset(train, size, augment), SegmentationDataset(val, size, None),
+        section, ctx, config["bf16"], prior=prior, augment=augment, channels_last=config["channels_last"], export_extra=export,
+    )
+    history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
+                       num_workers=config["num_workers"], progress=progress and config["progress"])
+    if not ctx.is_main:
+        return {}
+    scored = [row for row in history if "score" in row]
+    best = max(scored, key=lambda row: row["score"])
+    summary = {"stage": stage, "best_epoch": best["epoch"], "epochs": len(history),
+               "train_slices": len(train), "val_slices": len(val),
+               "validation": {k: v for k, v in best.items() if k.startswith("val_") or k == "threshold"},
+               **{k: v for k, v in export.items() if k not in ("stage", "run")}}
+    run.write_summary(summary)
+    return summary

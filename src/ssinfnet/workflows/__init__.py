@@ -1,0 +1,1 @@
+"""End-to-end workflows that chain the stages (the ``demo`` verb)."""

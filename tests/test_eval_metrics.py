@@ -1,0 +1,150 @@
+"""Metric values checked against hand-computed expectations and a published reference implementation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ssinfnet.evaluation.infnet_metrics import (
+    enhanced_alignment,
+    infnet_scores,
+    structure_measure,
+    threshold_curves,
+    to_levels,
+)
+from ssinfnet.evaluation.metrics import OVERALL, binary_scores, confusion_counts, mean_ci, multiclass_scores
+from ssinfnet.evaluation.roc import pixel_roc, roc
+
+nan = float("nan")
+
+
+def assert_scores(actual: dict, expected: dict):
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        if math.isnan(value):
+            assert math.isnan(actual[key]), key
+        else:
+            assert actual[key] == pytest.approx(value), key
+
+
+def test_confusion_counts():
+    counts = confusion_counts(np.array([[1, 1, 0], [0, 0, 0]]), np.array([[1, 0, 1], [0, 0, 0]]))
+    assert (counts.tp, counts.fp, counts.fn, counts.tn) == (1, 1, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "truth, prediction, expected",
+    [
+        # tp 1, fp 1, fn 1: F1 = 2/4, IoU = 1/3.
+        ([1, 1, 0, 0], [1, 0, 1, 0], {"f1": 0.5, "iou": 1 / 3, "recall": 0.5, "precision": 0.5}),
+        # Empty truth, something predicted: recall undefined, the rest 0.
+        ([0, 0, 0, 0], [1, 1, 0, 0], {"f1": 0.0, "iou": 0.0, "recall": nan, "precision": 0.0}),
+        # Lesion missed entirely: precision undefined.
+        ([0, 1, 1, 0], [0, 0, 0, 0], {"f1": 0.0, "iou": 0.0, "recall": 0.0, "precision": nan}),
+        # Both empty: every denominator is zero.
+        ([0, 0, 0, 0], [0, 0, 0, 0], {"f1": nan, "iou": nan, "recall": nan, "precision": nan}),
+    ],
+)
+def test_binary_scores(truth, prediction, expected):
+    assert_scores(binary_scores(np.array(truth), np.array(prediction)), expected)
+
+
+def test_multiclass_scores_and_overall():
+    truth = np.array([[0, 1, 1], [2, 2, 0]])
+    prediction = np.array([[0, 1, 2], [2, 0, 0]])
+    scores = multiclass_scores(truth, prediction)
+    assert_scores(scores["background"], {"f1": 0.8, "iou": 2 / 3, "recall": 1.0, "precision": 2 / 3})
+    assert_scores(scores["GGO"], {"f1": 2 / 3, "iou": 0.5, "recall": 0.5, "precision": 1.0})
+    assert_scores(scores["consolidation"], {"f1": 0.5, "iou": 1 / 3, "recall": 0.5, "precision": 0.5})
+    assert scores[OVERALL]["f1"] == pytest.approx((0.8 + 2 / 3 + 0.5) / 3)
+    assert scores[OVERALL]["precision"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
+
+
+def test_overall_skips_a_class_absent_from_truth_and_prediction():
+    truth = np.array([[0, 1], [1, 1]])
+    prediction = np.array([[0, 1], [0, 1]])
+    scores = multiclass_scores(truth, prediction)
+    assert math.isnan(scores["consolidation"]["f1"])
+    # background: tp 1, fp 1 -> 2/3; GGO: tp 2, fn 1 -> 4/5.
+    assert scores[OVERALL]["f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_mean_ci_skips_nan():
+    summary = mean_ci([1.0, 2.0, 3.0, nan])
+    assert summary.n == 3
+    assert summary.mean == pytest.approx(2.0)
+    assert summary.ci95 == pytest.approx(1.96 * 1.0 / math.sqrt(3))
+    assert mean_ci([nan]).n == 0 and math.isnan(mean_ci([]).mean)
+
+
+def test_infnet_threshold_averaged_scores_by_hand():
+    truth = np.array([[1, 1, 0, 0]])
+    # Levels 255, 128, 128, 0: thresholds j = 0..126 keep only the first pixel (Dice 2/3),
+    # j = 127..254 keep three (Dice 4/5, specificity 1/2), j = 255 keeps all four (Dice 2/3, spec 0).
+    scores = infnet_scores(np.array([[1.0, 0.5, 0.5, 0.0]]), truth)
+    assert scores["dice"] == pytest.approx((128 * 2 / 3 + 128 * 0.8) / 256)
+    assert scores["sensitivity"] == pytest.approx((127 * 0.5 + 129 * 1.0) / 256)
+    assert scores["specificity"] == pytest.approx((127 * 1.0 + 128 * 0.5) / 256)
+    assert scores["mae"] == pytest.approx(0.25)
+
+
+def test_infnet_dice_is_zero_without_lesion_as_in_the_matlab_code():
+    curves = threshold_curves(to_levels(np.array([[0.2, 0.9, 0.1]])), np.zeros((1, 3), bool))
+    assert not curves["dice"].any() and not curves["sensitivity"].any() and not curves["specificity"].any()
+
+
+def test_to_levels_stretches_to_full_range_but_keeps_constant_maps():
+    assert to_levels(np.array([0.2, 0.6])).tolist() == [0, 255]
+    assert to_levels(np.array([0.5, 0.5])).tolist() == [128, 128]
+
+
+def test_s_alpha_by_hand():
+    truth = np.zeros((4, 4), bool)
+    truth[:2, :2] = True
+    # Perfect map: object and region terms are 1.
+    assert structure_measure(truth.astype(float), truth) == pytest.approx(1.0)
+    # Empty map: object term = background share 3/4 (lesion term 0); region term: MATLAB's centroid
+    # is (X, Y) = (round(1.5), round(1.5)) = (2, 2), so the lesion quadrant is all-lesion and the
+    # other three all-background: each quadrant's SSIM is 0/0 -> 1. S = 0.5*0.75 + 0.5*1.
+    assert structure_measure(np.zeros((4, 4)), truth) == pytest.approx(0.875)
+    # Without lesion, S = 1 - mean prediction.
+    assert structure_measure(np.full((4, 4), 0.25), np.zeros((4, 4), bool)) == pytest.approx(0.75)
+
+
+def test_e_phi_by_hand():
+    truth = np.zeros((4, 4), bool)
+    truth[:2, :2] = True
+    # A constant prediction aligns with nothing: every pixel gets (0 + 1)^2 / 4; divided by N - 1.
+    assert infnet_scores(np.zeros((4, 4)), truth)["e_phi"] == pytest.approx(16 * 0.25 / 15)
+    # A perfect binary map: every pixel scores 1, so 16 / 15 (the MATLAB code divides by N - 1).
+    assert float(enhanced_alignment(4, 0, 0, 12)) == pytest.approx(16 / 15)
+    # Without lesion: the matrix is 1 - prediction, so the count of true negatives.
+    assert float(enhanced_alignment(0, 3, 0, 13)) == pytest.approx(13 / 15)
+
+
+def test_infnet_scores_reproduce_py_sod_metrics():
+    # Reference values from py_sod_metrics 1.6.2 (lartpang/PySODMetrics: Smeasure, Emeasure curve
+    # mean, MAE) on this fixed map saved as 8-bit levels.
+    truth = np.zeros((12, 16), bool)
+    truth[3:9, 4:12] = True
+    truth[9, 4] = True
+    index = np.arange(12 * 16).reshape(12, 16)
+    probability = (index % 7) / 6 * 0.5 + 0.5 * truth
+    scores = infnet_scores(probability, truth)
+    assert scores["s_alpha"] == pytest.approx(0.7658696323630207, abs=1e-12)
+    assert scores["e_phi"] == pytest.approx(0.606462114284084, abs=1e-12)
+    assert scores["mae"] == pytest.approx(0.2472426470588235, abs=1e-12)
+
+
+def test_roc_auc_by_hand():
+    result = roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert result.auc == pytest.approx(0.75)
+    assert (result.positives, result.negatives) == (2, 2)
+    assert result.fpr[0] == 0 and result.tpr[-1] == 1
+    assert roc([1, 1], [0.2, 0.3]) is None
+
+
+def test_pixel_roc_pools_images():
+    truths = [np.array([[0, 1]]), np.array([[2, 0]])]
+    probabilities = [np.array([[0.1, 0.9]]), np.array([[0.8, 0.2]])]
+    assert pixel_roc(truths, probabilities).auc == pytest.approx(1.0)

@@ -1,0 +1,107 @@
+"""The loop on a toy objective: resume after Ctrl-C or after a finished epoch gives the same numbers."""
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from ssinfnet.training import distributed, loop
+from ssinfnet.training.lookahead import Lookahead
+from ssinfnet.training.runs import RunDir
+
+CPU = distributed.Context(0, 1, torch.device("cpu"))
+
+
+class Points(Dataset):
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(20, 3, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5])
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class ToyRegression:
+    """Linear regression with dropout-like noise (uses the global RNG, so RNG handling matters)."""
+
+    batch_size = 4
+    augment = None
+
+    def __init__(self, stop_at: int | None = None):
+        torch.manual_seed(1)
+        self.model = torch.nn.Linear(3, 1)
+        self.modules = {"model": self.model}
+        self.optimizers = {"opt": Lookahead(torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9))}
+        self.data = Points()
+        self.stop_at = stop_at
+        self.steps = 0
+        self.saved_best = 0
+
+    def dataset(self, epoch):
+        return self.data
+
+    def phase(self, epoch):
+        return "toy"
+
+    def train_step(self, batch, epoch, progress):
+        self.steps += 1
+        if self.steps == self.stop_at:
+            raise KeyboardInterrupt
+        noise = 0.01 * torch.randn(len(batch["y"]))
+        loss = ((self.model(batch["x"]).squeeze(1) - batch["y"] - noise) ** 2).mean()
+        opt = self.optimizers["opt"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+    def end_epoch(self, epoch, run):
+        with torch.no_grad():
+            error = ((self.model(self.data.x).squeeze(1) - self.data.y) ** 2).mean()
+        return {"val_mse": float(error), "score": -float(error)}
+
+    def save_best(self, run):
+        self.saved_best += 1
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_epoch_batches_cover_data_and_split_across_ranks():
+    single = loop.epoch_batches(10, 4, seed=0, epoch=0, ctx=CPU)
+    assert sorted(i for b in single for i in b) == list(range(10))
+    assert single == loop.epoch_batches(10, 4, seed=0, epoch=0, ctx=CPU)
+    assert single != loop.epoch_batches(10, 4, seed=0, epoch=1, ctx=CPU)
+    ranks = [loop.epoch_batches(7, 2, 0, 0, distributed.Context(r, 2, torch.device("cpu"))) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1])  # DDP needs the same number of steps on every rank
+    assert set(i for r in ranks for b in r for i in b) == set(range(7))  # 7 padded to 8: one sample twice
+    assert loop.epoch_batches(5, 2, 0, 0, CPU)[-1] != [0] and all(len(b) > 1 for b in loop.epoch_batches(5, 2, 0, 0, CPU))
+
+
+def test_interrupt_then_resume_matches_uninterrupted(tmp_path):
+    straight = loop.fit(ToyRegression(), RunDir(tmp_path / "a"), CPU, epochs=4, seed=3, progress=False)
+    assert straight[-1]["val_mse"] < straight[0]["val_mse"]
+
+    run = RunDir(tmp_path / "b")
+    with pytest.raises(loop.TrainingInterrupted) as stop:
+        loop.fit(ToyRegression(stop_at=8), run, CPU, epochs=4, seed=3, progress=False)  # mid epoch 2
+    assert (stop.value.epoch, stop.value.step) == (1, 2)
+    resumed = loop.fit(ToyRegression(), run, CPU, epochs=4, seed=3, resume=True, progress=False)
+    assert without_time(resumed) == without_time(straight)
+    assert (run.path / "metrics.jsonl").read_text().count("\n") == 4
+
+
+def test_resume_after_finished_epochs_and_best_checkpoint(tmp_path):
+    straight = loop.fit(ToyRegression(), RunDir(tmp_path / "a"), CPU, epochs=3, seed=0, progress=False)
+    run = RunDir(tmp_path / "b")
+    loop.fit(ToyRegression(), run, CPU, epochs=1, seed=0, progress=False)
+    objective = ToyRegression()
+    resumed = loop.fit(objective, run, CPU, epochs=3, seed=0, resume=True, progress=False)
+    assert without_time(resumed) == without_time(straight)
+    assert objective.saved_best >= 1
+    best = run.load("best")
+    assert best["best"] == max(row["score"] for row in straight)

@@ -1,0 +1,74 @@
+"""Run directories and atomic, pickle-free checkpoints."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ssinfnet.errors import InputError
+from ssinfnet.training import runs
+
+
+def test_checkpoint_roundtrip_keeps_types(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(3, 2)).sum().backward()
+    opt.step()
+    state = {"opt": opt.state_dict(), "rng": runs.rng_state(), "tuple": (1, (2.5, "x")), "none": None}
+    runs.save_checkpoint(tmp_path / "c", state)
+    back = runs.load_checkpoint(tmp_path / "c")
+    assert set(back["opt"]["state"]) == {0, 1}  # integer keys survive JSON
+    assert torch.equal(back["opt"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert back["tuple"] == (1, (2.5, "x")) and back["none"] is None
+    opt2 = torch.optim.Adam(torch.nn.Linear(2, 1).parameters())
+    opt2.load_state_dict(back["opt"])
+
+
+def test_rng_state_restores_every_generator(tmp_path):
+    runs.seed_everything(3)
+    runs.save_checkpoint(tmp_path / "c", {"rng": runs.rng_state()})
+    first = (torch.rand(2).tolist(), np.random.rand(2).tolist(), random.random())
+    runs.set_rng_state(runs.load_checkpoint(tmp_path / "c")["rng"])
+    assert (torch.rand(2).tolist(), np.random.rand(2).tolist(), random.random()) == first
+
+
+def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    runs.save_checkpoint(tmp_path / "c", {"epoch": 1, "w": torch.ones(2)})
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs, "save_file", broken)
+    with pytest.raises(OSError):
+        runs.save_checkpoint(tmp_path / "c", {"epoch": 2, "w": torch.zeros(2)})
+    assert runs.load_checkpoint(tmp_path / "c")["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary left behind
+
+
+def test_run_dir_refuses_to_overwrite_a_run(tmp_path):
+    run = runs.RunDir(tmp_path / "run")
+    run.start("single", {"seed": 0}, {"data_fingerprint": {}})
+    assert run.config() == {"seed": 0}
+    assert run.info()["kind"] == "single" and "git_commit" in run.info()
+    with pytest.raises(InputError, match="--resume"):
+        runs.RunDir(tmp_path / "run").start("single", {"seed": 0}, {})
+    with pytest.raises(InputError, match="not a run"):
+        runs.RunDir(tmp_path).config()
+
+
+def test_metrics_tables_are_rewritten_from_history(tmp_path):
+    run = runs.RunDir(tmp_path)
+    run.write_metrics([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
+    run.write_metrics([{"epoch": 1, "loss": 0.5}])
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["epoch,loss", "1,0.5"]
+
+
+def test_corrupt_checkpoint_is_an_input_error(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / runs.CHECKPOINT_JSON).write_text("{}")
+    (folder / runs.CHECKPOINT_TENSORS).write_bytes(b"not safetensors")
+    with pytest.raises(InputError):
+        runs.load_checkpoint(folder)
