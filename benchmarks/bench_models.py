@@ -53,7 +53,7 @@ def measure(spec: str, size: int, precision: str, batch: int, steps: int) -> dic
         optimiser.zero_grad(set_to_none=True)
         with autocast_context("cpu", fast):
             out = model(x)
-            loss = sum(F.binary_cross_entropy_with_logits(o[:, :1].float(), target) for o in out.values())
+            loss = sum(F.binary_cross_entropy_with_logits(o.float(), target.expand_as(o)) for o in out.values())
         loss.backward()
         optimiser.step()
 
@@ -91,6 +91,8 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(),
         "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        # The machine may be shared: a load average above the core count means slower, noisier numbers.
+        "load_average_1_5_15min": list(os.getloadavg()),
     }
 
 
@@ -109,6 +111,7 @@ def main() -> int:
         print(json.dumps(measure(**json.loads(args.worker))))
         return 0
 
+    load_before = list(os.getloadavg())
     rows = []
     print(f"{'model':<22} {'size':>4} {'precision':<19} {'train s/img':>11} {'infer s/img':>11} {'peak RSS MB':>11}")
     for spec in args.models:
@@ -129,7 +132,7 @@ def main() -> int:
               f"train x{s['train_speedup']:.2f}, inference x{s['inference_speedup']:.2f}")
     write_json(args.out, {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": load_before},
         "results": rows,
         "speedups": speedups,
     })

@@ -65,6 +65,7 @@ def test_lesion_voxels_have_lesion_density_and_lie_in_the_lungs(cohort):
             assert ((low <= hu[interior]) & (hu[interior] <= high)).all(), (folder.name, value)
         healthy_lung = ndi.binary_erosion(lung & (label == 0), in_plane)
         assert -900 < np.median(hu[healthy_lung]) < -780
+        assert (hu[lung & (label == 0)] > -300).mean() > 0.003  # vessels: soft-tissue density outside lesions
         assert np.median(hu[:3, :3]) < -950  # air in the corners
     assert seen[1] > 0 and seen[2] > 0
 

@@ -38,6 +38,7 @@ GRIDS = {
 
 
 def _write_nifti(path, columns, shape):
+    path.parent.mkdir(parents=True, exist_ok=True)
     affine = centred_affine(columns, shape)
     hu = chest_on_grid(affine, shape)
     image = nib.Nifti1Image(hu, affine)
@@ -185,3 +186,51 @@ def test_oblique_scan_is_refused(tmp_path, degrees):
     _write_nifti(tmp_path / "oblique.nii.gz", columns, (32, 32, 8))
     with pytest.raises(InputError, match="oblique.*tilted 40 degrees"):
         segment(tmp_path / "oblique.nii.gz", model=ThresholdPipeline())
+
+
+class RecordingPipeline(ThresholdPipeline):
+    """The threshold stand-in that remembers the image shapes it saw and trained ``view``."""
+
+    def __init__(self, view):
+        super().__init__()
+        self.meta = {"view": view}
+        self.shapes = []
+
+    def predict(self, images, batch_size=8):
+        self.shapes += [image.shape for image in images]
+        return super().predict(images, batch_size)
+
+
+def test_model_sees_lung_crop_in_its_training_view(tmp_path):
+    columns, shape = GRIDS["lps_flip"]
+    hu, _ = _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
+    seen = {}
+    for view in ("radiological", "covid-semiseg"):
+        pipeline = RecordingPipeline(view)
+        result = segment(tmp_path / "chest.nii.gz", model=pipeline)
+        np.testing.assert_array_equal(result.labels, (hu == GGO) * 1 + (hu == CONSOLIDATION) * 2)
+        seen[view] = set(pipeline.shapes)
+    (radiological,) = seen["radiological"]
+    assert seen["covid-semiseg"] == {radiological[::-1]}  # a quarter turn
+    # lungs span 0.8 mm voxels x [-16, 16] mm (x) and [-11, 11] mm (y), plus a 3-voxel margin
+    assert radiological == (28 + 6, 40 + 6)
+
+
+def test_unknown_model_view_is_refused(tmp_path):
+    columns, shape = GRIDS["lps_flip"]
+    _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
+    with pytest.raises(InputError, match="unknown slice view"):
+        segment(tmp_path / "chest.nii.gz", model=RecordingPipeline("sideways"))
+
+
+def test_api_refuses_what_it_cannot_segment(tmp_path):
+    with pytest.raises(InputError, match="single 2D slice"):
+        segment(np.zeros((32, 32), np.int16), model=ThresholdPipeline(), affine=np.eye(4))
+    with pytest.raises(InputError, match="spacing=\\(slice, row, col\\)"):
+        segment(np.zeros((4, 32, 32), np.int16), model=ThresholdPipeline())
+    with pytest.raises(InputError, match="NaN"):
+        segment(np.full((4, 32, 32), np.nan), model=ThresholdPipeline(), spacing=(1, 1, 1))
+    columns, shape = GRIDS["lps_flip"]
+    _write_nifti(tmp_path / "scans" / "a.nii.gz", columns, shape)
+    with pytest.raises(InputError, match="a folder of scans"):
+        segment(tmp_path / "scans", model=ThresholdPipeline())

@@ -18,9 +18,12 @@ from ssinfnet.errors import InputError
 COMMAND_MODULES = (
     "ssinfnet.data.cli",
     "ssinfnet.models.cli",
+    "ssinfnet.training.cli",
     "ssinfnet.evaluation.cli",
     "ssinfnet.inference.cli",
     "ssinfnet.analysis.cli",
+    "ssinfnet.workflows.cli",
+    "ssinfnet.workflows.reproduce",
 )
 
 

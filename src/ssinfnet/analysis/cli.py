@@ -71,11 +71,12 @@ def _read_clinical(args: argparse.Namespace, path: Path):
 def _register_clinical(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "clinical", help="parse a clinical table (iCTCF or generic CSV) and report the parsing",
-        description="Writes the parsed table as CSV plus <stem>_parsing.md / .json: the parsing rules, the "
-        "counts per severity code, what was set missing and why.")
+        description="Prints (or writes to --report) the parsing rules, the counts per severity code and what was "
+        "set missing and why; --out writes the parsed table.")
     p.add_argument("table", type=Path, help="iCTCF All_Patients.csv (recognised by its header) or any CSV")
     _add_table_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="parsed table (CSV)")
+    p.add_argument("--out", type=Path, help="write the parsed table (CSV)")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write parsing.md and parsing.json into DIR")
     p.set_defaults(func=_run_clinical)
 
 
@@ -83,11 +84,13 @@ def _run_clinical(args: argparse.Namespace) -> int:
     from ssinfnet.analysis.clinical import parsing_markdown
 
     table = _read_clinical(args, args.table)
-    write_csv(args.out, table.frame.to_dict("records"), [str(c) for c in table.frame.columns])
-    stem = args.out.with_name(f"{args.out.stem}_parsing")
-    write_text(stem.with_suffix(".md"), parsing_markdown(table))
-    write_json(stem.with_suffix(".json"), table.report)
-    print(f"{len(table.frame)} rows -> {args.out} (+ {stem.name}.md/.json)")
+    markdown = parsing_markdown(table)
+    if args.out:
+        write_csv(args.out, table.frame.to_dict("records"), [str(c) for c in table.frame.columns])
+    if args.report:
+        write_text(args.report / "parsing.md", markdown)
+        write_json(args.report / "parsing.json", table.report)
+    print(markdown)
     return 0
 
 

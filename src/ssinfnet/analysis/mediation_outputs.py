@@ -25,7 +25,7 @@ def write_outputs(result: MediationResult, out_dir: str | Path, provenance: dict
         "outcome_type": result.outcome_type,
         "exposure_contrast": list(result.contrast),
         "complete_cases": result.cases,
-        "effects": result.rows,
+        "results": result.rows,  # the key the HTML report (evaluation/report.py) tabulates
         "notes": result.notes,
         **provenance,
     })

@@ -2,8 +2,9 @@
 
 Accepted inputs (see :func:`find_scans`):
 
-- an ``ssinfnet segment`` output folder: ``labels.nii.gz`` + ``lung.nii.gz`` (+ the CT as ``ct.nii.gz``
-  or ``image.nii.gz`` when present, or the input path recorded in ``quantities.json``);
+- an ``ssinfnet segment`` output folder: ``labels.nii.gz`` + ``lung.nii.gz``, with the CT taken from
+  ``ct.nii.gz`` / ``image.nii.gz`` beside them or else the NIfTI ``source`` recorded in ``quantities.json``
+  (a DICOM source gives no HU features: convert it to NIfTI, or pass a triplet);
 - a generated-cohort subject folder: ``ct.nii.gz`` + ``label.nii.gz`` + ``lung.nii.gz``;
 - a folder whose sub-folders are either of the above (e.g. the demo cohort's ``volumes/``);
 - explicit (image, labels, lung) NIfTI triplets.
@@ -26,8 +27,6 @@ from ssinfnet.errors import InputError
 SEGMENT_LABELS, SEGMENT_LUNG = "labels.nii.gz", "lung.nii.gz"
 SEGMENT_IMAGES = ("ct.nii.gz", "image.nii.gz")
 COHORT_FILES = ("ct.nii.gz", "label.nii.gz", "lung.nii.gz")
-#: Keys of ``quantities.json`` that may record the segmented input scan.
-QUANTITY_INPUT_KEYS = ("input", "source", "image")
 #: An image is taken as Hounsfield units when its minimum is at or below this (air is about -1000 HU).
 HU_AIR_THRESHOLD = -500.0
 ID_COLUMNS = ("patient_id", "scan_id")
@@ -93,13 +92,11 @@ def _recorded_input(folder: Path) -> Path | None:
     if not quantities.is_file():
         return None
     try:
-        record = json.loads(quantities.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"unreadable JSON ({err})", quantities) from err
-    for key in QUANTITY_INPUT_KEYS:
-        value = record.get(key) if isinstance(record, dict) else None
-        if isinstance(value, str) and value.endswith((".nii", ".nii.gz")) and Path(value).is_file():
-            return Path(value)
+        source = json.loads(quantities.read_text()).get("source")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise InputError(f"unreadable quantities record ({err})", quantities) from err
+    if isinstance(source, str) and source.endswith((".nii", ".nii.gz")) and Path(source).is_file():
+        return Path(source)
     return None
 
 

@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("out", type=Path)
     demo.add_argument("--subjects", type=int, default=12, help="number of generated subjects")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     demo.set_defaults(func=run_make_demo)
 
 
@@ -46,8 +47,6 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_make_demo(args: argparse.Namespace) -> int:
     from ssinfnet.data.demo_cohort import make_demo_cohort  # noqa: PLC0415 (pulls in the generator only here)
 
-    if args.subjects < 1:
-        raise InputError(f"--subjects must be at least 1, got {args.subjects}")
-    out = make_demo_cohort(args.out, n_subjects=args.subjects, seed=args.seed)
+    out = make_demo_cohort(args.out, n_subjects=args.subjects, seed=args.seed, overwrite=args.overwrite)
     print(f"demo cohort written to {out}")
     return 0

@@ -45,6 +45,7 @@ and outcome "Control" and are not part of the mediation population.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import textwrap
@@ -56,7 +57,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage as ndi
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from ssinfnet import fileio
 from ssinfnet.data.intensity import to_unit_range
@@ -124,7 +125,7 @@ def truth_for(params: StructuralParams) -> dict:
         "params": dataclasses.asdict(params),
         "mediator": "lesion_burden_logit = logit(lesion fraction of lung)",
         "mediation_population": "COVID subjects (covid_label == 'COVID')",
-        "effects": _true_effects(params),
+        "effects": copy.deepcopy(_true_effects(params)),
     }
 
 
@@ -249,7 +250,9 @@ def render_subject(rng: np.random.Generator, size: int, n_slices: int, lesion_fr
     trachea = (np.hypot(y + 0.12, x) < 0.055) & (height > 0.7)
     lung &= ~trachea
 
-    field = lambda sigma_mm: _smooth_field(rng, lung.shape, sigma_mm, pixel_mm, slice_mm)
+    def field(sigma_mm: float) -> np.ndarray:
+        return _smooth_field(rng, lung.shape, sigma_mm, pixel_mm, slice_mm)
+
     lesion, consolidation = _lesions(lung, field(LESION_SCALE_MM) + 0.15 * field(TEXTURE_SCALE_MM),
                                      field(0.6 * LESION_SCALE_MM), y, pixel_mm, lesion_fraction)
     vessels = lung & ~lesion & _vessels(field(VESSEL_SCALE_MM), field(VESSEL_SCALE_MM), hilum_distance)
@@ -357,7 +360,7 @@ def make_demo_cohort(out_dir: str | Path, n_subjects: int = 12, seed: int = 0, s
         raise InputError(f"slices_per_subject must be at least 1, got {slices_per_subject}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise InputError("already exists (pass overwrite=True to replace it)", out_dir)
+        raise InputError("already exists; refusing to overwrite it (choose a new folder)", out_dir)
     params = _effective_params(params, indirect)
     clinical_seed, role_seed, images_seed = np.random.SeedSequence(seed).spawn(3)
     clinical = _draw_subjects(np.random.default_rng(clinical_seed), n_subjects, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,17 +104,24 @@ def _open(path: str | Path) -> Image.Image:
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
+        if _is_zero_size_png(path):
+            raise InputError("zero-size image (0 pixels wide or high)", path) from None
         raise InputError("not an image file PIL can read (PNG/JPG/TIFF/BMP)", path) from None
     except OSError as err:
         raise InputError(f"cannot read image: {err}", path) from None
-    if image.width == 0 or image.height == 0:
-        image.close()
-        raise InputError(f"zero-size image ({image.width}x{image.height})", path)
     if getattr(image, "n_frames", 1) > 1:
         frames = image.n_frames
         image.close()
         raise InputError(f"image has {frames} frames; expected a single 2D slice", path)
     return image
+
+
+def _is_zero_size_png(path: Path) -> bool:
+    """PIL refuses 0-pixel images as 'unidentified'; PNG headers let us say what is really wrong."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    return (len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and 0 in struct.unpack(">II", head[16:24]))
 
 
 def _decode(image: Image.Image, path: str | Path) -> np.ndarray:

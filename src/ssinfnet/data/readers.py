@@ -442,7 +442,8 @@ def _choose_series(folder: Path, series: dict[str, list], series_uid: str | None
         return next(iter(series))
     listing = ", ".join(f"{uid} ({len(files)} files)" for uid, files in sorted(series.items()))
     if not pick_largest:
-        raise InputError(f"{len(series)} DICOM series mixed in one folder: {listing}; choose one by its UID", folder)
+        raise InputError(f"{len(series)} DICOM series mixed in one folder: {listing}; "
+                         "choose one with series_uid (or pick_largest)", folder)
     uid = max(series, key=lambda u: len(series[u]))
     log.warning("%s: %d DICOM series in one folder (%s); using the largest, %s", folder, len(series), listing, uid)
     return uid

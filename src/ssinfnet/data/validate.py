@@ -109,6 +109,7 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
                 stats.add(sample.image.shape, sample.meta.modality, sample.mask)
             return
         size, mode = read_header(image)
+        read_image_2d(image)  # labeled sets are small: decode them to catch truncated files
         labels = read_mask_2d(mask)
         if labels.shape != size:
             raise InputError(f"mask size {labels.shape[0]}x{labels.shape[1]} differs from image size "

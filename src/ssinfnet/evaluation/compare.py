@@ -146,28 +146,34 @@ def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
     return flat
 
 
-def markdown_table(comparison: Comparison) -> str:
-    models = comparison.models
-    tested = models[1:]
-    header = ["Group", "Metric"] + [f"{m} (mean ± error)" for m in models] + [
-        f"{m} p (t / Wilcoxon)" for m in tested
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows of the paper-style table (shared by the markdown file and the HTML report)."""
+    models, tested = comparison.models, comparison.models[1:]
+    header = ["Group", "Metric"] + [f"{m} mean ± error" for m in models]
+    header += [f"{m}: t-test p" for m in tested] + [f"{m}: Wilcoxon p" for m in tested]
+    rows = []
     for row in comparison.rows:
         cells = [row["group"], row["metric"]]
         for name in models:
             summary = row["models"][name]
             cells.append(format_mean(summary["mean"], summary["ci95"]) + significance_marks(row["tests"].get(name)))
-        for name in tested:
-            test = row["tests"][name]
-            cells.append(f"{format_p(test['t_p'])} / {format_p(test['wilcoxon_p'])}")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        f"Reference: {comparison.reference}; {comparison.images} images. Error = 1.96 SE (95% CI). "
-        f"* paired t-test p < {SIGNIFICANCE}, ^ Wilcoxon signed-rank p < {SIGNIFICANCE} (against the reference)."
-    )
-    return "\n".join(lines) + "\n"
+        cells += [format_p(row["tests"][m]["t_p"]) for m in tested]
+        cells += [format_p(row["tests"][m]["wilcoxon_p"]) for m in tested]
+        rows.append(cells)
+    return header, rows
+
+
+def legend(comparison: Comparison) -> str:
+    return (f"Reference: {comparison.reference}; {comparison.images} images, paired by image id. "
+            f"Error = 1.96 SE (95% CI). * paired t-test p < {SIGNIFICANCE}, ^ Wilcoxon signed-rank "
+            f"p < {SIGNIFICANCE}, against the reference.")
+
+
+def markdown_table(comparison: Comparison) -> str:
+    header, rows = table(comparison)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n\n" + legend(comparison) + "\n"
 
 
 def significance_marks(test: dict[str, Any] | None) -> str:

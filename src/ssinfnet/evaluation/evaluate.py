@@ -36,6 +36,8 @@ INFNET = "infnet"
 #: Per-image predicted lesion fraction: the slice-level score for ROC and detection.
 LESION_FRACTION = "lesion_fraction"
 TRUTH_LESION_FRACTION = "truth_lesion_fraction"
+#: Summary group of the per-image columns that have no "<class>." prefix (the lesion fractions).
+SLICE = "slice"
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Evaluation:
         for column in self.metric_columns():
             group, _, name = column.rpartition(".")
             summary = mean_ci(row[column] for row in self.rows).as_dict()
-            metrics.setdefault(group or "slice", {})[name] = summary
+            metrics.setdefault(group or SLICE, {})[name] = summary
         return {
             "task": self.task,
             "images": len(self.rows),

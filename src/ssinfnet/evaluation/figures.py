@@ -59,9 +59,9 @@ def training_curves_figure(history: Sequence[dict[str, Any]], title: str) -> byt
     return to_png(figure)
 
 
-def gallery_figure(items: Sequence[GalleryItem], task: str) -> bytes:
-    """One row per slice: CT, ground truth and prediction overlays (GGO red, consolidation green;
-    a single-stage model's infection is shown red)."""
+def gallery_figure(items: Sequence[GalleryItem]) -> bytes:
+    """One row per slice: CT, ground truth and prediction overlays (GGO red, consolidation green, as
+    in the paper's Fig. 7; a single-stage model's infection is label 1, so red)."""
     figure, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
     for row, item in zip(axes, items):
         panels = (
@@ -76,6 +76,4 @@ def gallery_figure(items: Sequence[GalleryItem], task: str) -> bytes:
                 ax.imshow(picture)
             ax.set_title(label, fontsize="small")
             ax.axis("off")
-    legend = "red: infection" if task == "single" else "red: GGO, green: consolidation"
-    figure.suptitle(legend, fontsize="small")
     return to_png(figure)

@@ -55,10 +55,10 @@ class _Stage:
     def threshold(self) -> float | None:
         """The validation threshold: the run's summary.json, else the sidecar's validation record."""
         summary = read_json(self.run / "summary.json") if self.run else {}
-        if "threshold" in summary:
-            return float(summary["threshold"])
-        validation = self.sidecar.get("extra", {}).get("validation", {})
-        return float(validation["threshold"]) if "threshold" in validation else None
+        for record in (summary, summary.get("validation", {}), self.sidecar.get("extra", {}).get("validation", {})):
+            if "threshold" in record:
+                return float(record["threshold"])
+        return None
 
     def size(self) -> int | None:
         extra = self.sidecar.get("extra", {})

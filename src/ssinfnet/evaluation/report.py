@@ -26,9 +26,10 @@ from typing import Any
 from ssinfnet import __version__, fileio
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation import figures
-from ssinfnet.evaluation.compare import Comparison, compare, format_mean, format_p, significance_marks
+from ssinfnet.evaluation.compare import Comparison, compare, format_mean, legend, table
 from ssinfnet.evaluation.folders import read_json, read_jsonl
 from ssinfnet.evaluation.gallery import read_gallery
+from ssinfnet.evaluation.evaluate import INFNET, LESION_FRACTION, SLICE, TRUTH_LESION_FRACTION
 from ssinfnet.evaluation.roc import Roc
 
 #: At most this many pretraining example grids (the latest ones) go into the report.
@@ -40,7 +41,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
+th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; }
 .note { color: #555; font-size: 0.9em; }
 code { background: #f3f3f3; padding: 0 0.2em; }
@@ -113,30 +114,51 @@ def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfne
 def _evaluation_section(name: str, path: Path) -> str:
     summary = read_json(path / "summary.json")
     metrics = summary.get("metrics", {})
-    rows = []
-    for group, group_metrics in metrics.items():
-        for metric, value in group_metrics.items():
-            rows.append([group, metric, format_mean(_f(value["mean"]), _f(value["ci95"])), str(value["n"])])
+    images = summary.get("images", 0)
     data = summary.get("data", {})
-    threshold = summary.get("threshold")
     facts = [
-        f"task: {_e(summary.get('task', '?'))}, images: {summary.get('images', '?')}",
-        f"threshold: {threshold} (chosen on: {_e(str(summary.get('threshold_source', 'unknown')))})",
+        f"task: {_e(str(summary.get('task', '?')))}, images: {images}",
+        f"threshold: {summary.get('threshold')} (chosen on: {_e(str(summary.get('threshold_source', 'unknown')))})",
         f"data: <code>{_e(str(data.get('path', '?')))}</code>, {data.get('files', '?')} files, "
         f"sha256 <code>{_e(str(data.get('sha256', '?'))[:16])}</code>",
         f"git commit: <code>{_e(str(summary.get('git_commit')))}</code>",
         f"model: <code>{_e(json.dumps(summary.get('model', {}))[:400])}</code>",
     ]
+    fractions = metrics.get(SLICE, {})
+    if LESION_FRACTION in fractions and TRUTH_LESION_FRACTION in fractions:
+        facts.append(f"mean lesion fraction: predicted {fractions[LESION_FRACTION]['mean']:.3f}, "
+                     f"truth {fractions[TRUTH_LESION_FRACTION]['mean']:.3f}")
     auc = summary.get("auc", {})
     if auc:
         facts.append("AUC: " + ", ".join(f"{_e(k)} {v:.3f}" for k, v in auc.items()))
-    return (
-        f"<h2>Evaluation: {_e(name)}</h2>\n<ul>" + "".join(f"<li>{fact}</li>" for fact in facts) + "</ul>\n"
-        + _table(["Group", "Metric", "Mean ± 95% CI", "n"], rows)
-        + _p("Paper protocol (infection / per class / Overall): per-image values at the threshold, NaN "
-             "(empty denominators) skipped. infnet: Inf-Net protocol (mean over 256 thresholds, S-alpha, "
-             "E-phi, MAE).", "note")
-    )
+    paper = {g: m for g, m in metrics.items() if g not in (SLICE, INFNET)}
+    parts = [f"<h2>Evaluation: {_e(name)}</h2>", "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"]
+    if paper:
+        parts += ["<h3>Paper protocol (mean ± 95% CI)</h3>", _metric_table(paper, images), _p(
+            "Per-image values at the threshold; NaN (empty denominators) skipped, n shown where fewer "
+            "images count. Overall = per-image mean of background, GGO and consolidation.", "note")]
+    if INFNET in metrics:
+        parts += ["<h3>Inf-Net protocol (mean ± 95% CI)</h3>", _metric_table({"infection": metrics[INFNET]}, images),
+                  _p("Dice, sensitivity, specificity and E-phi averaged over 256 thresholds per image; "
+                     "S-alpha and MAE on the 8-bit map, as in Inf-Net's evaluation code.", "note")]
+    return "\n".join(parts)
+
+
+def _metric_table(groups: dict[str, dict[str, dict]], images: int) -> str:
+    """One row per class, one column per metric; cells "mean ± CI", with n when NaNs were skipped."""
+    columns = list(dict.fromkeys(metric for group in groups.values() for metric in group))
+    rows = []
+    for group, values in groups.items():
+        cells = [group]
+        for metric in columns:
+            value = values.get(metric)
+            if value is None:
+                cells.append("")
+                continue
+            text = format_mean(value["mean"], value["ci95"])
+            cells.append(text if value["n"] == images else f"{text} (n={value['n']})")
+        rows.append(cells)
+    return _table(["Class"] + columns, rows)
 
 
 def _comparison_section(inputs: Inputs) -> str:
@@ -153,22 +175,8 @@ def _comparison_section(inputs: Inputs) -> str:
 
 
 def _comparison_table(comparison: Comparison) -> str:
-    tested = comparison.models[1:]
-    header = ["Group", "Metric"] + [f"{m} mean ± error" for m in comparison.models]
-    header += [f"{m}: t-test p" for m in tested] + [f"{m}: Wilcoxon p" for m in tested]
-    rows = []
-    for row in comparison.rows:
-        cells = [row["group"], row["metric"]]
-        for name in comparison.models:
-            summary = row["models"][name]
-            cells.append(format_mean(_f(summary["mean"]), _f(summary["ci95"]))
-                         + significance_marks(_floats(row["tests"].get(name))))
-        cells += [format_p(_f(row["tests"][m]["t_p"])) for m in tested]
-        cells += [format_p(_f(row["tests"][m]["wilcoxon_p"])) for m in tested]
-        rows.append(cells)
-    return _table(header, rows) + _p(
-        f"Reference: {_e(comparison.reference)}; {comparison.images} images, paired by image id. "
-        "* paired t-test p &lt; 0.05, ^ Wilcoxon signed-rank p &lt; 0.05, against the reference.", "note")
+    header, rows = table(comparison)
+    return _table(header, rows) + _p(_e(legend(comparison)), "note")
 
 
 def _roc_section(evaluations: dict[str, Path]) -> str:
@@ -187,16 +195,17 @@ def _gallery_section(name: str, path: Path) -> str:
     task, items = read_gallery(path)
     if not items:
         return ""
+    colours = "infection red" if task == "single" else "GGO red, consolidation green"
     return (f"<h2>Best, median and worst slices: {_e(name)}</h2>\n"
-            + _img(figures.gallery_figure(items, task), f"overlay gallery of {name}"))
+            + _p(f"Ranked by per-image F1; {colours}.", "note")
+            + _img(figures.gallery_figure(items), f"overlay gallery of {name}"))
 
 
 def _run_section(name: str, path: Path) -> str:
     parts = [f"<h2>Training run: {_e(name)}</h2>"]
     summary = read_json(path / "summary.json")
     if summary:
-        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-        parts.append(_table(["Summary", "Value"], [[k, _cell(v)] for k, v in scalars.items()]))
+        parts.append(_table(["Summary", "Value"], [[k, _cell(v)] for k, v in _scalars(summary).items()]))
     history = read_jsonl(path / "metrics.jsonl")
     curves = figures.training_curves_figure(history, name) if history else None
     if curves:
@@ -244,19 +253,21 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _scalars(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Numbers and strings of a (nested) summary, keys joined with dots (e.g. validation.threshold)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_scalars(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4g}"
     return "" if value is None else str(value)
-
-
-def _f(value: Any) -> float:
-    """JSON numbers back to float (NaN may have been written as NaN or null)."""
-    return float("nan") if value is None else float(value)
-
-
-def _floats(test: dict[str, Any] | None) -> dict[str, float] | None:
-    return None if test is None else {k: _f(v) for k, v in test.items()}
 
 
 def _unique_name(path: Path, taken: dict[str, Path]) -> str:

@@ -3,8 +3,7 @@
 Inputs are in the display layout used by :mod:`ssinfnet.inference.segment`: ``(slices, rows, cols)``
 with columns running from the patient's right to the patient's left (radiological view). For NIfTI
 and DICOM input that layout is derived from the affine, so "left" is the patient's left whatever the
-array order on disk. 2D images carry no orientation: they are assumed to be in the radiological
-view, like the training data.
+array order on disk. 2D images carry no orientation, so no left/right split is made for them.
 
 Left and right are split at the mid-sagittal plane estimated as the middle of the lung mask's extent
 from right to left (the image centre when the mask is empty). Percentages count lesion voxels inside
@@ -26,28 +25,29 @@ SIDES = ("", "left_", "right_")
 def quantify(
     labels: np.ndarray,
     lung: np.ndarray,
-    voxel_size: tuple[float, ...] | None,
+    element_size: float | None,
     volumetric: bool,
+    sides: bool = True,
 ) -> dict[str, Any]:
     """Flat dict of quantities (one CSV row).
 
-    ``voxel_size``: (slice, row, col) spacing in mm for volumes, (row, col) pixel spacing for 2D
-    images, or None when unknown (counts and percentages only). ``volumetric``: amounts in mL from
-    voxels, else in mm^2 from pixels. Keys: ``{side}{class}_{voxels|pixels}``, ``{side}{class}_{ml|mm2}``
+    ``element_size``: the volume of one voxel in mm^3 (``volumetric``: amounts in mL) or the area of
+    one pixel in mm^2 (2D images: amounts in mm^2), or None when unknown (counts and percentages only). Keys: ``{side}{class}_{voxels|pixels}``, ``{side}{class}_{ml|mm2}``
     and ``{side}{class}_percent_of_lung`` for side in "", "left_", "right_" and class in lung, ggo,
     consolidation, lesion (percent only for lesion classes; left/right percentages are of that lung).
+    ``sides=False`` leaves out the left/right keys (for images without a known orientation).
     """
     if labels.shape != lung.shape or labels.ndim != 3:
         raise ValueError(f"labels {labels.shape} and lung {lung.shape} must be the same (slices, rows, cols)")
     count_key = "voxels" if volumetric else "pixels"
     unit_key = "ml" if volumetric else "mm2"
-    unit_size = None if voxel_size is None else float(np.prod(voxel_size)) / (1000.0 if volumetric else 1.0)
+    unit_size = None if element_size is None else float(element_size) / (1000.0 if volumetric else 1.0)
 
     split = _midline_column(lung)
-    sides = {"": slice(None), "right_": slice(None, split), "left_": slice(split, None)}
+    columns = {"": slice(None), "right_": slice(None, split), "left_": slice(split, None)}
     row: dict[str, Any] = {}
-    for side in SIDES:
-        side_labels, side_lung = labels[:, :, sides[side]], lung[:, :, sides[side]]
+    for side in SIDES if sides else SIDES[:1]:
+        side_labels, side_lung = labels[:, :, columns[side]], lung[:, :, columns[side]]
         counts = {"lung": int(side_lung.sum())}
         inside = {}
         for name, values in CLASSES.items():

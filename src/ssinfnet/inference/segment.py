@@ -6,11 +6,13 @@ Inputs (:func:`find_inputs` expands a list of paths):
   voxel is an integer in 0..255;
 - a DICOM series folder (the largest series when the folder mixes several, with a warning naming
   it; or the one given by ``series_uid``);
-- one PNG/JPG/TIFF/BMP image (a 2D slice, assumed to be in the radiological view);
+- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is: like the COVID-SemiSeg
+  slices, it is taken to be in the network's training view already; with no orientation known, no
+  left/right split is reported);
 - a folder of any of these (each file or series is its own scan), or a numpy array from a notebook.
 
 Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
-columns patient right -> left, as the training slices) using the affine
+columns patient right -> left) using the affine
 (:func:`ssinfnet.data.readers.display_plane`: the slice axis is the array axis closest to
 superior-inferior, so sagittal or coronal acquisitions are resliced to axial without interpolation).
 Predictions are written back into the input's own voxel grid, so outputs have the input's exact
@@ -18,6 +20,12 @@ shape, affine and orientation. Scans whose slices are tilted more than :data:`MA
 the nearest axial plane are refused: reslicing them along the closest array axis would show the
 network planes it was never trained on, so they must be resampled to axial first (3D Slicer,
 SimpleITK).
+
+What the network sees: the lung mask is computed first; volume slices are cropped to the lungs'
+bounding box (plus a margin, one box per scan) because the training slices are chest crops, turned
+into the view the model was trained on (:data:`MODEL_VIEWS`), windowed by the training intensity
+policy (:func:`ssinfnet.data.intensity.to_unit_range`) and predicted; the labels are turned back and
+pasted into the full slice. 2D images are taken whole and as they are (they usually are crops).
 
 Memory: the stored scan and one uint8 label volume are held; slices are predicted ``batch_size`` at
 a time and probability maps (when asked for) are kept as uint8, never as a float volume.
@@ -45,6 +53,15 @@ from ssinfnet.inference.quantify import quantify
 SPACING_RANGE_MM = (0.05, 50.0)
 MAX_TILT_DEGREES = 30.0
 DEFAULT_BATCH_SIZE = 8
+#: Quarter turns (``np.rot90``) from a radiological-view slice to the view a model was trained on,
+#: by the ``view`` recorded in its pipeline meta. COVID-SemiSeg (MedSeg) slices, the labelled training
+#: data, are stored a quarter turn from the radiological view: the patient's left at the top and
+#: anterior on the left (read from the anatomy: spine on the right, heart at the top; the MedSeg
+#: affine is a placeholder). Models trained on radiological-view slices record "radiological".
+MODEL_VIEWS = {"radiological": 0, "covid-semiseg": 1}
+DEFAULT_MODEL_VIEW = "covid-semiseg"
+#: Margin around the lungs' bounding box when cropping volume slices, as a fraction of the slice size.
+CROP_MARGIN = 0.05
 
 
 @dataclass
@@ -70,6 +87,14 @@ class Scan:
     @property
     def volumetric(self) -> bool:
         return self.affine is not None
+
+    @property
+    def element_size(self) -> float | None:
+        """mm^3 per voxel (from the affine: right for sheared, gantry-tilted grids too), mm^2 per
+        pixel for 2D images with a known spacing, else None."""
+        if self.affine is not None:
+            return float(abs(np.linalg.det(self.affine[:3, :3])))
+        return None if self.voxel_size is None else float(np.prod(self.voxel_size))
 
     def unit_slice(self, k: int) -> np.ndarray:
         """Slice ``k`` in [0, 1] by the training intensity policy (lung window for HU)."""
@@ -111,6 +136,9 @@ def read_scan(path: str | Path, series_uid: str | None = None,
               spacing: tuple[float, float] | None = None) -> Scan:
     """Read one scan file or DICOM folder; ``spacing`` (row, col mm) only for 2D images."""
     path = Path(path)
+    if path.is_dir() and not _holds_dicom(path) and _scans_in_folder(path):
+        raise InputError("a folder of scans; segment them one at a time (find_inputs lists them) "
+                         "or all at once with the ssinfnet segment command", path)
     if path.is_dir():
         volume, info = readers.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
         return _volume_scan(scan_name(path), path, volume.array, volume.affine, None, info)
@@ -135,7 +163,7 @@ def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
                     affine: np.ndarray | None = None, name: str = "array") -> Scan:
     """A scan from a notebook array.
 
-    - 2D ``(rows, cols)``: one slice in the radiological view; ``spacing`` (row, col) mm optional.
+    - 2D ``(rows, cols)``: one slice, given to the network as it is; ``spacing`` (row, col) mm optional.
     - 3D with ``affine`` (RAS, as from nibabel): treated exactly like that NIfTI's data.
     - 3D without affine: ``(slices, rows, cols)`` of radiological-view axial slices (the order of
       ``np.stack(slices)`` and of SimpleITK arrays); ``spacing`` = (slice, row, col) mm is required.
@@ -146,6 +174,8 @@ def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
         raise InputError(f"array contains {int((~np.isfinite(array)).sum())} NaN/inf values", name)
     if array.ndim == 2 and affine is None:
         return _image_scan(name, name, array, _array_modality(array), spacing)
+    if array.ndim == 2:  # an affine promises a volume: refused below as a single slice
+        array = array[:, :, None]
     if array.ndim != 3:
         raise InputError(f"array has shape {array.shape}; expected 2D (rows, cols) or 3D", name)
     if affine is None:
@@ -163,8 +193,9 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
 
     ``model``: None for the bundled default pipeline, a pipeline folder, or a loaded pipeline (any
     object with ``predict(images) -> list[Prediction]``; reuse one for many scans).
-    ``device``/``bf16``: see :func:`resolve_pipeline`. ``spacing``/``affine`` describe arrays (see :func:`scan_from_array`); ``spacing`` (row, col) also
-    gives mm^2 for a 2D image file. Returns a :class:`SegmentationResult` (``.save(out_dir)``).
+    ``device``/``bf16``: see :func:`resolve_pipeline`. ``spacing``/``affine`` describe arrays (see
+    :func:`scan_from_array`); ``spacing`` (row, col) also gives mm^2 for a 2D image file.
+    Returns a :class:`SegmentationResult` (``.save(out_dir)``).
     """
     if isinstance(source, Scan):
         scan = source
@@ -173,19 +204,39 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
     else:
         scan = read_scan(source, series_uid, spacing)
     pipeline = resolve_pipeline(model, device, bf16)
-    labels, probs = predict_stack(pipeline, scan, batch_size, probabilities, progress)
     if scan.modality == "hu":
         lung = lung_mask(scan.stack, "hu")
     else:
         lung = lung_mask(np.stack([scan.unit_slice(k) for k in range(len(scan.stack))]), scan.modality)
+    box = lung_box(lung) if scan.volumetric else None
+    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress)
     lung = include_lesions(lung, labels)
     return SegmentationResult(
         name=scan.name, source=scan.source,
         labels=scan.to_input(labels), lung=scan.to_input(lung),
-        quantities=quantify(labels, lung, scan.voxel_size, scan.volumetric),
-        affine=scan.affine, nifti_header=scan.nifti_header, display=scan, details=scan.info,
+        quantities=quantify(labels, lung, scan.element_size, scan.volumetric, sides=scan.volumetric),
+        affine=scan.affine, nifti_header=scan.nifti_header, display=scan,
+        details={**scan.info, "voxel_size_mm": scan.voxel_size},
         probabilities=None if probs is None else {name: scan.to_input(p) for name, p in probs.items()},
     )
+
+
+def lung_box(lung: np.ndarray) -> tuple[slice, slice] | None:
+    """(rows, cols) slices of the lungs' bounding box over the whole scan plus :data:`CROP_MARGIN`;
+    None (whole slices) when the lung mask is empty.
+
+    The training slices are cropped to the chest, so the lungs fill most of the image; cropping a
+    full field of view the same way keeps lesions at the scale the network learnt. One box for the
+    whole scan keeps that scale equal across slices.
+    """
+    if not lung.any():
+        return None
+    box = []
+    for axis, size in ((1, lung.shape[1]), (2, lung.shape[2])):
+        found = np.flatnonzero(lung.any(axis=tuple(a for a in range(3) if a != axis)))
+        margin = max(2, int(round(CROP_MARGIN * size)))
+        box.append(slice(max(0, found[0] - margin), min(size, found[-1] + 1 + margin)))
+    return tuple(box)
 
 
 def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | None = None) -> Any:
@@ -229,25 +280,41 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def predict_stack(pipeline: Any, scan: Scan, batch_size: int, keep_probabilities: bool,
-                  progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice] | None, batch_size: int,
+                  keep_probabilities: bool, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
-    at a time so that memory grows with the batch, not with the scan."""
+    at a time so that memory grows with the batch, not with the scan.
+
+    Each slice is cut to ``box`` (None: whole slice) and volume slices are turned into the model's
+    training view (:data:`MODEL_VIEWS`); predictions are turned back and pasted into the full slice (background
+    outside the box).
+    """
+    turns = model_view_turns(pipeline) if scan.volumetric else 0
+    box = box or (slice(None), slice(None))
     shape = (len(scan.stack), *scan.stack.shape[1:3])
     labels = np.zeros(shape, dtype=np.uint8)
     probs = {name: np.zeros(shape, dtype=np.uint8) for name in PROBABILITY_NAMES} if keep_probabilities else None
     with tqdm(total=shape[0], desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
         for start in range(0, shape[0], batch_size):
             indices = range(start, min(start + batch_size, shape[0]))
-            images = [scan.unit_slice(k) for k in indices]
+            images = [np.ascontiguousarray(np.rot90(scan.unit_slice(k)[box], turns)) for k in indices]
             for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images))):
-                labels[k] = prediction.labels
+                labels[k][box] = np.rot90(prediction.labels, -turns)
                 if probs is not None:
-                    probs["infection"][k] = _to_uint8(prediction.infection_prob)
-                    probs["ggo"][k] = _to_uint8(prediction.class_probs[1])
-                    probs["consolidation"][k] = _to_uint8(prediction.class_probs[2])
+                    maps = (prediction.infection_prob, prediction.class_probs[1], prediction.class_probs[2])
+                    for name, prob in zip(PROBABILITY_NAMES, maps):
+                        probs[name][k][box] = np.rot90(_to_uint8(prob), -turns)
             bar.update(len(indices))
     return labels, probs
+
+
+def model_view_turns(pipeline: Any) -> int:
+    """Quarter turns from the radiological view to the view ``pipeline`` was trained on."""
+    view = (getattr(pipeline, "meta", None) or {}).get("view", DEFAULT_MODEL_VIEW)
+    if view not in MODEL_VIEWS:
+        raise InputError(f"the model's pipeline.json names an unknown slice view {view!r}; "
+                         f"expected one of {sorted(MODEL_VIEWS)}")
+    return MODEL_VIEWS[view]
 
 
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,

@@ -64,7 +64,10 @@ class SegmentationNetwork(nn.Module):
         self.heads = nn.ModuleDict(heads)
 
     def use_heads(self, mode: str) -> "SegmentationNetwork":
-        """Swap to fresh ``"segmentation"`` or ``"reconstruction"`` heads (body weights untouched)."""
+        """Swap to fresh ``"segmentation"`` or ``"reconstruction"`` heads (body weights untouched).
+
+        A no-op when the network already has heads of that mode. Returns the network for chaining.
+        """
         if mode not in HEAD_MODES:
             raise ValueError(f"head mode must be one of {HEAD_MODES}, not {mode!r}")
         if mode != self.head_mode:
@@ -111,9 +114,6 @@ def upsample_to(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Te
 class TransferReport:
     copied: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        return f"copied {len(self.copied)} tensors, skipped {len(self.skipped)}"
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> TransferReport:

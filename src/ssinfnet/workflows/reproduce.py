@@ -1,0 +1,234 @@
+"""Verb ``reproduce``: the paper's experiment on the real benchmark, one resumable command.
+
+Every step is an ``ssinfnet`` verb run as a subprocess, so the experiment is exactly the commands a user
+could type (they are written to ``commands.sh``). A step whose output is complete is skipped; a training
+step whose run folder exists but is unfinished is continued with ``--resume``. So the command may be
+stopped (Ctrl-C, SIGKILL, end of a session) and started again any number of times.
+
+Design (issue "Reproduce the paper on real data"):
+- self-supervised pretraining on the unlabeled slices + the training images (never test images);
+- single stage: U-Net, SInfNet (random init), SSInfNet (self-supervised init), SSInfNet + focal +
+  Lookahead, with the same fine-tuning budget; the prior for the multi stage comes from the single
+  model with the best *validation* Dice (carved from the training slices);
+- multi stage likewise (multi U-Net, multi SInfNet, multi SSInfNet, + focal + Lookahead);
+- each final model is scored once on the 48 test slices with both protocols, then compared with
+  paired tests, and one HTML report gathers everything.
+Heavy files (checkpoints, run folders) live in ``--work``; ``--out`` receives only small results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssinfnet.errors import InputError
+from ssinfnet.fileio import write_json, write_text
+
+FOCAL_LOOKAHEAD = ("focal={alpha: 0.25, gamma: 2.0}", "lookahead={k: 5, alpha: 0.5}")
+PLAIN = ("focal=null", "lookahead=null")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    """Name in tables (as in the paper)."""
+    model: str | None
+    """Model registry name overriding the preset's (None keeps the preset's Inf-Net)."""
+    pretrained: bool
+    loss: tuple[str, ...]
+
+
+SINGLE_VARIANTS = (
+    Variant("U-Net", "unet", False, PLAIN),
+    Variant("SInfNet", None, False, PLAIN),
+    Variant("SSInfNet", None, True, PLAIN),
+    Variant("SSInfNet+FL+LA", None, True, FOCAL_LOOKAHEAD),
+)
+MULTI_VARIANTS = (
+    Variant("Multi U-Net", "multi_unet", False, PLAIN),
+    Variant("Multi SInfNet", None, False, PLAIN),
+    Variant("Multi SSInfNet", None, True, PLAIN),
+    Variant("Multi SSInfNet+FL+LA", None, True, FOCAL_LOOKAHEAD),
+)
+
+
+def slug(name: str) -> str:
+    return name.lower().replace("+", "-").replace(" ", "-")
+
+
+class Experiment:
+    def __init__(self, data: Path, preset: str, work: Path, out: Path, overrides: list[str]):
+        self.semiseg = data / "covid-semiseg"
+        self.unlabeled = data / "unlabeled-ct"
+        for folder in (self.semiseg, self.unlabeled):
+            if not folder.is_dir():
+                raise InputError("expected the shared data layout (covid-semiseg/ and unlabeled-ct/)", folder)
+        self.preset, self.work, self.out, self.overrides = preset, work, out, overrides
+        self.commands: list[str] = []
+        self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
+
+    # -- running steps -------------------------------------------------------------------------
+    def ssinfnet(self, *argv: str) -> list[str]:
+        return [sys.executable, "-m", "ssinfnet", *argv]
+
+    def step(self, name: str, argv: list[str], done: Path, resumable: Path | None = None) -> None:
+        """Run one verb unless ``done`` exists; continue an unfinished training run with --resume."""
+        self.commands.append(shlex.join(["ssinfnet", *argv[3:]]))
+        if done.exists():
+            return
+        if resumable is not None and (resumable / "config.json").exists():
+            argv = self.ssinfnet(*_resume_argv(argv[3:]))
+        print(f"[reproduce] {name}: {shlex.join(argv[3:])}", flush=True)
+        start = time.monotonic()
+        subprocess.run(argv, check=True)
+        self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
+        write_json(self.out / "timings.json", self.timings)
+
+    def train_args(self, stage: str, run: Path, variant: Variant, init: Path | None, prior: Path | None) -> list[str]:
+        section = "model" if stage == "single" else "multi_model"
+        sets = [f"{stage}.{item}" for item in variant.loss] + list(self.overrides)
+        if variant.model:
+            sets.append(f"{section}.name={variant.model}")
+        argv = ["train", stage, "--data", str(self.semiseg), "--out", str(run), "--preset", self.preset,
+                "--no-progress"]
+        if init is not None:
+            argv += ["--init", str(init)]
+        if prior is not None:
+            argv += ["--prior-from", str(prior)]
+        for item in sets:
+            argv += ["--set", item]
+        return self.ssinfnet(*argv)
+
+    # -- the experiment ------------------------------------------------------------------------
+    def run(self) -> None:
+        w = self.work
+        common = ["--preset", self.preset, "--no-progress"] + [a for s in self.overrides for a in ("--set", s)]
+        pre_single = w / "pretrain-single"
+        self.step("pretrain single", self.ssinfnet(
+            "pretrain", "--network", "single", "--data", str(self.unlabeled), str(self.semiseg),
+            "--out", str(pre_single), *common), pre_single / "model.safetensors", pre_single)
+
+        singles = {}
+        for variant in SINGLE_VARIANTS:
+            run = w / f"single-{slug(variant.name)}"
+            singles[variant.name] = run
+            self.step(f"train {variant.name}", self.train_args(
+                "single", run, variant, pre_single if variant.pretrained else None, None),
+                run / "model.safetensors", run)
+        prior_name = max(singles, key=lambda n: self._val_dice(singles[n]))
+        prior = singles[prior_name]
+
+        pre_multi = w / "pretrain-multi"
+        self.step("pretrain multi", self.ssinfnet(
+            "pretrain", "--network", "multi", "--prior-from", str(prior), "--data", str(self.unlabeled),
+            str(self.semiseg), "--out", str(pre_multi), *common), pre_multi / "model.safetensors", pre_multi)
+        multis = {}
+        for variant in MULTI_VARIANTS:
+            run = w / f"multi-{slug(variant.name)}"
+            multis[variant.name] = run
+            self.step(f"train {variant.name}", self.train_args(
+                "multi", run, variant, pre_multi if variant.pretrained else None, prior),
+                run / "model.safetensors", run)
+
+        evals = {}
+        for name, run in singles.items():
+            evals[name] = self.evaluate(name, ["--single", str(run)])
+        for name, run in multis.items():
+            evals[name] = self.evaluate(name, ["--single", str(prior), "--multi", str(run)])
+
+        single_evals = [evals[v.name] for v in reversed(SINGLE_VARIANTS)]
+        multi_evals = [evals[v.name] for v in reversed(MULTI_VARIANTS)]
+        for label, group in (("single", single_evals), ("multi", multi_evals)):
+            dest = w / f"compare-{label}"
+            self.step(f"compare {label}", self.ssinfnet(
+                "compare", *map(str, group), "--out", str(dest), "--overwrite"), dest / "comparison.json")
+        report = self.out / "report.html"
+        self.step("report", self.ssinfnet(
+            "report", *map(str, single_evals + multi_evals), str(w / "compare-single"), str(w / "compare-multi"),
+            str(pre_single), "--out", str(report), "--title", f"ssinfnet reproduction ({self.preset} preset)"),
+            report)
+        self.collect(evals, prior_name)
+
+    def evaluate(self, name: str, model_args: list[str]) -> Path:
+        dest = self.work / "eval" / slug(name)
+        self.step(f"evaluate {name}", self.ssinfnet(
+            "evaluate", "--data", str(self.semiseg), "--split", "test", *model_args, "--out", str(dest),
+            "--overwrite"), dest / "summary.json")
+        return dest
+
+    def collect(self, evals: dict[str, Path], prior_name: str) -> None:
+        """Copy the small, readable results into --out."""
+        for label in ("single", "multi"):
+            src = self.work / f"compare-{label}"
+            for path in src.glob("*"):
+                if path.suffix in (".md", ".csv", ".json"):
+                    shutil.copy2(path, self.out / f"compare-{label}-{path.name}")
+        for name, folder in evals.items():
+            shutil.copy2(folder / "summary.json", self.out / f"eval-{slug(name)}.json")
+        write_json(self.out / "experiment.json", {
+            "preset": self.preset, "overrides": self.overrides, "prior_from": prior_name,
+            "prior_chosen_by": "best validation Dice among the single-stage models",
+            "validation_dice": {n: self._val_dice(self.work / f"single-{slug(n)}") for n in
+                                (v.name for v in SINGLE_VARIANTS)},
+        })
+        write_text(self.out / "commands.sh", "#!/usr/bin/env bash\nset -e\n" + "\n".join(self.commands) + "\n")
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _val_dice(self, run: Path) -> float:
+        summary = self._read_json(run / "summary.json") or {}
+        return float(summary.get("val_dice", float("-inf")))
+
+    @staticmethod
+    def _read_json(path: Path):
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def _resume_argv(argv: list[str]) -> list[str]:
+    """The same verb with --resume: config and data come from the run folder."""
+    keep, skip = [], False
+    for arg in argv:
+        if skip:
+            if arg.startswith("--"):
+                skip = False
+            else:
+                continue
+        if arg in ("--data", "--set", "--preset", "--init", "--prior-from"):
+            skip = True
+            continue
+        keep.append(arg)
+    return keep + ["--resume"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reproduce", help="the paper's experiment on the real benchmark (resumable, one command)",
+        description="Pretrain, train U-Net / SInfNet / SSInfNet (+ focal + Lookahead) for both stages, "
+                    "evaluate on the test slices once, compare with paired tests, write tables and a report. "
+                    "Run it again to continue after an interruption.",
+    )
+    parser.add_argument("--data", required=True, help="folder holding covid-semiseg/ and unlabeled-ct/")
+    parser.add_argument("--preset", default="cpu", help="training preset (cpu, paper, demo or a YAML file)")
+    parser.add_argument("--work", required=True, help="folder for run folders and checkpoints (not committed)")
+    parser.add_argument("--out", required=True, help="folder for the small results (tables, report, commands)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to every training step")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        Experiment(Path(args.data), args.preset, Path(args.work), out, args.overrides).run()
+    except subprocess.CalledProcessError as err:
+        print(f"ssinfnet: error: step failed (exit {err.returncode}): {shlex.join(err.cmd[3:])}", file=sys.stderr)
+        return err.returncode or 1
+    print(f"[reproduce] done: results in {out}")
+    return 0

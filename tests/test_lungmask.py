@@ -1,0 +1,74 @@
+"""The classical lung mask: what it keeps, what it drops, and the lesions it takes in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssinfnet.inference.lungmask import include_lesions, lung_mask, otsu_threshold
+
+AIR, LUNG, TISSUE = -1000.0, -850.0, 40.0
+
+
+def _slab(slices=4):
+    """(slices, 40, 60): body of tissue, two lungs, outside air, a vessel in the left lung and a
+    small gas pocket (bowel-like) in the body."""
+    hu = np.full((slices, 40, 60), AIR, dtype=np.float32)
+    hu[:, 4:36, 4:56] = TISSUE
+    hu[:, 8:32, 8:26] = LUNG     # right lung (image left)
+    hu[:, 8:32, 34:52] = LUNG    # left lung
+    hu[:, 18:21, 40:43] = TISSUE  # a vessel inside the left lung
+    hu[:, 33:35, 28:30] = AIR    # gas pocket, 16 voxels
+    return hu
+
+
+def test_keeps_both_lungs_fills_vessels_drops_outside_air_and_small_pockets():
+    hu = _slab()
+    lung = lung_mask(hu)
+    expected = np.zeros(hu.shape, dtype=bool)
+    expected[:, 8:32, 8:26] = expected[:, 8:32, 34:52] = True
+    np.testing.assert_array_equal(lung, expected)
+
+
+def test_second_component_needs_a_tenth_of_the_largest():
+    hu = _slab()
+    hu[:, 8:32, 34:52] = TISSUE
+    hu[:, 20:22, 40:44] = LUNG  # 32 voxels: far below 10% of the right lung
+    lung = lung_mask(hu)
+    assert lung[:, 8:32, 8:26].all() and lung.sum() == 4 * 24 * 18
+
+
+def test_lungs_touching_the_border_are_lost():
+    """Documented limit: a field of view cut through the lungs empties the mask there."""
+    hu = _slab()
+    hu[:, :, :10] = LUNG  # right lung now runs off the image edge
+    lung = lung_mask(hu)
+    assert not lung[:, :, :26].any() and lung[:, 8:32, 34:52].all()
+
+
+def test_include_lesions_adds_touching_lesions_only():
+    lung = np.zeros((2, 20, 20), dtype=bool)
+    lung[:, 5:15, 2:8] = True
+    labels = np.zeros(lung.shape, dtype=np.uint8)
+    labels[:, 6:9, 8:10] = 2    # consolidation against the lung edge
+    labels[:, 2:4, 16:18] = 1   # far away: a false positive outside the lungs
+    merged = include_lesions(lung, labels)
+    assert merged[:, 6:9, 8:10].all() and not merged[:, 2:4, 16:18].any()
+    assert merged.sum() == lung.sum() + 2 * 3 * 2
+
+
+def test_otsu_splits_two_modes():
+    values = np.concatenate([np.full(100, 40.0), np.full(300, 200.0)])
+    assert 40 <= otsu_threshold(values) < 200
+
+
+def test_8bit_images_use_otsu():
+    hu = _slab(slices=1)
+    display = np.clip((hu + 1350) / 1500, 0, 1) * 255  # lung window, 8-bit
+    lung = lung_mask(display, modality="8bit")
+    np.testing.assert_array_equal(lung, lung_mask(hu))
+
+
+def test_stack_must_be_3d():
+    with pytest.raises(ValueError, match="slices, rows, cols"):
+        lung_mask(np.zeros((4, 4)))

@@ -1,0 +1,162 @@
+"""``ssinfnet segment`` end to end: a real (tiny, random) pipeline folder, every output file, 2D round
+trip, many inputs at once, and one clear error per bad input."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssinfnet.cli import main
+from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.inference.segment import segment
+from test_segment_phantom import (
+    CONSOLIDATION,
+    GGO,
+    ThresholdPipeline,
+    centred_affine,
+    chest_on_grid,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    """A randomly initialised two-stage pipeline small enough for CI, saved as safetensors + json."""
+    import torch
+
+    from ssinfnet.inference.predictor import Pipeline, save_pipeline
+    from ssinfnet.models import build_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "pipeline"
+    pipeline = Pipeline(build_model("unet", width=4), build_model("multi_unet", width=4), size=32, device="cpu")
+    save_pipeline(folder, pipeline)
+    return folder
+
+
+@pytest.fixture
+def chest_nifti(tmp_path):
+    shape = (48, 40, 6)
+    affine = centred_affine(np.diag([-0.8, -0.8, 2.5]), shape)
+    path = tmp_path / "chest.nii.gz"
+    nib.save(nib.Nifti1Image(chest_on_grid(affine, shape), affine), path)
+    return path
+
+
+def _chest_png(path, size=(50, 70)):
+    """A phantom slice as an 8-bit lung-window PNG of size (rows, cols); returns the HU slice."""
+    rows, cols = size
+    affine = centred_affine(np.array([[0, -0.8, 0], [0.8, 0, 0], [0, 0, 1.0]]) @ np.diag([1, 1, 1]), (rows, cols, 1))
+    hu = chest_on_grid(affine, (rows, cols, 1))[:, :, 0]
+    Image.fromarray(np.round(to_unit_range(hu, "hu") * 255).astype(np.uint8)).save(path)
+    return hu
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_cli_writes_every_output_and_refuses_to_overwrite(tmp_path, chest_nifti, tiny_pipeline, capsys):
+    out = tmp_path / "out"
+    args = ["segment", str(chest_nifti), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress",
+            "--probabilities", "--precision", "fp32"]
+    assert main(args) == 0
+    scan = out / "chest"
+    labels = nib.load(scan / "labels.nii.gz")
+    assert labels.shape == (48, 40, 6)
+    np.testing.assert_array_equal(labels.affine, nib.load(chest_nifti).affine)
+    assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1, 2}
+    for name in ("lung.nii.gz", "probability_infection.nii.gz", "probability_ggo.nii.gz",
+                 "probability_consolidation.nii.gz", "labels.ctbl", "labels_itksnap.txt", "quantities.csv"):
+        assert (scan / name).is_file(), name
+    assert list((scan / "overlays").glob("overlay_slice*.png"))
+    record = json.loads((scan / "quantities.json").read_text())
+    assert record["source"] == str(chest_nifti.resolve())
+    assert {"ggo_ml", "consolidation_ml", "lesion_ml", "lesion_percent_of_lung", "left_lesion_ml"} <= set(record["quantities"])
+    assert "chest" in capsys.readouterr().out
+    assert (out / "summary.csv").read_text().count("\n") == 2
+
+    assert main(args) == 2
+    assert "exists" in _error_line(capsys)
+    assert main(args + ["--overwrite"]) == 0
+
+
+def test_png_round_trip_keeps_size(tmp_path):
+    hu = _chest_png(tmp_path / "slice.png")
+    result = segment(tmp_path / "slice.png", model=ThresholdPipeline(), spacing=(0.5, 0.5))
+    out = result.save(tmp_path / "out")
+    labels = np.asarray(Image.open(out / "labels.png"))
+    assert labels.shape == hu.shape == (50, 70)
+    np.testing.assert_array_equal(labels, (hu == GGO) * 1 + (hu == CONSOLIDATION) * 2)
+    assert np.asarray(Image.open(out / "lung.png")).shape == (50, 70)
+    q = result.quantities
+    assert q["ggo_pixels"] == (hu == GGO).sum() > 0
+    assert q["ggo_mm2"] == pytest.approx(0.25 * (hu == GGO).sum())
+    # the Otsu lung mask of the 8-bit slice holds aerated lung and both lesions
+    lung_pixels = np.isin(hu, (-850, GGO, CONSOLIDATION)).sum()
+    assert q["lung_pixels"] == pytest.approx(lung_pixels, rel=0.05)
+    assert (out / "overlays" / "overlay_slice0000.png").is_file()
+
+
+def test_many_inputs_each_get_a_folder_and_failures_do_not_stop_the_rest(tmp_path, chest_nifti, tiny_pipeline, capsys):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    chest_nifti.rename(scans / "a.nii.gz")
+    _chest_png(scans / "b.png")
+    (scans / "c.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "out"
+    rc = main(["segment", str(scans), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"])
+    assert rc == 2
+    assert "c.nii.gz" in _error_line(capsys)
+    assert (out / "a" / "labels.nii.gz").is_file() and (out / "b" / "labels.png").is_file()
+    assert not (out / "c").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert (out / "summary.csv").read_text().count("\n") == 3
+
+
+def _nifti(path, data, zooms=(0.8, 0.8, 2.5)):
+    nib.save(nib.Nifti1Image(data, np.diag([*zooms, 1.0])), path)
+    return path
+
+
+def _junk(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("junk")
+    return path
+
+
+BAD_INPUTS = {
+    "unsupported format": (lambda d: _junk(d / "scan.txt"), "unsupported format"),
+    "2D slice promised as volume": (lambda d: _nifti(d / "flat.nii.gz", np.zeros((32, 32), np.int16)),
+                                    "single 2D slice"),
+    "NaN voxels": (lambda d: _nifti(d / "nan.nii.gz", np.full((8, 8, 4), np.nan, np.float32)), "NaN"),
+    "absurd spacing": (lambda d: _nifti(d / "tiny.nii.gz", np.zeros((8, 8, 4), np.int16), (0.01, 0.01, 2.5)),
+                       "spacing"),
+    "DICOM folder without images": (lambda d: _junk(d / "dicom" / "x.dcm").parent, "no DICOM images"),
+    "single DICOM file": (lambda d: _junk(d / "x.dcm"), "single DICOM file"),
+    "empty folder": (lambda d: (d / "empty").mkdir() or d / "empty", "no NIfTI, DICOM"),
+    "missing path": (lambda d: d / "nope.nii.gz", "not found"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_line_error(tmp_path, tiny_pipeline, capsys, case):
+    make, message = BAD_INPUTS[case]
+    path = make(tmp_path)
+    rc = main(["segment", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_pipeline), "--no-progress"])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert message in line and str(path) in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_absurd_2d_spacing_is_refused(tmp_path, tiny_pipeline, capsys):
+    _chest_png(tmp_path / "slice.png")
+    rc = main(["segment", str(tmp_path / "slice.png"), "--out", str(tmp_path / "out"), "--model", str(tiny_pipeline),
+               "--spacing", "80", "80"])
+    assert rc == 2 and "spacing" in _error_line(capsys)
