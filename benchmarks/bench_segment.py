@@ -8,6 +8,7 @@ stage and writes ``results/benchmarks/segment.json`` with the command, machine a
 
     .venv/bin/python benchmarks/bench_segment.py                # 512 x 512 x 100, 1 thread
     .venv/bin/python benchmarks/bench_segment.py --threads 2 --precision fp32
+    .venv/bin/python benchmarks/bench_segment.py --set model.backbone=resnet18 multi_model.backbone=resnet18
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ def chest_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     return volume.astype(np.int16)
 
 
-def load_model(device: str | None, bf16: bool | None) -> tuple[object, str]:
-    if (predictor.DEFAULT_WEIGHTS / "pipeline.json").is_file():
+def load_model(device: str | None, bf16: bool | None, overrides: list[str]) -> tuple[object, str]:
+    if (predictor.DEFAULT_WEIGHTS / "pipeline.json").is_file() and not overrides:
         return resolve_pipeline(None, device, bf16), "bundled default model"
     from ssinfnet.models import build_model
     from ssinfnet.training.config import load_config
 
-    config = load_config("cpu")
+    config = load_config("cpu", overrides)
     models = []
     for key in ("model", "multi_model"):
         spec = dict(config[key])
@@ -65,8 +66,8 @@ def load_model(device: str | None, bf16: bool | None) -> tuple[object, str]:
         torch.manual_seed(0)
         predictor.save_pipeline(Path(tmp) / "pipeline", predictor.Pipeline(*models, size=size, device="cpu"))
         pipeline = resolve_pipeline(Path(tmp) / "pipeline", device, bf16)
-    description = (f"randomly initialised pipeline, cpu preset architecture: {config['model']} + "
-                   f"{config['multi_model']} at {size} px (no bundled model installed)")
+    description = (f"randomly initialised pipeline, cpu preset architecture{' with ' + ' '.join(overrides) if overrides else ''}: "
+                   f"{config['model']} + {config['multi_model']} at {size} px")
     return pipeline, description
 
 
@@ -77,11 +78,13 @@ def main() -> int:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="cpu-preset overrides for the random pipeline, e.g. model.backbone=resnet18")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "segment.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bf16 = {"auto": None, "fp32": False, "bf16": True}[args.precision]
-    pipeline, model_description = load_model(args.device, bf16)
+    pipeline, model_description = load_model(args.device, bf16, args.set)
     shape = (512, 512, args.slices)
 
     with tempfile.TemporaryDirectory() as tmp:

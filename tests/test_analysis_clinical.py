@@ -1,6 +1,7 @@
 """Clinical tables: iCTCF parsing checked against counts taken independently from the raw CSV."""
 
 import csv
+import json
 from collections import Counter
 
 import numpy as np
@@ -96,3 +97,19 @@ def test_generic_table_with_mapping(tmp_path):
         read_table(path, {"age": "Years"})
     with pytest.raises(InputError, match="name=Column"):
         parse_mapping(["age"])
+
+
+def test_clinical_cli_writes_table_and_parsing_report(tmp_path):
+    from ssinfnet.cli import main
+
+    path = write_ictcf(tmp_path / "t.csv", [
+        "P1,Union,70,Male,37.0,Diabetes,Positive,Positive,Severe,Cured,0.8,30",
+        "P2,Union,40,Female,36.9,No,Positive,Positive,Regular,Cured,1.2,4",
+        "P3,Union,50,Female,36.9,No,Positive,Positive,Suspected,Unknown,1.2,4",
+    ])
+    assert main(["clinical", str(path), "--out", str(tmp_path / "parsed.csv"), "--report", str(tmp_path / "rep")]) == 0
+    report = json.loads((tmp_path / "rep" / "parsing.json").read_text())
+    assert report["severity_counts"] == {"0": 1, "1": 1}
+    assert report["severity_missing"]["Suspected"]["rows"] == 1
+    assert "| Suspected | 1 | missing |" in (tmp_path / "rep" / "parsing.md").read_text()
+    assert list(pd.read_csv(tmp_path / "parsed.csv")["diabetes"]) == [1, 0, 0]

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ssinfnet.cli import main
+from ssinfnet.errors import InputError
 from ssinfnet.models.registry import build_model
 from ssinfnet.models.weights import save_model
 
@@ -99,3 +100,20 @@ def test_evaluate_on_the_real_test_split(shared_data, workspace, tmp_path):
     assert summary["images"] == 48 and summary["data"]["split"] == "test"
     assert summary["metrics"]["infection"]["f1"]["n"] == 48
     assert 0.0 <= summary["auc"]["pixel"] <= 1.0
+
+
+def test_threshold_and_size_come_from_the_model_record(tmp_path):
+    from ssinfnet.evaluation.predict import load_model_under_test
+
+    weights = tmp_path / "single.safetensors"
+    save_model(build_model("unet", width=4), weights, extra={"size": 48, "validation": {"threshold": 0.35}})
+    model = load_model_under_test(single=weights)
+    assert (model.pipeline.threshold, model.threshold_source, model.pipeline.size) == (0.35, "validation", 48)
+    bare = tmp_path / "bare.safetensors"
+    save_model(build_model("unet", width=4), bare)
+    model = load_model_under_test(single=bare, size=32)
+    assert (model.pipeline.threshold, model.threshold_source) == (0.5, "default")
+    with pytest.raises(InputError, match="input size"):
+        load_model_under_test(single=bare)
+    with pytest.raises(InputError, match="either"):
+        load_model_under_test(single=weights, pipeline=tmp_path)

@@ -26,7 +26,8 @@ def make_run_folders(root):
     mediation output folder, shaped like the other stages write them."""
     train = root / "train_run"
     train.mkdir()
-    (train / "summary.json").write_text(json.dumps({"best_epoch": 4, "validation": {"val_dice": 0.61, "threshold": 0.4}}))
+    summary = {"best_epoch": 4, "validation": {"val_dice": 0.61, "threshold": 0.4}}
+    (train / "summary.json").write_text(json.dumps(summary))
     (train / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e, "phase": "train", "loss": 1 / e, "val_dice": 0.1 * e, "seconds": 1.0}) + "\n"
         for e in range(1, 5)))

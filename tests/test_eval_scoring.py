@@ -173,3 +173,15 @@ def test_compare_refuses_different_image_sets(tmp_path):
     other = write_evaluation(tmp_path / "other", score_images(samples, probabilities), {})
     with pytest.raises(InputError, match="image set differs"):
         compare([baseline, other])
+
+
+def test_data_fingerprint_follows_file_contents(tmp_path):
+    from ssinfnet.evaluation.provenance import data_fingerprint
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "a.png").write_bytes(b"mask one")
+    (tmp_path / "b.png").write_bytes(b"image")
+    first = data_fingerprint(tmp_path)
+    assert first["files"] == 2 and first == data_fingerprint(tmp_path)
+    (tmp_path / "masks" / "a.png").write_bytes(b"mask two")  # same name and size, other content
+    assert data_fingerprint(tmp_path)["sha256"] != first["sha256"]

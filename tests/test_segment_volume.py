@@ -90,12 +90,14 @@ def test_probability_maps_are_uint8_scaled_to_unit_range(tmp_path):
     np.testing.assert_array_equal(result.probability("consolidation") == 1.0, hu == CONSOLIDATION)
 
 
-def test_slices_are_predicted_in_bounded_batches(tmp_path):
-    columns, shape = GRIDS["lps_flip"]
-    _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
+def test_slices_are_predicted_in_bounded_batches_between_lung_apex_and_base(tmp_path):
+    columns, shape = GRIDS["lps_flip"][0], (64, 64, 40)
+    hu, _ = _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
     pipeline = ThresholdPipeline()
-    segment(tmp_path / "chest.nii.gz", model=pipeline, batch_size=6)
+    result = segment(tmp_path / "chest.nii.gz", model=pipeline, batch_size=6)
+    # lungs span z = -20..20 mm: slices 12..27 of 40 at 2.5 mm, plus a 2-slice margin each side
     assert pipeline.batches == [6, 6, 6, 2]
+    np.testing.assert_array_equal(result.labels, (hu == GGO) * 1 + (hu == CONSOLIDATION) * 2)
 
 
 def test_array_api_with_and_without_affine(tmp_path):
@@ -234,3 +236,17 @@ def test_api_refuses_what_it_cannot_segment(tmp_path):
     _write_nifti(tmp_path / "scans" / "a.nii.gz", columns, shape)
     with pytest.raises(InputError, match="a folder of scans"):
         segment(tmp_path / "scans", model=ThresholdPipeline())
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_display_view_matches_the_readers_slices(grid):
+    from ssinfnet.data import readers
+    from ssinfnet.inference.segment import display_view
+
+    columns, shape = GRIDS[grid]
+    affine = centred_affine(columns, shape)
+    volume = np.arange(np.prod(shape)).reshape(shape)
+    plane = readers.display_plane(affine, shape)
+    view = display_view(volume, plane)
+    for k in range(len(view)):
+        np.testing.assert_array_equal(view[k], readers.volume_plane_to_slice(volume, {**plane, "slice_index": k}))

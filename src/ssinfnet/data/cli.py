@@ -17,14 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Auto-detects COVID-SemiSeg roots, paired images/ + masks/ folders, NIfTI image or "
                     "label volumes, DICOM series folders and unlabeled folders; prints counts, size range, "
                     "modes, label histogram, class pixel shares and problems. Exit 2 when problems are found.")
-    validate.add_argument("path", type=Path)
+    validate.add_argument("path", type=Path, help="data folder or file (NIfTI, image, DICOM)")
     validate.add_argument("--json", type=Path, metavar="OUT", help="also write the report as JSON")
     validate.add_argument("--deep", action="store_true",
                           help="decode every pixel of unlabeled images (default: headers only)")
     validate.set_defaults(func=run_validate)
 
     demo = verbs.add_parser("make-demo", help="write the generated demo cohort (NIfTI, PNG, clinical.csv)")
-    demo.add_argument("out", type=Path)
+    demo.add_argument("out", type=Path, help="folder to create")
     demo.add_argument("--subjects", type=int, default=12, help="number of generated subjects")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

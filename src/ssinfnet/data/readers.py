@@ -11,8 +11,10 @@ patient's right on the viewer's left). ``orientation="array"`` keeps the stored 
 (``volume[:, :, k]``). Either way ``meta.geometry`` records the slice axis and index in the
 ORIGINAL voxel grid plus the transpose/flips applied, and :func:`slice_to_volume_plane` undoes
 them exactly, so a prediction can be written back into the original file's grid.
-Note: the MedSeg/COVID-SemiSeg files were made from display images, and their PNG crops equal
-``tr_mask.nii.gz`` read with ``orientation="array"`` (tested); their affine is not trustworthy.
+Note on the public data: the COVID-SemiSeg PNGs are crops of ``medseg100/tr_mask.nii.gz`` slices in
+stored array order (``orientation="array"``, tested). By that file's affine (LAS) this is the
+radiological view turned by 90 degrees (the lungs lie above each other, not side by side); the
+default radiological reading of the same NIfTI shows them side by side.
 """
 
 from __future__ import annotations
@@ -129,13 +131,20 @@ def read_pair(image_path: Path, mask_path: Path, *, window: Window = LUNG_WINDOW
         return read_nifti_volume(image_path, mask_path, effusion_to=effusion_to, window=window,
                                  orientation=orientation)
     sample = read_slice_2d(image_path, window=window)
-    mask = (load_label_volume(mask_path, effusion_to)[..., 0] if is_nifti_file(mask_path)
-            else read_mask_2d(mask_path))
+    mask = _single_slice_labels(mask_path, effusion_to) if is_nifti_file(mask_path) else read_mask_2d(mask_path)
     if mask.shape != sample.image.shape:
         raise InputError(f"mask size {mask.shape[0]}x{mask.shape[1]} differs from image size "
                          f"{sample.image.shape[0]}x{sample.image.shape[1]} ({image_path.name})", mask_path)
     sample.mask = mask
     return [sample]
+
+
+def _single_slice_labels(path: Path, effusion_to: int) -> np.ndarray:
+    """A one-slice label NIfTI as (rows, cols) in stored order, to pair with a 2D image file."""
+    labels = load_label_volume(path, effusion_to)
+    if labels.shape[2] != 1:
+        raise InputError(f"label volume has {labels.shape[2]} slices; a 2D image needs a one-slice mask", path)
+    return labels[:, :, 0]
 
 
 def read_slice_2d(path: Path, *, window: Window = LUNG_WINDOW, group: str | None = None,

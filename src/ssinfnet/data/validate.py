@@ -33,17 +33,25 @@ class SliceStats:
     label_pixels: Counter = field(default_factory=Counter)
     slices_with_label: Counter = field(default_factory=Counter)
     labels: Counter = field(default_factory=Counter)
+    value_range: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def add(self, size: tuple[int, int], mode: str, mask: np.ndarray | None = None, label: str | None = None) -> None:
+    def add(self, size: tuple[int, int], mode: str, mask: np.ndarray | None = None, label: str | None = None,
+            values: np.ndarray | None = None) -> None:
+        """One slice; ``values``: stored intensities (HU) whose range is worth reporting."""
         self.count += 1
+        if values is not None:
+            low, high = float(values.min()), float(values.max())
+            if self.value_range:
+                low, high = min(low, self.value_range[0]), max(high, self.value_range[1])
+            self.value_range = [low, high]
         self.sizes.append((int(size[0]), int(size[1])))
         self.modes[mode] += 1
         if label is not None:
             self.labels[label] += 1
         if mask is not None:
-            values, counts = np.unique(mask, return_counts=True)
-            for value, n in zip(values.tolist(), counts.tolist()):
+            present, counts = np.unique(mask, return_counts=True)
+            for value, n in zip(present.tolist(), counts.tolist()):
                 self.label_pixels[int(value)] += n
                 self.slices_with_label[int(value)] += 1
 
@@ -61,14 +69,19 @@ class SliceStats:
             out["size_min"] = [min(rows), min(cols)]
             out["size_max"] = [max(rows), max(cols)]
         out["modes"] = dict(sorted(self.modes.items()))
+        if self.value_range:
+            out["value_range"] = self.value_range
         if self.labels:
             out["labels"] = dict(sorted(self.labels.items()))
         if self.label_pixels:
             total = sum(self.label_pixels.values())
-            out["label_histogram"] = {label_names.get(v, str(v)): n for v, n in sorted(self.label_pixels.items())}
-            out["slices_with_label"] = {label_names.get(v, str(v)): n for v, n in sorted(self.slices_with_label.items())}
-            out["class_shares"] = {label_names.get(v, str(v)): round(n / total, 6)
-                                   for v, n in sorted(self.label_pixels.items())}
+
+            def name(value: int) -> str:
+                return label_names.get(value, str(value))
+
+            out["label_histogram"] = {name(v): n for v, n in sorted(self.label_pixels.items())}
+            out["slices_with_label"] = {name(v): n for v, n in sorted(self.slices_with_label.items())}
+            out["class_shares"] = {name(v): round(n / total, 6) for v, n in sorted(self.label_pixels.items())}
         return out
 
 
@@ -79,8 +92,8 @@ def validate_path(path: str | Path, *, deep: bool = False) -> dict[str, Any]:
     splits: dict[str, SliceStats]
     names = dict(enumerate(CLASS_NAMES))
     if layout == "semiseg":
-        splits = {split: _check_pairs(*(path / sub for sub in readers.SEMISEG_FOLDERS[split, "multi"]))
-                  for split in ("train", "test") if (path / readers.SEMISEG_FOLDERS[split, "multi"][0]).is_dir()}
+        folders = {split: [path / sub for sub in readers.SEMISEG_FOLDERS[split, "multi"]] for split in ("train", "test")}
+        splits = {split: _check_pairs(*dirs) for split, dirs in folders.items() if dirs[0].is_dir()}
     elif layout == "paired":
         splits = {"all": _check_pairs(*readers.paired_dirs(path))}
     elif layout == "nifti":
@@ -129,7 +142,10 @@ def _check_nifti(path: Path) -> tuple[str, SliceStats]:
     plane = readers.display_plane(volume.affine, volume.array.shape)
     for k in range(volume.array.shape[plane["axis"]]):
         piece = readers.volume_plane_to_slice(volume.array, {**plane, "slice_index": k})
-        stats.add(piece.shape, "labels" if is_labels else "hu", piece.astype(np.int64) if is_labels else None)
+        if is_labels:
+            stats.add(piece.shape, "labels", piece.astype(np.int64))
+        else:
+            stats.add(piece.shape, "hu", values=piece)
     return ("nifti-labels" if is_labels else "nifti-image"), stats
 
 
@@ -139,7 +155,7 @@ def _check_dicom(folder: Path) -> SliceStats:
     def check() -> None:
         volume, _ = readers.load_dicom_volume(folder)
         for k in range(volume.array.shape[2]):
-            stats.add(volume.array.shape[:2], "hu")
+            stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
 
     stats.check(check)
     return stats
@@ -180,6 +196,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"    size (rows x cols): {split['size_min'][0]}x{split['size_min'][1]} .. "
                          f"{split['size_max'][0]}x{split['size_max'][1]}")
         lines.append("    modes: " + ", ".join(f"{m} {n}" for m, n in split["modes"].items()))
+        if "value_range" in split:
+            lines.append(f"    stored values (HU): {split['value_range'][0]:g} .. {split['value_range'][1]:g}")
         if "labels" in split:
             lines.append("    slice labels: " + ", ".join(f"{m} {n}" for m, n in split["labels"].items()))
         if "label_histogram" in split:

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", required=True, help="any dataset the readers accept (folder or file)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"),
                           help="COVID-SemiSeg split to score (default: test)")
+    evaluate.add_argument("--labels", help="label volume when --data is a NIfTI image volume")
     model = evaluate.add_mutually_exclusive_group(required=True)
     model.add_argument("--single", help="single-stage model: training run folder or .safetensors file")
     model.add_argument("--pipeline", help="pipeline folder (pipeline.json + single/multi weights)")
@@ -69,7 +70,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise InputError("already exists (pass --overwrite to replace it)", out)
     model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device)
     task = "multi" if model.pipeline.multi is not None else "single"
-    samples = read_dataset(args.data, split=args.split, task=task)
+    samples = read_dataset(args.data, split=args.split, task=task, label_path=args.labels)
     masks = any(sample.mask is not None for sample in samples)
     labels = all(sample.meta.label is not None for sample in samples)
     positive = args.positive_label if args.detection or (labels and not masks) else None
@@ -79,7 +80,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "threshold_source": model.threshold_source,
         "model": model.description,
         "git_commit": git_commit(),
-        "data": {**data_fingerprint(args.data), "split": args.split, "samples": len(samples)},
+        "data": {**data_fingerprint(*filter(None, (args.data, args.labels))), "split": args.split,
+                 "samples": len(samples)},
     }
     write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
     summary = evaluation.summary()

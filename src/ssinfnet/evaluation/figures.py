@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ssinfnet.evaluation.gallery import GalleryItem  # noqa: E402
@@ -54,6 +55,7 @@ def training_curves_figure(history: Sequence[dict[str, Any]], title: str) -> byt
             x, y = zip(*points)
             ax.plot(x, y, marker="o", markersize=3, label=key)
         ax.set(xlabel="epoch", title="losses" if "loss" in panel[0] else "validation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     figure.suptitle(title)
     return to_png(figure)

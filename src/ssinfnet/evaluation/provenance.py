@@ -10,20 +10,22 @@ from typing import Any
 _CHUNK = 1 << 20
 
 
-def data_fingerprint(path: str | Path) -> dict[str, Any]:
+def data_fingerprint(*paths: str | Path) -> dict[str, Any]:
     """sha256 over the sorted relative file names and the sha256 of each file's contents.
 
-    ``path`` is what the reader was given (a folder, or one file such as a NIfTI volume). Unlike the
-    training runs' quick fingerprint (names and sizes), this reads every byte: an evaluation is
-    run once and its numbers are quoted, so a changed mask must change the fingerprint.
+    ``paths`` are what the reader was given (a folder, or files such as a NIfTI volume and its
+    label volume). Unlike the training runs' quick fingerprint (names and sizes), this reads every
+    byte: an evaluation's numbers get quoted, so a changed mask must change the fingerprint.
     """
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     digest = hashlib.sha256()
-    for file in files:
-        name = file.relative_to(root).as_posix() if root.is_dir() else file.name
-        digest.update(f"{name}\t{_file_sha256(file)}\n".encode())
-    return {"path": str(root.resolve()), "files": len(files), "sha256": digest.hexdigest()}
+    count = 0
+    for root in map(Path, paths):
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            name = file.relative_to(root).as_posix() if root.is_dir() else file.name
+            digest.update(f"{name}\t{_file_sha256(file)}\n".encode())
+        count += len(files)
+    return {"path": [str(Path(p).resolve()) for p in paths], "files": count, "sha256": digest.hexdigest()}
 
 
 def _file_sha256(path: Path) -> str:

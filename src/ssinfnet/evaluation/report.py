@@ -45,6 +45,7 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; }
 .note { color: #555; font-size: 0.9em; }
 code { background: #f3f3f3; padding: 0 0.2em; }
+figure.example img { width: 600px; image-rendering: pixelated; }  /* small grids: enlarge, keep pixels */
 """
 
 
@@ -119,7 +120,7 @@ def _evaluation_section(name: str, path: Path) -> str:
     facts = [
         f"task: {_e(str(summary.get('task', '?')))}, images: {images}",
         f"threshold: {summary.get('threshold')} (chosen on: {_e(str(summary.get('threshold_source', 'unknown')))})",
-        f"data: <code>{_e(str(data.get('path', '?')))}</code>, {data.get('files', '?')} files, "
+        f"data: <code>{_e(_listed(data.get('path', '?')))}</code>, {data.get('files', '?')} files, "
         f"sha256 <code>{_e(str(data.get('sha256', '?'))[:16])}</code>",
         f"git commit: <code>{_e(str(summary.get('git_commit')))}</code>",
         f"model: <code>{_e(json.dumps(summary.get('model', {}))[:400])}</code>",
@@ -213,8 +214,8 @@ def _run_section(name: str, path: Path) -> str:
     examples = sorted((path / "examples").glob("*.png"))[-MAX_EXAMPLES:]
     if examples:
         parts.append("<h3>Pretraining examples (coach masks and inpaintings)</h3>")
-        parts += [f"<figure>{_img(p.read_bytes(), p.stem)}<figcaption>{_e(p.stem)}</figcaption></figure>"
-                  for p in examples]
+        parts += [f'<figure class="example">{_img(png.read_bytes(), png.stem)}'
+                  f"<figcaption>{_e(png.stem)}</figcaption></figure>" for png in examples]
     return "\n".join(parts)
 
 
@@ -251,6 +252,10 @@ def _p(text: str, css_class: str) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def _listed(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _scalars(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -144,7 +144,7 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> Image.Image:
     for value, (_, colour) in LABEL_COLOURS.items():
         where = labels == value
         rgb[where] = (1 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.array(colour, dtype=np.float32)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB")
+    return Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8), mode="RGB")
 
 
 def slicer_colour_table() -> str:

@@ -22,7 +22,8 @@ network planes it was never trained on, so they must be resampled to axial first
 SimpleITK).
 
 What the network sees: the lung mask is computed first; volume slices are cropped to the lungs'
-bounding box (plus a margin, one box per scan) because the training slices are chest crops, turned
+bounding box (plus a margin, one box per scan, see :func:`lung_box`) because the training slices
+are chest crops, and slices beyond the lung apices and bases are skipped; slices are turned
 into the view the model was trained on (:data:`MODEL_VIEWS`), windowed by the training intensity
 policy (:func:`ssinfnet.data.intensity.to_unit_range`) and predicted; the labels are turned back and
 pasted into the full slice. 2D images are taken whole and as they are (they usually are crops).
@@ -60,7 +61,7 @@ DEFAULT_BATCH_SIZE = 8
 #: affine is a placeholder). Models trained on radiological-view slices record "radiological".
 MODEL_VIEWS = {"radiological": 0, "covid-semiseg": 1}
 DEFAULT_MODEL_VIEW = "covid-semiseg"
-#: Margin around the lungs' bounding box when cropping volume slices, as a fraction of the slice size.
+#: Margin around the lungs' bounding box when cropping volumes, as a fraction of each dimension.
 CROP_MARGIN = 0.05
 
 
@@ -101,22 +102,29 @@ class Scan:
         return to_unit_range(self.stack[k], self.modality)
 
     def to_display(self, array: np.ndarray) -> np.ndarray:
-        """An array in the input's layout as a display stack (slices, rows, cols)."""
-        if self.plane is None:
-            return array[None]
-        return np.stack([readers.volume_plane_to_slice(array, self._geometry(k)) for k in range(len(self.stack))])
+        """An array in the input's layout as a display stack (slices, rows, cols): a view, no copy."""
+        return array[None] if self.plane is None else display_view(array, self.plane)
 
     def to_input(self, stack: np.ndarray) -> np.ndarray:
         """A display stack back in the input's layout (exact inverse of :meth:`to_display`)."""
         if self.plane is None:
             return stack[0]
         out = np.zeros(self.input_shape, dtype=stack.dtype)
-        for k in range(len(stack)):
-            readers.put_slice(out, stack[k], self._geometry(k))
+        display_view(out, self.plane)[...] = stack
         return out
 
-    def _geometry(self, k: int) -> dict[str, Any]:
-        return {**self.plane, "slice_index": k}
+
+def display_view(volume: np.ndarray, plane: dict[str, Any]) -> np.ndarray:
+    """All slices of :func:`ssinfnet.data.readers.volume_plane_to_slice` at once, as a view of
+    ``volume`` (slices, rows, cols): writing into the view writes into ``volume``."""
+    view = np.moveaxis(volume, plane["axis"], 0)
+    if plane["transpose"]:
+        view = view.transpose(0, 2, 1)
+    if plane["flip_rows"]:
+        view = view[:, ::-1, :]
+    if plane["flip_cols"]:
+        view = view[:, :, ::-1]
+    return view
 
 
 def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -221,18 +229,20 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
     )
 
 
-def lung_box(lung: np.ndarray) -> tuple[slice, slice] | None:
-    """(rows, cols) slices of the lungs' bounding box over the whole scan plus :data:`CROP_MARGIN`;
-    None (whole slices) when the lung mask is empty.
+def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """(slices, rows, cols) bounding box of the lungs plus :data:`CROP_MARGIN` of each dimension
+    (at least 2); None (everything) when the lung mask is empty.
 
-    The training slices are cropped to the chest, so the lungs fill most of the image; cropping a
-    full field of view the same way keeps lesions at the scale the network learnt. One box for the
-    whole scan keeps that scale equal across slices.
+    In-plane, the training slices are chest crops, so cropping a full field of view the same way
+    keeps lesions at the scale the network learnt; one box for the whole scan keeps that scale equal
+    across slices. Along the scan, slices beyond the lung apices and bases cannot hold lung lesions
+    and are not predicted (every slice between them is, even where dense disease hides the lung
+    from the mask).
     """
     if not lung.any():
         return None
     box = []
-    for axis, size in ((1, lung.shape[1]), (2, lung.shape[2])):
+    for axis, size in enumerate(lung.shape):
         found = np.flatnonzero(lung.any(axis=tuple(a for a in range(3) if a != axis)))
         margin = max(2, int(round(CROP_MARGIN * size)))
         box.append(slice(max(0, found[0] - margin), min(size, found[-1] + 1 + margin)))
@@ -280,30 +290,32 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice] | None, batch_size: int,
+def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | None, batch_size: int,
                   keep_probabilities: bool, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
     at a time so that memory grows with the batch, not with the scan.
 
-    Each slice is cut to ``box`` (None: whole slice) and volume slices are turned into the model's
-    training view (:data:`MODEL_VIEWS`); predictions are turned back and pasted into the full slice (background
-    outside the box).
+    Only the slices and the in-plane region in ``box`` (None: everything) are predicted; volume
+    slices are turned into the model's training view (:data:`MODEL_VIEWS`). Predictions are turned
+    back and pasted into the full stack (background outside the box).
     """
     turns = model_view_turns(pipeline) if scan.volumetric else 0
-    box = box or (slice(None), slice(None))
+    along, *in_plane = box or (slice(None),) * 3
+    in_plane = tuple(in_plane)
     shape = (len(scan.stack), *scan.stack.shape[1:3])
     labels = np.zeros(shape, dtype=np.uint8)
     probs = {name: np.zeros(shape, dtype=np.uint8) for name in PROBABILITY_NAMES} if keep_probabilities else None
-    with tqdm(total=shape[0], desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
-        for start in range(0, shape[0], batch_size):
-            indices = range(start, min(start + batch_size, shape[0]))
-            images = [np.ascontiguousarray(np.rot90(scan.unit_slice(k)[box], turns)) for k in indices]
+    chosen = range(shape[0])[along]
+    with tqdm(total=len(chosen), desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
+        for start in range(0, len(chosen), batch_size):
+            indices = chosen[start : start + batch_size]
+            images = [np.ascontiguousarray(np.rot90(scan.unit_slice(k)[in_plane], turns)) for k in indices]
             for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images))):
-                labels[k][box] = np.rot90(prediction.labels, -turns)
+                labels[k][in_plane] = np.rot90(prediction.labels, -turns)
                 if probs is not None:
                     maps = (prediction.infection_prob, prediction.class_probs[1], prediction.class_probs[2])
                     for name, prob in zip(PROBABILITY_NAMES, maps):
-                        probs[name][k][box] = np.rot90(_to_uint8(prob), -turns)
+                        probs[name][k][in_plane] = np.rot90(_to_uint8(prob), -turns)
             bar.update(len(indices))
     return labels, probs
 
@@ -321,8 +333,7 @@ def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.nd
                  info: dict[str, Any]) -> Scan:
     voxel_size = _check_geometry(array.shape, affine, source)
     plane = readers.display_plane(affine, array.shape)
-    stack = np.stack([readers.volume_plane_to_slice(array, {**plane, "slice_index": k})
-                      for k in range(array.shape[plane["axis"]])])
+    stack = display_view(array, plane)
     in_plane = [voxel_size[a] for a in range(3) if a != plane["axis"]]
     rows, cols = in_plane[::-1] if plane["transpose"] else in_plane
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),

@@ -25,9 +25,9 @@ class ReceptiveFieldBlock(nn.Module):
         def branch(k: int) -> nn.Sequential:
             return nn.Sequential(
                 conv_bn_relu(in_ch, out_ch, 1),
-                _conv_bn_relu_rect(out_ch, (1, k)),
-                _conv_bn_relu_rect(out_ch, (k, 1)),
-                _dilated(out_ch, k),
+                conv_bn_relu(out_ch, out_ch, (1, k)),
+                conv_bn_relu(out_ch, out_ch, (k, 1)),
+                conv_bn_relu(out_ch, out_ch, 3, dilation=k),
             )
 
         self.branches = nn.ModuleList([conv_bn_relu(in_ch, out_ch, 1)] + [branch(k) for k in (3, 5, 7)])
@@ -38,17 +38,6 @@ class ReceptiveFieldBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self.fuse(torch.cat([b(x) for b in self.branches], dim=1))
         return self.relu(fused + self.residual(x))
-
-
-def _conv_bn_relu_rect(ch: int, kernel: tuple[int, int]) -> nn.Sequential:
-    padding = (kernel[0] // 2, kernel[1] // 2)
-    return nn.Sequential(nn.Conv2d(ch, ch, kernel, padding=padding, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
-
-
-def _dilated(ch: int, dilation: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True)
-    )
 
 
 class PartialDecoder(nn.Module):

@@ -11,15 +11,22 @@ import torch
 from torch import nn
 
 
-def conv_bn(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
+def conv_bn(
+    in_ch: int, out_ch: int, kernel_size: int | tuple[int, int] = 3, stride: int = 1, dilation: int = 1
+) -> nn.Sequential:
+    """Bias-free conv ("same" padding for odd kernels, also rectangular or dilated ones) + BN."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    padding = (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False),
+        nn.Conv2d(in_ch, out_ch, (kh, kw), stride, padding=padding, dilation=dilation, bias=False),
         nn.BatchNorm2d(out_ch),
     )
 
 
-def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(*conv_bn(in_ch, out_ch, kernel_size, stride), nn.ReLU(inplace=True))
+def conv_bn_relu(
+    in_ch: int, out_ch: int, kernel_size: int | tuple[int, int] = 3, stride: int = 1, dilation: int = 1
+) -> nn.Sequential:
+    return nn.Sequential(*conv_bn(in_ch, out_ch, kernel_size, stride, dilation), nn.ReLU(inplace=True))
 
 
 def projection_shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module:
