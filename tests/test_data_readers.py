@@ -56,7 +56,7 @@ def make_semiseg(root, sizes=((20, 24), (18, 30), (22, 22))):
 def test_semiseg_multi_and_single_views(tmp_path):
     root = make_semiseg(tmp_path / "semiseg")
     assert detect_layout(root) == "semiseg"
-    train = read_semiseg(root, "train", "multi")
+    train = read_semiseg(root, "train", "multi", orientation="array")
     assert [s.meta.id for s in train] == ["0", "5", "10"]  # natural order, not 0, 10, 5
     first = train[0]
     assert first.image.dtype == np.float32 and first.image.shape == (20, 24)
@@ -65,15 +65,26 @@ def test_semiseg_multi_and_single_views(tmp_path):
     np.testing.assert_array_equal(first.mask, _labels(20, 24))
     assert first.meta.original_size == (20, 24) and first.meta.group == first.meta.id
     assert first.meta.modality == "8bit" and first.meta.geometry == {"kind": "image2d"}
-    single = read_semiseg(root, "test", "single")
+    single = read_semiseg(root, "test", "single", orientation="array")
     assert len(single) == 3
     np.testing.assert_array_equal(single[1].mask, (_labels(18, 30) > 0).astype(np.int64))
     assert read_dataset(root, split="test")[2].mask.max() == 2
 
 
+def test_semiseg_default_is_the_radiological_view(tmp_path):
+    root = make_semiseg(tmp_path / "semiseg")
+    stored = read_semiseg(root, "train", "multi", orientation="array")[0]
+    turned = read_semiseg(root, "train", "multi")[0]
+    # Turned clockwise: the stored left column (anterior in COVID-SemiSeg) becomes the top row.
+    np.testing.assert_array_equal(turned.mask, np.rot90(stored.mask, -1))
+    np.testing.assert_array_equal(turned.image[0], stored.image[::-1, 0])
+    assert turned.meta.original_size == (24, 20)
+    assert turned.meta.geometry == {"kind": "image2d", "rot90": -1, "stored_size": [20, 24]}
+
+
 def test_eight_bit_image_scaled_by_255(tmp_path):
     root = make_semiseg(tmp_path / "semiseg")
-    sample = read_semiseg(root)[0]
+    sample = read_semiseg(root, orientation="array")[0]
     stored = np.asarray(Image.open(sample.meta.source), dtype=np.float32)
     np.testing.assert_allclose(sample.image, stored / 255.0, atol=1e-6)
 

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.realdata
 
 def test_semiseg_counts_views_and_test_gt_layout(shared_data):
     root = shared_data / "covid-semiseg"
-    train, test = read_semiseg(root, "train"), read_semiseg(root, "test")
+    train, test = read_semiseg(root, "train", orientation="array"), read_semiseg(root, "test", orientation="array")
     assert (len(train), len(test)) == (50, 48)
     assert all(s.image.dtype == np.float32 and s.mask.dtype == np.int64 for s in train + test)
     assert {int(v) for s in test for v in np.unique(s.mask)} == {0, 1, 2}
-    single = read_semiseg(root, "test", "single")
+    single = read_semiseg(root, "test", "single", orientation="array")
     assert all(np.array_equal(m.mask > 0, s.mask > 0) for m, s in zip(test, single))
     # The test GT folder equals GT-1 (GGO) and GT-2 (consolidation) combined, so reading GT is enough.
     folder = root / "TestingSet/MultiClassInfection-Test"
@@ -37,7 +37,7 @@ def test_medseg_volume_array_orientation_matches_semiseg_crops(shared_data):
     geometry is checked against an independent copy of the same labels."""
     labels = load_label_volume(shared_data / "medseg100/tr_mask.nii.gz")
     boxes = pd.read_csv(shared_data / "covid-semiseg/crop_boxes_in_medseg_tr_mask.csv").head(3)
-    train = {s.meta.id: s for s in read_semiseg(shared_data / "covid-semiseg", "train")}
+    train = {s.meta.id: s for s in read_semiseg(shared_data / "covid-semiseg", "train", orientation="array")}
     plane = display_plane(np.eye(4), labels.shape, orientation="array")
     for box in boxes.itertuples():
         piece = volume_plane_to_slice(labels, {**plane, "slice_index": box.medseg_slice_index0})

@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 
 from ssinfnet.data.demo_cohort import (HU_CONSOLIDATION_RANGE, HU_GGO_RANGE, OUTCOMES, StructuralParams,
                                        make_demo_cohort, simulate_clinical)
+from ssinfnet.data.readers import SEMISEG_TO_RADIOLOGICAL
 from ssinfnet.errors import InputError
 
 SMALL = dict(n_subjects=6, size=64, slices_per_subject=4)
@@ -126,8 +127,9 @@ def test_semiseg_keeps_mostly_lesion_slices_of_the_labeled_subjects(cohort):
         label = _volume(cohort / "volumes" / row.subject_id / "label.nii.gz")[:, :, row.slice_index]
         folder = "TrainingSet/MultiClassInfection-Train" if row.split == "TrainingSet" \
             else "TestingSet/MultiClassInfection-Test"
-        assert np.array_equal(np.array(Image.open(cohort / "semiseg" / folder / "GT" / f"{row.semiseg_id}.png")),
-                              label)
+        stored = np.array(Image.open(cohort / "semiseg" / folder / "GT" / f"{row.semiseg_id}.png"))
+        # Stored turned like the real COVID-SemiSeg slices (anterior on the left).
+        assert np.array_equal(stored, np.rot90(label, -SEMISEG_TO_RADIOLOGICAL))
         assert clinical.loc[row.subject_id, "split"] == ("train" if row.split == "TrainingSet" else "test")
     with_lesions = [(_volume(cohort / "volumes" / r.subject_id / "label.nii.gz")[:, :, r.slice_index] > 0).any()
                     for r in index.itertuples()]
@@ -224,6 +226,11 @@ def test_project_readers_take_the_cohort(cohort):
             samples = read_semiseg(cohort / "semiseg", split, task)
             assert len(samples) == (index.split == name).sum()
             assert all(s.mask.max() <= (2 if task == "multi" else 1) for s in samples)
+    # read_semiseg turns the stored slices back into the radiological view of the volumes.
+    first = index.iloc[0]
+    sample = read_semiseg(cohort / "semiseg", "train" if first.split == "TrainingSet" else "test")[0]
+    volume_slice = _volume(cohort / "volumes" / first.subject_id / "label.nii.gz")[:, :, first.slice_index]
+    assert sample.meta.id == str(first.semiseg_id) and np.array_equal(sample.mask, volume_slice)
     folder = cohort / "volumes" / "demo000"
     slices = read_nifti_volume(folder / "ct.nii.gz", folder / "label.nii.gz", lung_path=folder / "lung.nii.gz")
     label = _volume(folder / "label.nii.gz")

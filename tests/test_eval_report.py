@@ -39,7 +39,8 @@ def make_run_folders(root):
     mediation = root / "mediation"
     mediation.mkdir()
     (mediation / "mediation.json").write_text(json.dumps({"results": [
-        {"mediator": "lesion_fraction", "acme": 0.12, "acme_p": 0.01, "q_value": 0.03}]}))
+        {"mediator": "lesion_fraction", "acme": 0.12, "acme_p": 0.01, "q_value": 0.03}],
+        "notes": ["bootstrap CI from 200 resamples"]}))
     (mediation / "forest.png").write_bytes(png_bytes(value=30))
     return [train, pretrain, mediation]
 
@@ -59,7 +60,7 @@ def test_report_has_every_section_and_only_embedded_images(tmp_path):
     for text in ("<title>Test report</title>", "Evaluation: baseline", "Paper protocol", "Inf-Net protocol",
                  "Comparison", "Wilcoxon", "ROC curves", "Best, median and worst slices: better",
                  "Training run: train_run", "validation.threshold", "coach masks and inpaintings", "Mediation analysis",
-                 "lesion_fraction"):
+                 "lesion_fraction", "bootstrap CI from 200 resamples"):
         assert text in page, text
     images = embedded_pngs(page)
     # 2 ROC levels + 2 galleries + 2 training-curve plots + 2 examples + forest plot.

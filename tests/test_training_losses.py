@@ -17,6 +17,12 @@ def test_boundary_weight_flat_mask_is_one_and_isolated_pixel_is_heavy():
     assert weight.item() == pytest.approx(1 + 5 * (1 - 1 / 961))
 
 
+def test_boundary_weight_equals_direct_31x31_pool():
+    mask = (torch.rand(2, 1, 40, 37, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    direct = 1 + 5 * (torch.nn.functional.avg_pool2d(mask, 31, stride=1, padding=15) - mask).abs()
+    assert torch.allclose(losses.boundary_weight(mask), direct, atol=1e-6)
+
+
 def test_structure_loss_empty_mask_hand_computed():
     # logits 0 -> p = 0.5 everywhere, weights 1: wBCE = ln 2; wIoU = 1 - (0 + 1) / (4.5 - 0 + 1).
     loss = losses.structure_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3))

@@ -20,7 +20,7 @@ def forest_plot(table: pd.DataFrame, path: str | Path, title: str) -> Path:
     path = Path(path)
     models = list(dict.fromkeys(table["outcome_model"]))
     mediators = list(dict.fromkeys(table["mediator"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 1.5, 0.55 * len(mediators) * 3 + 1.4),
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 1.5, 0.9 * len(mediators) + 1.4),
                              sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
         rows = table[table["outcome_model"] == model]

@@ -61,6 +61,7 @@ from scipy.special import expit
 
 from ssinfnet import fileio
 from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.data.readers import SEMISEG_TO_RADIOLOGICAL
 from ssinfnet.errors import InputError
 
 OUTCOMES = ("Mild", "Regular", "Severe", "Critically ill")
@@ -465,7 +466,10 @@ class _SemisegWriter:
                 self.empty_budget[split] -= 1
             else:
                 self.empty_budget[split] += self.EMPTY_SLICE_RATE
-            self._write_slice(split, lung_window_u8(volumes.hu[:, :, k]), label)
+            # Stored turned like the real set, so read_semiseg's turn gives the radiological view back.
+            turn = -SEMISEG_TO_RADIOLOGICAL
+            self._write_slice(split, np.ascontiguousarray(np.rot90(lung_window_u8(volumes.hu[:, :, k]), turn)),
+                              np.ascontiguousarray(np.rot90(label, turn)))
             self.index_rows.append({"semiseg_id": self.next_id, "subject_id": subject_id, "slice_index": k,
                                     "split": "TrainingSet" if split == "train" else "TestingSet"})
             self.next_id += 1

@@ -14,7 +14,9 @@ them exactly, so a prediction can be written back into the original file's grid.
 Note on the public data: the COVID-SemiSeg PNGs are crops of ``medseg100/tr_mask.nii.gz`` slices in
 stored array order (``orientation="array"``, tested). By that file's affine (LAS) this is the
 radiological view turned by 90 degrees (the lungs lie above each other, not side by side); the
-default radiological reading of the same NIfTI shows them side by side.
+default radiological reading of the same NIfTI shows them side by side. :func:`read_semiseg` therefore
+turns those slices into the radiological view by default, so that training data, unlabeled data and
+users' scans share one orientation.
 """
 
 from __future__ import annotations
@@ -158,19 +160,47 @@ def read_slice_2d(path: Path, *, window: Window = LUNG_WINDOW, group: str | None
     return Sample(image=to_unit_range(array, modality, window), mask=None, meta=meta)
 
 
+#: np.rot90 turns that take a stored COVID-SemiSeg slice to the radiological view (see the module doc):
+#: clockwise, so the anterior side (stored on the left) comes to the top.
+SEMISEG_TO_RADIOLOGICAL = -1
+
+
 def read_semiseg(root: str | Path, split: str = "train", task: str = "multi", *,
-                 window: Window = LUNG_WINDOW) -> list[Sample]:
+                 window: Window = LUNG_WINDOW, orientation: str = "radiological") -> list[Sample]:
     """COVID-SemiSeg: ``split`` "train" (50 slices) / "test" (48); ``task`` "multi" (masks 0/1/2) or
     "single" (the binary LungInfection view, masks 0/1).
 
+    ``orientation="radiological"`` (default) turns each slice by 90 degrees into the radiological view
+    that the unlabeled slices, NIfTI and DICOM readers give, so a model trained on this set sees lungs the
+    way it will see them in a user's scan; ``meta.original_size`` is then the turned shape and
+    ``meta.geometry["rot90"]`` the turn applied. ``orientation="array"`` keeps the stored order.
     The data set has no patient ids, so every slice is its own group.
     """
     if (split, task) not in SEMISEG_FOLDERS:
         raise ValueError(f"split must be train/test and task multi/single, got {split!r}, {task!r}")
+    if orientation not in ("radiological", "array"):
+        raise ValueError(f"orientation must be 'radiological' or 'array', got {orientation!r}")
     root = Path(root)
     _require_dir(root)
     image_dir, mask_dir = (root / sub for sub in SEMISEG_FOLDERS[split, task])
-    return _read_paired_dirs(image_dir, mask_dir, window=window)
+    samples = _read_paired_dirs(image_dir, mask_dir, window=window)
+    if orientation == "radiological":
+        for sample in samples:
+            _turn(sample, SEMISEG_TO_RADIOLOGICAL)
+    return samples
+
+
+def _turn(sample: Sample, k: int) -> None:
+    """Rotate a 2-D sample in place by ``k`` quarter turns (np.rot90) and record it in its geometry."""
+    for name in ("image", "mask", "lung", "hu"):
+        array = getattr(sample, name)
+        if array is not None:
+            setattr(sample, name, np.ascontiguousarray(np.rot90(array, k)))
+    stored = sample.meta.original_size
+    sample.meta.original_size = tuple(sample.image.shape)
+    if sample.meta.spacing is not None and k % 2:
+        sample.meta.spacing = sample.meta.spacing[::-1]
+    sample.meta.geometry = {**sample.meta.geometry, "rot90": k, "stored_size": list(stored)}
 
 
 def read_paired_folder(root: str | Path, *, window: Window = LUNG_WINDOW, effusion_to: int = 0,

@@ -228,6 +228,8 @@ def _mediation_section(path: Path) -> str:
         parts.append(_table(header, [[_cell(r.get(k)) for k in header] for r in rows]))
     else:
         parts.append(f"<pre>{_e(json.dumps(result, indent=2)[:20000])}</pre>")
+    notes = result.get("notes")
+    parts += [_p(_e(str(note)), "note") for note in (notes if isinstance(notes, list) else [notes] if notes else [])]
     if (path / "forest.png").is_file():
         parts.append(_img((path / "forest.png").read_bytes(), "mediation forest plot"))
     return "\n".join(parts)

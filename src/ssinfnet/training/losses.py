@@ -18,9 +18,13 @@ def boundary_weight(mask: torch.Tensor) -> torch.Tensor:
     """``1 + 5 * |avg_pool31(mask) - mask|`` for a float (B, C, H, W) mask.
 
     Zero padding counts in the average (``count_include_pad``), as in Inf-Net's released code, so
-    lesions touching the image border are weighted as boundaries there too.
+    lesions touching the image border are weighted as boundaries there too. The 31x31 box is applied
+    as a 31x1 then a 1x31 pass (the same sums, 15x fewer operations: the direct pool dominated a
+    CPU training step).
     """
-    pooled = F.avg_pool2d(mask, BOUNDARY_KERNEL, stride=1, padding=BOUNDARY_KERNEL // 2)
+    half = BOUNDARY_KERNEL // 2
+    pooled = F.avg_pool2d(mask, (BOUNDARY_KERNEL, 1), stride=1, padding=(half, 0))
+    pooled = F.avg_pool2d(pooled, (1, BOUNDARY_KERNEL), stride=1, padding=(0, half))
     return 1.0 + BOUNDARY_GAIN * (pooled - mask).abs()
 
 
@@ -45,13 +49,15 @@ def pixel_terms(logits: torch.Tensor, target: torch.Tensor, focal: dict | None) 
     return focal_terms(logits, target, float(focal["alpha"]), float(focal["gamma"]))
 
 
-def structure_loss(logits: torch.Tensor, mask: torch.Tensor, focal: dict | None = None) -> torch.Tensor:
+def structure_loss(
+    logits: torch.Tensor, mask: torch.Tensor, focal: dict | None = None, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Weighted IoU + weighted BCE (or focal) of one side output; mean over the batch.
 
     ``logits`` and ``mask`` are (B, 1, H, W); the ``+1`` smoothing of the IoU is Inf-Net's and keeps
-    empty masks finite.
+    empty masks finite. ``weight``: :func:`boundary_weight` of ``mask`` when already computed.
     """
-    weight = boundary_weight(mask)
+    weight = boundary_weight(mask) if weight is None else weight
     weighted_pixel = (weight * pixel_terms(logits, mask, focal)).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
     prob = torch.sigmoid(logits)
     inter = (prob * mask * weight).sum(dim=(2, 3))
@@ -76,12 +82,13 @@ def infection_loss(
     for one-output networks (U-Net's ``out``).
     """
     mask = infection.unsqueeze(1).float()
+    weight = boundary_weight(mask)  # the same for every side output: compute once
     total = infection.new_zeros((), dtype=torch.float32)
     for name, logits in outputs.items():
         if name == "edge":
             total = total + F.binary_cross_entropy_with_logits(logits.float(), edge_target(mask))
         else:
-            total = total + structure_loss(logits.float(), mask, focal)
+            total = total + structure_loss(logits.float(), mask, focal, weight)
     return total
 
 
