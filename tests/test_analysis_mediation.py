@@ -80,6 +80,9 @@ def test_bad_specs_are_input_errors():
         run_mediation(table, MediationSpec("sex", ["lesion_burden_logit"], "severe_or_worse"))
     with pytest.raises(InputError, match="coded 0/1"):
         run_mediation(table, MediationSpec("age", ["lesion_burden_logit"], "severity_code", outcome_type="binary"))
+    table["severe_or_worse"] = 0
+    with pytest.raises(InputError, match="single value"):
+        run_mediation(table, MediationSpec("age", ["lesion_burden_logit"], "severe_or_worse"))
 
 
 def test_mediate_cli_joins_phenotypes_and_writes_every_output(tmp_path):

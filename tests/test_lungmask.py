@@ -38,7 +38,16 @@ def test_second_component_needs_a_tenth_of_the_largest():
     assert lung[:, 8:32, 8:26].all() and lung.sum() == 4 * 24 * 18
 
 
-def test_lungs_touching_the_border_are_lost():
+def test_lungs_cut_by_a_chest_crop_are_kept():
+    """A crop inside the body (COVID-SemiSeg style): the border is mostly tissue, lungs reach it."""
+    hu = _slab()[:, 6:34, 6:54]  # no outside air left
+    hu[:, 4:24, :6] = LUNG  # the right lung runs off the crop's edge
+    lung = lung_mask(hu)
+    assert lung[:, 4:24, :6].all() and lung[:, 2:26, 2:20].all() and lung[:, 2:26, 28:46].all()
+    assert not lung[:, 0, :].any()
+
+
+def test_lungs_touching_the_border_of_a_full_field_of_view_are_lost():
     """Documented limit: a field of view cut through the lungs empties the mask there."""
     hu = _slab()
     hu[:, :, :10] = LUNG  # right lung now runs off the image edge

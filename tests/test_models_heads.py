@@ -68,3 +68,12 @@ def test_missing_tensors_are_reported_on_both_sides():
 def test_unknown_head_mode_is_refused():
     with pytest.raises(ValueError):
         build_model("unet", width=8).use_heads("classification")
+
+
+def test_reverse_attention_looks_away_from_what_is_found():
+    single = build_model("infnet", **TINY_INFNET)
+    multi = build_model("multi_infnet", **TINY_INFNET)
+    assert torch.allclose(single.found_map(torch.tensor([[[[-20.0, 20.0]]]])), torch.tensor([[[[0.0, 1.0]]]]), atol=1e-6)
+    # Several classes: "found" = 1 - P(background); a confident GGO or consolidation pixel is found.
+    logits = torch.tensor([[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]]).T.reshape(1, 3, 1, 3)
+    assert torch.allclose(multi.found_map(logits), torch.tensor([[[[0.0, 1.0, 1.0]]]]), atol=1e-3)

@@ -49,7 +49,7 @@ def chest_nifti(tmp_path):
 def _chest_png(path, size=(50, 70)):
     """A phantom slice as an 8-bit lung-window PNG of size (rows, cols); returns the HU slice."""
     rows, cols = size
-    affine = centred_affine(np.array([[0, -0.8, 0], [0.8, 0, 0], [0, 0, 1.0]]) @ np.diag([1, 1, 1]), (rows, cols, 1))
+    affine = centred_affine(np.array([[0, -0.8, 0], [-0.8, 0, 0], [0, 0, 1.0]]), (rows, cols, 1))  # radiological
     hu = chest_on_grid(affine, (rows, cols, 1))[:, :, 0]
     Image.fromarray(np.round(to_unit_range(hu, "hu") * 255).astype(np.uint8)).save(path)
     return hu
@@ -137,6 +137,7 @@ BAD_INPUTS = {
     "NaN voxels": (lambda d: _nifti(d / "nan.nii.gz", np.full((8, 8, 4), np.nan, np.float32)), "NaN"),
     "absurd spacing": (lambda d: _nifti(d / "tiny.nii.gz", np.zeros((8, 8, 4), np.int16), (0.01, 0.01, 2.5)),
                        "spacing"),
+    "raw values, not HU": (lambda d: _nifti(d / "raw.nii.gz", np.full((8, 8, 4), 1000, np.int16)), "Hounsfield"),
     "DICOM folder without images": (lambda d: _junk(d / "dicom" / "x.dcm").parent, "no DICOM images"),
     "single DICOM file": (lambda d: _junk(d / "x.dcm"), "single DICOM file"),
     "empty folder": (lambda d: (d / "empty").mkdir() or d / "empty", "no NIfTI, DICOM"),
@@ -160,3 +161,15 @@ def test_absurd_2d_spacing_is_refused(tmp_path, tiny_pipeline, capsys):
     rc = main(["segment", str(tmp_path / "slice.png"), "--out", str(tmp_path / "out"), "--model", str(tiny_pipeline),
                "--spacing", "80", "80"])
     assert rc == 2 and "spacing" in _error_line(capsys)
+
+
+@pytest.mark.realdata
+def test_real_slices_keep_their_size(shared_data, tmp_path, tiny_pipeline):
+    images = [shared_data / "covid-semiseg" / "TestingSet" / "MultiClassInfection-Test" / "Imgs" / "36.jpg",
+              shared_data / "medseg100" / "lung_only_512" / "i050.png"]
+    out = tmp_path / "out"
+    assert main(["segment", *map(str, images), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"]) == 0
+    for image in images:
+        labels = Image.open(out / image.stem / "labels.png")
+        assert labels.size == Image.open(image).size
+        assert set(np.unique(np.asarray(labels))) <= {0, 1, 2}

@@ -213,6 +213,8 @@ def _outcome_models(outcome: pd.Series, outcome_type: str, spec: MediationSpec) 
     y = outcome.astype(float)
     binomial = sm.families.Binomial(link=LINKS[spec.link]())
     levels = sorted(np.unique(y))
+    if len(levels) < 2:
+        raise InputError(f"outcome {spec.outcome!r} takes a single value ({levels[0]:g}) in the complete cases")
     if outcome_type == "binary":
         if not set(levels) <= {0.0, 1.0}:
             raise InputError(f"binary outcome {spec.outcome!r} must be coded 0/1, found {levels}")

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ssinfnet import fileio
 from ssinfnet.errors import InputError
-from ssinfnet.inference.segment import DEFAULT_BATCH_SIZE, find_inputs, read_scan, resolve_pipeline, scan_name, segment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="pixel spacing of 2D images, for areas in mm^2")
     parser.add_argument("--probabilities", action="store_true", help="also write probability maps")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices predicted at once")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="slices predicted at once (memory grows with it; default: segment's default)")
     parser.add_argument("--device", default=None, help="torch device (default: GPU when present, else CPU)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto: bf16 where the hardware runs it natively (default)")
@@ -40,8 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # imported here so that `ssinfnet --help` and the other verbs do not pay for them
+    from ssinfnet import fileio  # noqa: PLC0415
+    from ssinfnet.inference.segment import (  # noqa: PLC0415
+        DEFAULT_BATCH_SIZE, find_inputs, read_scan, resolve_pipeline, segment)
+
+    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     inputs = find_inputs(args.inputs)
     outputs = _output_folders(inputs, args.out)
     existing = [out for out in outputs if out.exists()]
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             scan = read_scan(path, args.series, args.spacing)
             result = segment(scan, model=pipeline, probabilities=args.probabilities,
-                             batch_size=args.batch_size, progress=not args.no_progress)
+                             batch_size=batch_size, progress=not args.no_progress)
             result.save(out, overwrite=args.overwrite)
         except InputError as err:
             if len(inputs) == 1:
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _output_folders(inputs: list[Path], out: Path) -> list[Path]:
     """``out/<scan name>``, with ``-2``, ``-3``... when two inputs share a name."""
+    from ssinfnet.inference.segment import scan_name  # noqa: PLC0415
+
     folders, seen = [], {}
     for path in inputs:
         name = scan_name(path)

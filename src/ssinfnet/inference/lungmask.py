@@ -9,7 +9,9 @@ Method (HU input):
 1. Air-like voxels: HU < -320. Aerated lung parenchyma is about -900..-500 HU and soft tissue above
    -100 HU; -320 HU sits between them and is a threshold in common use for CT lung masks.
 2. Per slice, air connected to the image border is air outside the body (or the table gap) and is
-   removed.
+   removed, in slices where such air lines at least half of the border (a field of view around the
+   whole body). Where it lines less, the image is a crop through the chest (as the COVID-SemiSeg
+   slices are) and the dark regions at its edge are lungs cut by the crop: they stay.
 3. 3D connected components of what is left; the largest component is kept, plus the second largest
    when it is at least 10% of the largest (the two lungs when they do not touch). Bowel gas, which
    is usually smaller, is dropped.
@@ -20,12 +22,13 @@ Method (HU input):
    percentages.
 
 8-bit input (display-windowed images without HU): step 1 uses an Otsu threshold on the image
-intensities (dark = air or lung) because the window that made the image is unknown; steps 2-5 are
-the same.
+intensities (dark = air or lung) because the window that made the image is unknown, after an
+in-plane Gaussian smoothing (sigma :data:`SMOOTHING_PX`) against JPEG noise; steps 2-5 are the same.
 
 Limits (say them when quoting percentages):
-- Lungs touching the image border (tight field of view, body-cropped 2D images) are removed in step 2
-  and the mask is empty or partial; percentages are then ``None`` or too high.
+- Lungs reaching the border of a full field of view (the body cut by it) are removed with the
+  outside air in step 2 and the mask is partial; percentages are then too high or ``None``. In a
+  crop, air outside the body at its edge is kept as lung if it is among the two largest regions.
 - The trachea and main bronchi are counted as lung (a few percent of lung volume).
 - Large consolidation not touching aerated lung, pleural effusion, and collapsed lung are excluded.
 - Emphysema, bullae and air in other places connected to the lungs (pneumothorax, pneumomediastinum)
@@ -44,6 +47,10 @@ METHOD = ("HU < -320 (Otsu threshold for 8-bit images), air outside the body rem
           "components, holes filled per slice, touching lesions added; limits in ssinfnet.inference.lungmask")
 #: HU below which a voxel counts as air or aerated lung.
 AIR_HU = -320.0
+#: In-plane Gaussian smoothing (pixels) of 8-bit images before their threshold.
+SMOOTHING_PX = 2.0
+#: Border-connected air is outside air in slices where it covers at least this fraction of the border.
+OUTSIDE_AIR_BORDER_FRACTION = 0.5
 #: A second component is a lung only if at least this fraction of the largest one.
 SECOND_LUNG_MIN_FRACTION = 0.10
 
@@ -57,11 +64,15 @@ def lung_mask(stack: np.ndarray, modality: str = "hu") -> np.ndarray:
     intensities (any other modality: Otsu threshold)."""
     if stack.ndim != 3:
         raise ValueError(f"expected (slices, rows, cols), got shape {stack.shape}")
+    if modality != "hu":
+        # display images are often JPEG: blocky noise in soft tissue dips below the threshold and
+        # webs of such pixels would join the lungs; smoothing in-plane first removes them
+        stack = ndimage.gaussian_filter(np.asarray(stack, dtype=np.float32), sigma=(0, SMOOTHING_PX, SMOOTHING_PX))
     threshold = AIR_HU if modality == "hu" else otsu_threshold(stack)
     air = stack < threshold
-    inside = air & ~_border_connected(air)
+    inside = air & ~_outside_air(air)
     lung = np.zeros(stack.shape, dtype=bool)
-    box = _bounding_box(inside)  # later steps only look where air inside the body is: much faster
+    box = bounding_box(inside)  # later steps only look where air inside the body is: much faster
     if box is not None:
         lungs = _largest_components(inside[box])
         # Holes: background not reachable from the box border; beyond the box there is no lung, so
@@ -72,7 +83,7 @@ def lung_mask(stack: np.ndarray, modality: str = "hu") -> np.ndarray:
 
 def include_lesions(lung: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The lung mask plus every connected lesion (``labels > 0``) that overlaps or touches it."""
-    box = _bounding_box(labels > 0)
+    box = bounding_box(labels > 0)
     if box is None:
         return lung
     # one voxel more than the lesions' box, so that lung touching a lesion from outside it counts
@@ -103,11 +114,22 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(edges[1:][np.nanargmax(between)])
 
 
+def _outside_air(air: np.ndarray) -> np.ndarray:
+    """Border-connected air, in the slices where it lines most of the border (see step 2)."""
+    connected = _border_connected(air)
+    lined = _edges(connected).mean(axis=1) >= OUTSIDE_AIR_BORDER_FRACTION
+    return connected & lined[:, None, None]
+
+
+def _edges(stack: np.ndarray) -> np.ndarray:
+    """(slices, border pixels): the four borders of every slice side by side."""
+    return np.concatenate([stack[:, 0, :], stack[:, -1, :], stack[:, :, 0], stack[:, :, -1]], axis=1)
+
+
 def _border_connected(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` connected, within their slice, to the slice's border."""
     components, count = ndimage.label(mask, structure=_IN_PLANE)
-    edges = np.concatenate([components[:, 0, :], components[:, -1, :], components[:, :, 0], components[:, :, -1]], axis=1)
-    touching = np.unique(edges)
+    touching = np.unique(_edges(components))
     return _select(components, count, touching[touching > 0])
 
 
@@ -123,7 +145,7 @@ def _largest_components(mask: np.ndarray) -> np.ndarray:
     return _select(components, count, keep)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest box holding every True voxel of ``mask``; None when there is none."""
     box = []
     for axis in range(mask.ndim):

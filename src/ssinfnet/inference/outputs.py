@@ -12,8 +12,9 @@ interrupted run leaves nothing half-written):
   all at the input's size.
 - ``labels.ctbl`` (3D Slicer colour table) and ``labels_itksnap.txt`` (ITK-SNAP label description):
   GGO red, consolidation green.
-- ``overlays/``: a few representative slices (largest lesion area, spread through the scan) with GGO
-  in red and consolidation in green over the lung-windowed image.
+- ``overlays/overlay_sliceNNNN.png``: a few representative slices (largest lesion area, spread
+  through the scan; NNNN = index along the input's slice axis) in the radiological view, GGO in
+  red and consolidation in green over the lung-windowed image.
 - ``quantities.json`` (scan, source, units, lung-mask method and the quantities) and
   ``quantities.csv`` (the same quantities as one row).
 """
@@ -45,8 +46,8 @@ class SegmentationResult:
     """Labels, lung mask and quantities of one scan, in the input's own geometry.
 
     ``labels`` (uint8 0/1/2) and ``lung`` (bool) have the input's array shape: the NIfTI data shape,
-    (cols, rows, slices) for DICOM (as dcm2niix writes it, matching ``affine``), or (rows, cols) for
-    a 2D image. ``probabilities`` (when asked for) maps "infection" (stage 1), "ggo" and
+    (rows, cols, slices) for DICOM (slices sorted along the slice normal, matching ``affine``), or
+    (rows, cols) for a 2D image. ``probabilities`` (when asked for) maps "infection" (stage 1), "ggo" and
     "consolidation" to uint8 arrays of the same shape holding ``round(255 * p)``: use
     :meth:`probability` for float values. ``affine`` is the RAS voxel-to-world matrix (None for 2D).
     """

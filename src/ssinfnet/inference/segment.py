@@ -3,7 +3,7 @@
 Inputs (:func:`find_inputs` expands a list of paths):
 
 - a NIfTI volume (``.nii`` / ``.nii.gz``), in Hounsfield units, or 8-bit display values when every
-  voxel is an integer in 0..255;
+  voxel is an integer in 0..255 (other value ranges, e.g. raw scanner values, are refused);
 - a DICOM series folder (the largest series when the folder mixes several, with a warning naming
   it; or the one given by ``series_uid``);
 - one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is: like the COVID-SemiSeg
@@ -46,10 +46,12 @@ from ssinfnet.data import readers
 from ssinfnet.data.imageio import is_image_file, read_image_2d
 from ssinfnet.data.intensity import to_unit_range
 from ssinfnet.errors import InputError
-from ssinfnet.inference.lungmask import include_lesions, lung_mask
+from ssinfnet.inference.lungmask import bounding_box, include_lesions, lung_mask
 from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
 from ssinfnet.inference.quantify import quantify
 
+#: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
+HU_AIR_MAX = -500.0
 #: Voxel sizes outside this range (mm) are refused as broken headers.
 SPACING_RANGE_MM = (0.05, 50.0)
 MAX_TILT_DEGREES = 30.0
@@ -181,7 +183,7 @@ def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
     if not np.isfinite(array).all():
         raise InputError(f"array contains {int((~np.isfinite(array)).sum())} NaN/inf values", name)
     if array.ndim == 2 and affine is None:
-        return _image_scan(name, name, array, _array_modality(array), spacing)
+        return _image_scan(name, name, array, _array_modality(array, name), spacing)
     if array.ndim == 2:  # an affine promises a volume: refused below as a single slice
         array = array[:, :, None]
     if array.ndim != 3:
@@ -239,14 +241,11 @@ def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
     and are not predicted (every slice between them is, even where dense disease hides the lung
     from the mask).
     """
-    if not lung.any():
+    box = bounding_box(lung)
+    if box is None:
         return None
-    box = []
-    for axis, size in enumerate(lung.shape):
-        found = np.flatnonzero(lung.any(axis=tuple(a for a in range(3) if a != axis)))
-        margin = max(2, int(round(CROP_MARGIN * size)))
-        box.append(slice(max(0, found[0] - margin), min(size, found[-1] + 1 + margin)))
-    return tuple(box)
+    margins = [max(2, int(round(CROP_MARGIN * size))) for size in lung.shape]
+    return tuple(slice(max(0, b.start - m), min(size, b.stop + m)) for b, m, size in zip(box, margins, lung.shape))
 
 
 def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | None = None) -> Any:
@@ -337,7 +336,7 @@ def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.nd
     in_plane = [voxel_size[a] for a in range(3) if a != plane["axis"]]
     rows, cols = in_plane[::-1] if plane["transpose"] else in_plane
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
-                stack=stack, modality=_array_modality(array), input_shape=tuple(array.shape),
+                stack=stack, modality=_array_modality(array, source), input_shape=tuple(array.shape),
                 voxel_size=(voxel_size[plane["axis"]], rows, cols), affine=affine, plane=plane,
                 nifti_header=header, info=info)
 
@@ -381,11 +380,15 @@ def _check_spacing(spacing: Iterable[float], source: str | Path) -> None:
                          f"{low}..{high} mm; the header geometry is broken", source)
 
 
-def _array_modality(array: np.ndarray) -> str:
-    """"8bit" when every value is an integer in 0..255 (display values), else Hounsfield units."""
+def _array_modality(array: np.ndarray, source: str | Path) -> str:
+    """"8bit" when every value is an integer in 0..255 (display values), "hu" when the values reach
+    down to air (a chest CT in HU always holds air: about -1000 HU); anything else is refused."""
     low, high = float(array.min()), float(array.max())
     if low >= 0 and high <= 255 and np.array_equal(array, np.round(array)):
         return "8bit"
+    if low > HU_AIR_MAX:
+        raise InputError(f"values {low:.0f}..{high:.0f} are neither 8-bit nor Hounsfield units (no air below "
+                         f"{HU_AIR_MAX:.0f}); raw scanner values without RescaleIntercept?", source)
     return "hu"
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ssinfnet.models.backbones import BACKBONES
-from ssinfnet.models.registry import build_model, describe, list_models
-
 BACKBONE_MODELS = ("infnet", "multi_infnet")
 
 
@@ -20,6 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def model_rows(width: int | None = None) -> list[dict]:
+    # Imported here, not at module level: every CLI start registers this verb, and torch + MONAI take seconds.
+    from ssinfnet.models.backbones import BACKBONES
+    from ssinfnet.models.registry import build_model, describe, list_models
+
     rows = []
     for name in list_models():
         variants = [{"backbone": b} for b in BACKBONES] if name in BACKBONE_MODELS else [{}]

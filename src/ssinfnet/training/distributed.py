@@ -72,6 +72,17 @@ def mean_across_ranks(values: dict[str, float], ctx: Context) -> dict[str, float
     return {k: float(v) / ctx.world_size for k, v in zip(keys, tensor.tolist())}
 
 
+def sync_buffers(model: nn.Module, ctx: Context) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP averages gradients, so parameters stay equal, but each rank updates its running statistics
+    from its own batches; without this the ranks would end with different models.
+    """
+    if ctx.distributed:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()

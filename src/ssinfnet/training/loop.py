@@ -134,6 +134,8 @@ def fit(
                 objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best
             )
             start_step = 0
+            for module in objective.modules.values():
+                distributed.sync_buffers(module, ctx)
             row = {"epoch": epoch + 1, "phase": objective.phase(epoch), **train_metrics}
             if ctx.is_main:
                 row.update(objective.end_epoch(epoch, run))
