@@ -52,3 +52,10 @@ def test_make_demo_calls_the_cohort_generator(tmp_path, monkeypatch, capsys):
     assert main(["data", "make-demo", str(tmp_path / "demo"), "--subjects", "5", "--seed", "3"]) == 0
     assert calls == [(tmp_path / "demo", {"n_subjects": 5, "seed": 3, "overwrite": False})]
     assert str(tmp_path / "demo") in capsys.readouterr().out
+
+
+def test_package_exports_segment_lazily():
+    import ssinfnet
+    from ssinfnet.inference.segment import segment
+
+    assert ssinfnet.segment is segment

@@ -75,6 +75,7 @@ def test_cli_writes_every_output_and_refuses_to_overwrite(tmp_path, chest_nifti,
                  "probability_consolidation.nii.gz", "labels.ctbl", "labels_itksnap.txt", "quantities.csv"):
         assert (scan / name).is_file(), name
     assert list((scan / "overlays").glob("overlay_slice*.png"))
+    assert not (scan / "image.nii.gz").exists()  # the NIfTI input is recorded as the source instead
     record = json.loads((scan / "quantities.json").read_text())
     assert record["source"] == str(chest_nifti.resolve())
     assert {"ggo_ml", "consolidation_ml", "lesion_ml", "lesion_percent_of_lung", "left_lesion_ml"} <= set(record["quantities"])
@@ -154,6 +155,12 @@ def test_bad_input_gives_one_line_error(tmp_path, tiny_pipeline, capsys, case):
     line = _error_line(capsys)
     assert message in line and str(path) in line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_unknown_device_is_refused(tmp_path, chest_nifti, tiny_pipeline, capsys):
+    rc = main(["segment", str(chest_nifti), "--out", str(tmp_path / "out"), "--model", str(tiny_pipeline),
+               "--device", "gpu0"])
+    assert rc == 2 and "unknown device 'gpu0'" in _error_line(capsys)
 
 
 def test_absurd_2d_spacing_is_refused(tmp_path, tiny_pipeline, capsys):

@@ -173,6 +173,10 @@ def test_dicom_series_largest_chosen_with_affine_from_dicom(tmp_path, caplog):
     saved = nib.load(out / "labels.nii.gz")
     assert saved.shape == volume.shape
     np.testing.assert_allclose(saved.affine, expected_affine, atol=1e-4)
+    image = nib.load(out / "image.nii.gz")  # the series as NIfTI, on the labels' grid
+    np.testing.assert_array_equal(np.asarray(image.dataobj), volume)
+    np.testing.assert_allclose(image.affine, saved.affine)
+    assert "phantom" not in (out / "quantities.json").read_text()  # no patient id copied
 
 
 def test_dicom_series_uid_chooses_series(tmp_path):
@@ -191,11 +195,10 @@ def test_oblique_scan_is_refused(tmp_path, degrees):
 
 
 class RecordingPipeline(ThresholdPipeline):
-    """The threshold stand-in that remembers the image shapes it saw and trained ``view``."""
+    """The threshold stand-in that remembers the image shapes it saw."""
 
-    def __init__(self, view):
+    def __init__(self):
         super().__init__()
-        self.meta = {"view": view}
         self.shapes = []
 
     def predict(self, images, batch_size=8):
@@ -203,26 +206,15 @@ class RecordingPipeline(ThresholdPipeline):
         return super().predict(images, batch_size)
 
 
-def test_model_sees_lung_crop_in_its_training_view(tmp_path):
+def test_model_sees_lung_crop_in_the_radiological_view(tmp_path):
     columns, shape = GRIDS["lps_flip"]
     hu, _ = _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
-    seen = {}
-    for view in ("radiological", "covid-semiseg"):
-        pipeline = RecordingPipeline(view)
-        result = segment(tmp_path / "chest.nii.gz", model=pipeline)
-        np.testing.assert_array_equal(result.labels, (hu == GGO) * 1 + (hu == CONSOLIDATION) * 2)
-        seen[view] = set(pipeline.shapes)
-    (radiological,) = seen["radiological"]
-    assert seen["covid-semiseg"] == {radiological[::-1]}  # a quarter turn
-    # lungs span 0.8 mm voxels x [-16, 16] mm (x) and [-11, 11] mm (y), plus a 3-voxel margin
-    assert radiological == (28 + 6, 40 + 6)
-
-
-def test_unknown_model_view_is_refused(tmp_path):
-    columns, shape = GRIDS["lps_flip"]
-    _write_nifti(tmp_path / "chest.nii.gz", columns, shape)
-    with pytest.raises(InputError, match="unknown slice view"):
-        segment(tmp_path / "chest.nii.gz", model=RecordingPipeline("sideways"))
+    pipeline = RecordingPipeline()
+    result = segment(tmp_path / "chest.nii.gz", model=pipeline)
+    np.testing.assert_array_equal(result.labels, (hu == GGO) * 1 + (hu == CONSOLIDATION) * 2)
+    # rows anterior -> posterior: lungs span [-11, 11] mm (y) x [-16, 16] mm (x) at 0.8 mm voxels,
+    # plus a 3-voxel margin
+    assert set(pipeline.shapes) == {(28 + 6, 40 + 6)}
 
 
 def test_api_refuses_what_it_cannot_segment(tmp_path):

@@ -23,7 +23,9 @@ Method (HU input):
 
 8-bit input (display-windowed images without HU): step 1 uses an Otsu threshold on the image
 intensities (dark = air or lung) because the window that made the image is unknown, after an
-in-plane Gaussian smoothing (sigma :data:`SMOOTHING_PX`) against JPEG noise; steps 2-5 are the same.
+in-plane median filter (:data:`MEDIAN_PX` pixels) against JPEG noise. The darkest value is left out
+of the histogram: it is mostly padding (the black corners outside a round reconstruction field),
+which would otherwise pull the threshold below the grey of air and lung. Steps 2-5 are the same.
 
 Limits (say them when quoting percentages):
 - Lungs reaching the border of a full field of view (the body cut by it) are removed with the
@@ -47,8 +49,8 @@ METHOD = ("HU < -320 (Otsu threshold for 8-bit images), air outside the body rem
           "components, holes filled per slice, touching lesions added; limits in ssinfnet.inference.lungmask")
 #: HU below which a voxel counts as air or aerated lung.
 AIR_HU = -320.0
-#: In-plane Gaussian smoothing (pixels) of 8-bit images before their threshold.
-SMOOTHING_PX = 2.0
+#: In-plane median filter width (pixels) applied to 8-bit images before their threshold.
+MEDIAN_PX = 5
 #: Border-connected air is outside air in slices where it covers at least this fraction of the border.
 OUTSIDE_AIR_BORDER_FRACTION = 0.5
 #: A second component is a lung only if at least this fraction of the largest one.
@@ -66,9 +68,9 @@ def lung_mask(stack: np.ndarray, modality: str = "hu") -> np.ndarray:
         raise ValueError(f"expected (slices, rows, cols), got shape {stack.shape}")
     if modality != "hu":
         # display images are often JPEG: blocky noise in soft tissue dips below the threshold and
-        # webs of such pixels would join the lungs; smoothing in-plane first removes them
-        stack = ndimage.gaussian_filter(np.asarray(stack, dtype=np.float32), sigma=(0, SMOOTHING_PX, SMOOTHING_PX))
-    threshold = AIR_HU if modality == "hu" else otsu_threshold(stack)
+        # webs of such pixels would join the lungs; an in-plane median removes them, keeping edges
+        stack = ndimage.median_filter(stack, size=(1, MEDIAN_PX, MEDIAN_PX))
+    threshold = AIR_HU if modality == "hu" else otsu_threshold(stack[stack > stack.min()])
     air = stack < threshold
     inside = air & ~_outside_air(air)
     lung = np.zeros(stack.shape, dtype=bool)
@@ -99,6 +101,8 @@ def include_lesions(lung: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Threshold that maximises the between-class variance of the intensity histogram (Otsu 1979)."""
     finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0
     low, high = float(finite.min()), float(finite.max())
     if low == high:
         return high

@@ -8,6 +8,8 @@ interrupted run leaves nothing half-written):
   input NIfTI; for DICOM the affine built from the series geometry. With probabilities:
   ``probability_{infection,ggo,consolidation}.nii.gz`` stored as uint8 with ``scl_slope`` 1/255, so a
   viewer shows 0..1 while the file stays small.
+- DICOM series and arrays: also ``image.nii.gz``, the scan itself (int16 HU) in that geometry, so a
+  viewer or ``ssinfnet phenotypes`` can open scan and labels together.
 - 2D images: ``labels.png`` (values 0/1/2), ``lung.png`` (0/255) and ``probability_*.png`` (0..255),
   all at the input's size.
 - ``labels.ctbl`` (3D Slicer colour table) and ``labels_itksnap.txt`` (ITK-SNAP label description):
@@ -63,7 +65,9 @@ class SegmentationResult:
     """The :class:`ssinfnet.inference.segment.Scan` the result came from (for overlays)."""
     nifti_header: Any = field(default=None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
-    """What else identifies the input, e.g. the DICOM series UID and patient id."""
+    """What else describes the input, e.g. the DICOM series UID and the voxel size."""
+    save_image: bool = False
+    """Also write the scan itself as ``image.nii.gz`` (for inputs that are no NIfTI file)."""
 
     def probability(self, name: str) -> np.ndarray:
         """Float32 probability map ``name`` in [0, 1] (needs ``probabilities=True`` at segmentation)."""
@@ -95,6 +99,9 @@ class SegmentationResult:
             self._write_nifti(folder / "lung.nii.gz", self.lung.astype(np.uint8))
             for name, prob in (self.probabilities or {}).items():
                 self._write_nifti(folder / f"probability_{name}.nii.gz", prob, slope=1.0 / 255.0)
+            if self.save_image and self.display is not None:
+                hu = self.display.to_input(self.display.stack)
+                nib.save(nib.Nifti1Image(np.round(hu).astype(np.int16), self.affine), folder / "image.nii.gz")
         (folder / "labels.ctbl").write_text(slicer_colour_table())
         (folder / "labels_itksnap.txt").write_text(itksnap_label_description())
         if self.display is not None:

@@ -6,9 +6,9 @@ Inputs (:func:`find_inputs` expands a list of paths):
   voxel is an integer in 0..255 (other value ranges, e.g. raw scanner values, are refused);
 - a DICOM series folder (the largest series when the folder mixes several, with a warning naming
   it; or the one given by ``series_uid``);
-- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is: like the COVID-SemiSeg
-  slices, it is taken to be in the network's training view already; with no orientation known, no
-  left/right split is reported);
+- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is, so it should be in the
+  radiological view like the training slices; with no orientation known, no left/right split is
+  reported);
 - a folder of any of these (each file or series is its own scan), or a numpy array from a notebook.
 
 Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
@@ -23,10 +23,10 @@ SimpleITK).
 
 What the network sees: the lung mask is computed first; volume slices are cropped to the lungs'
 bounding box (plus a margin, one box per scan, see :func:`lung_box`) because the training slices
-are chest crops, and slices beyond the lung apices and bases are skipped; slices are turned
-into the view the model was trained on (:data:`MODEL_VIEWS`), windowed by the training intensity
-policy (:func:`ssinfnet.data.intensity.to_unit_range`) and predicted; the labels are turned back and
-pasted into the full slice. 2D images are taken whole and as they are (they usually are crops).
+are chest crops, and slices beyond the lung apices and bases are skipped; slices are windowed by
+the training intensity policy (:func:`ssinfnet.data.intensity.to_unit_range`) and predicted in the
+radiological view, the view every reader gives the training data in (COVID-SemiSeg included); the
+labels are pasted into the full slice. 2D images are taken whole and as they are (they usually are crops).
 
 Memory: the stored scan and one uint8 label volume are held; slices are predicted ``batch_size`` at
 a time and probability maps (when asked for) are kept as uint8, never as a float volume.
@@ -56,13 +56,6 @@ HU_AIR_MAX = -500.0
 SPACING_RANGE_MM = (0.05, 50.0)
 MAX_TILT_DEGREES = 30.0
 DEFAULT_BATCH_SIZE = 8
-#: Quarter turns (``np.rot90``) from a radiological-view slice to the view a model was trained on,
-#: by the ``view`` recorded in its pipeline meta. COVID-SemiSeg (MedSeg) slices, the labelled training
-#: data, are stored a quarter turn from the radiological view: the patient's left at the top and
-#: anterior on the left (read from the anatomy: spine on the right, heart at the top; the MedSeg
-#: affine is a placeholder). Models trained on radiological-view slices record "radiological".
-MODEL_VIEWS = {"radiological": 0, "covid-semiseg": 1}
-DEFAULT_MODEL_VIEW = "covid-semiseg"
 #: Margin around the lungs' bounding box when cropping volumes, as a fraction of each dimension.
 CROP_MARGIN = 0.05
 
@@ -151,7 +144,9 @@ def read_scan(path: str | Path, series_uid: str | None = None,
                          "or all at once with the ssinfnet segment command", path)
     if path.is_dir():
         volume, info = readers.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
-        return _volume_scan(scan_name(path), path, volume.array, volume.affine, None, info)
+        # the series UID identifies the input; patient identifiers are not copied into outputs
+        return _volume_scan(scan_name(path), path, volume.array, volume.affine, None,
+                            {"series_uid": info["series_uid"]})
     if readers.is_nifti_file(path):
         volume = readers.load_nifti(path)
         return _volume_scan(scan_name(path), path, volume.array, volume.affine, nib.load(path).header, {})
@@ -227,6 +222,7 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
         quantities=quantify(labels, lung, scan.element_size, scan.volumetric, sides=scan.volumetric),
         affine=scan.affine, nifti_header=scan.nifti_header, display=scan,
         details={**scan.info, "voxel_size_mm": scan.voxel_size},
+        save_image=scan.volumetric and scan.nifti_header is None,
         probabilities=None if probs is None else {name: scan.to_input(p) for name, p in probs.items()},
     )
 
@@ -252,16 +248,16 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
     """The two-stage pipeline for ``model`` (None = bundled default, a pipeline folder, or a loaded one).
 
     ``device``: None picks the GPU when present. ``bf16``: None uses bf16 autocast with channels_last
-    where the hardware computes bf16 natively (AMX / AVX-512-BF16 CPUs, bf16 GPUs), where it is
-    several times faster than fp32 with probabilities within about 1e-2 of it.
+    where the hardware computes bf16 natively (AMX / AVX-512-BF16 CPUs, bf16 GPUs): 2.7x faster than
+    fp32 on the project's CPU (``benchmarks/bench_segment.py --precision``), probabilities within
+    about 1e-2.
     """
     if not hasattr(model, "predict"):
-        import torch  # noqa: PLC0415 (torch is imported only when a model is loaded)
-
+        # torch is imported only when a model is loaded
         from ssinfnet.inference import predictor  # noqa: PLC0415
         from ssinfnet.models.speed import default_device  # noqa: PLC0415
 
-        device = torch.device(device) if device else default_device()
+        device = _torch_device(device) if device else default_device()
         bf16 = _native_bf16(device) if bf16 is None else bf16
         if model is None:
             model = predictor.default_pipeline(device=device, bf16=bf16)
@@ -271,6 +267,18 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
         raise InputError("the model has no multi-class stage, so it cannot tell GGO from consolidation; "
                          "give a pipeline folder with multi.safetensors")
     return model
+
+
+def _torch_device(name: str) -> Any:
+    import torch  # noqa: PLC0415
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but no CUDA GPU is available here")
+    return device
 
 
 def _native_bf16(device: Any) -> bool:
@@ -294,11 +302,9 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
     """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
     at a time so that memory grows with the batch, not with the scan.
 
-    Only the slices and the in-plane region in ``box`` (None: everything) are predicted; volume
-    slices are turned into the model's training view (:data:`MODEL_VIEWS`). Predictions are turned
-    back and pasted into the full stack (background outside the box).
+    Only the slices and the in-plane region in ``box`` (None: everything) are predicted; predictions
+    are pasted into the full stack (background outside the box).
     """
-    turns = model_view_turns(pipeline) if scan.volumetric else 0
     along, *in_plane = box or (slice(None),) * 3
     in_plane = tuple(in_plane)
     shape = (len(scan.stack), *scan.stack.shape[1:3])
@@ -308,24 +314,15 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
     with tqdm(total=len(chosen), desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
         for start in range(0, len(chosen), batch_size):
             indices = chosen[start : start + batch_size]
-            images = [np.ascontiguousarray(np.rot90(scan.unit_slice(k)[in_plane], turns)) for k in indices]
+            images = [np.ascontiguousarray(scan.unit_slice(k)[in_plane]) for k in indices]
             for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images))):
-                labels[k][in_plane] = np.rot90(prediction.labels, -turns)
+                labels[k][in_plane] = prediction.labels
                 if probs is not None:
                     maps = (prediction.infection_prob, prediction.class_probs[1], prediction.class_probs[2])
                     for name, prob in zip(PROBABILITY_NAMES, maps):
-                        probs[name][k][in_plane] = np.rot90(_to_uint8(prob), -turns)
+                        probs[name][k][in_plane] = _to_uint8(prob)
             bar.update(len(indices))
     return labels, probs
-
-
-def model_view_turns(pipeline: Any) -> int:
-    """Quarter turns from the radiological view to the view ``pipeline`` was trained on."""
-    view = (getattr(pipeline, "meta", None) or {}).get("view", DEFAULT_MODEL_VIEW)
-    if view not in MODEL_VIEWS:
-        raise InputError(f"the model's pipeline.json names an unknown slice view {view!r}; "
-                         f"expected one of {sorted(MODEL_VIEWS)}")
-    return MODEL_VIEWS[view]
 
 
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,
