@@ -131,7 +131,7 @@ def test_torchrun_two_processes_end_with_identical_weights(cohort, tmp_path):
     script = tmp_path / "dump.py"
     script.write_text(RANK_DUMP)
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(tmp_path), "train", "single", "--data", str(cohort / "semiseg"), "--out", str(out),
                *tiny_args(["single.epochs=2", "device=cpu"])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ssinfnet.inference.cli",
     "ssinfnet.analysis.cli",
     "ssinfnet.workflows.cli",
+    "ssinfnet.workflows.export",
     "ssinfnet.workflows.reproduce",
 )
 

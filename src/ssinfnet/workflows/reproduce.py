@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import write_json, write_text
+from ssinfnet.training.config import load_config
 
 FOCAL_LOOKAHEAD = ("focal={alpha: 0.25, gamma: 2.0}", "lookahead={k: 5, alpha: 0.5}")
 PLAIN = ("focal=null", "lookahead=null")
@@ -64,13 +65,16 @@ def slug(name: str) -> str:
 
 
 class Experiment:
-    def __init__(self, data: Path, preset: str, work: Path, out: Path, overrides: list[str]):
+    def __init__(self, data: Path, preset: str, work: Path, out: Path, overrides: list[str],
+                 bundle_to: Path | None = None):
         self.semiseg = data / "covid-semiseg"
         self.unlabeled = data / "unlabeled-ct"
         for folder in (self.semiseg, self.unlabeled):
             if not folder.is_dir():
                 raise InputError("expected the shared data layout (covid-semiseg/ and unlabeled-ct/)", folder)
         self.preset, self.work, self.out, self.overrides = preset, work, out, overrides
+        self.config = load_config(preset, overrides)
+        self.bundle_to = bundle_to
         self.commands: list[str] = []
         self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
 
@@ -95,7 +99,9 @@ class Experiment:
         section = "model" if stage == "single" else "multi_model"
         sets = [f"{stage}.{item}" for item in variant.loss] + list(self.overrides)
         if variant.model:
-            sets.append(f"{section}.name={variant.model}")
+            # The baseline replaces the whole model section (it has no backbone); same width as Inf-Net's.
+            width = self.config[section].get("width")
+            sets.append(f"{section}={{name: {variant.model}" + (f", width: {width}}}" if width else "}"))
         argv = ["train", stage, "--data", str(self.semiseg), "--out", str(run), "--preset", self.preset,
                 "--no-progress"]
         if init is not None:
@@ -117,7 +123,7 @@ class Experiment:
 
         singles = {}
         for variant in SINGLE_VARIANTS:
-            run = w / f"single-{slug(variant.name)}"
+            run = w / slug(variant.name)
             singles[variant.name] = run
             self.step(f"train {variant.name}", self.train_args(
                 "single", run, variant, pre_single if variant.pretrained else None, None),
@@ -131,7 +137,7 @@ class Experiment:
             str(self.semiseg), "--out", str(pre_multi), *common), pre_multi / "model.safetensors", pre_multi)
         multis = {}
         for variant in MULTI_VARIANTS:
-            run = w / f"multi-{slug(variant.name)}"
+            run = w / slug(variant.name)
             multis[variant.name] = run
             self.step(f"train {variant.name}", self.train_args(
                 "multi", run, variant, pre_multi if variant.pretrained else None, prior),
@@ -154,7 +160,17 @@ class Experiment:
             "report", *map(str, single_evals + multi_evals), str(w / "compare-single"), str(w / "compare-multi"),
             str(pre_single), "--out", str(report), "--title", f"ssinfnet reproduction ({self.preset} preset)"),
             report)
+        best_multi = max(multis, key=lambda n: self._val_dice(multis[n]))
+        bundle = w / "bundle"
+        self.step("export bundle", self.ssinfnet(
+            "export", "--single", str(prior), "--multi", str(multis[best_multi]), "--out", str(bundle),
+            "--storage", "bf16", "--overwrite"), bundle / "pipeline.json")
+        evals["bundled"] = self.evaluate("bundled", ["--pipeline", str(bundle)])
         self.collect(evals, prior_name)
+        write_model_card(bundle, self._read_json(evals["bundled"] / "summary.json"), self.preset,
+                         self.overrides, prior_name, best_multi, self.out)
+        if self.bundle_to is not None:
+            shutil.copytree(bundle, self.bundle_to, dirs_exist_ok=True)
 
     def evaluate(self, name: str, model_args: list[str]) -> Path:
         dest = self.work / "eval" / slug(name)
@@ -175,19 +191,66 @@ class Experiment:
         write_json(self.out / "experiment.json", {
             "preset": self.preset, "overrides": self.overrides, "prior_from": prior_name,
             "prior_chosen_by": "best validation Dice among the single-stage models",
-            "validation_dice": {n: self._val_dice(self.work / f"single-{slug(n)}") for n in
-                                (v.name for v in SINGLE_VARIANTS)},
+            "validation_dice": {v.name: self._val_dice(self.work / slug(v.name)) for v in SINGLE_VARIANTS},
         })
         write_text(self.out / "commands.sh", "#!/usr/bin/env bash\nset -e\n" + "\n".join(self.commands) + "\n")
 
     # -- helpers -------------------------------------------------------------------------------
     def _val_dice(self, run: Path) -> float:
-        summary = self._read_json(run / "summary.json") or {}
-        return float(summary.get("val_dice", float("-inf")))
+        """Validation Dice of a run: infection Dice (single), mean of GGO and consolidation (multi)."""
+        validation = (self._read_json(run / "summary.json") or {}).get("validation", {})
+        if "val_dice" in validation:
+            return float(validation["val_dice"])
+        lesions = [validation[k] for k in ("val_dice_GGO", "val_dice_consolidation") if k in validation]
+        return sum(lesions) / len(lesions) if lesions else float("-inf")
 
     @staticmethod
     def _read_json(path: Path):
         return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_model_card(bundle: Path, summary: dict, preset: str, overrides: list[str], single: str, multi: str,
+                     results: Path) -> None:
+    """MODEL_CARD.md beside the bundled weights: data and terms, how it was trained, its test metrics."""
+    metrics = summary["metrics"]
+
+    def cell(group: str, metric: str) -> str:
+        value = metrics.get(group, {}).get(metric)
+        return "-" if not value else f"{value['mean']:.3f} ± {value['ci95']:.3f}"
+
+    rows = [f"| {group} | {cell(group, 'f1')} | {cell(group, 'iou')} | {cell(group, 'recall')} | "
+            f"{cell(group, 'precision')} |" for group in ("infection", "background", "GGO", "consolidation", "Overall")]
+    infnet = " / ".join(f"{m} {cell('infnet', m)}" for m in ("dice", "sensitivity", "specificity", "s_alpha",
+                                                              "e_phi", "mae"))
+    text = f"""# ssinfnet default model
+
+Two-stage pipeline: single-stage **{single}** (infection) + multi-class **{multi}** (background / GGO /
+consolidation, with the single stage's prediction as prior), chosen by validation Dice among the models of
+`ssinfnet reproduce` (validation slices carved from the training slices; the test slices were used once,
+for the numbers below). Weights stored in bf16 (safetensors); networks run in fp32 or bf16.
+
+## Training data and terms
+- Labeled: the 50 COVID-SemiSeg training slices (Inf-Net authors, from the MedSeg COVID-19 CT segmentation
+  data set, images from the Italian Society of Medical and Interventional Radiology). **Non-commercial
+  use only.**
+- Unlabeled (self-supervised pretraining): 4597 CT slices (SARS-CoV-2 CT-scan data set, UCSD COVID-CT,
+  MosMed-style hospital slices) plus the 50 training images; never the test slices.
+- Preset `{preset}`{', overrides: `' + ' '.join(overrides) + '`' if overrides else ''}; input size
+  {summary.get('model', {}).get('size', '?')} px; threshold {summary['threshold']:.3f} ({summary['threshold_source']}).
+
+## Metrics on the {summary['images']} COVID-SemiSeg test slices (mean ± 95% CI half-width, per image)
+Paper protocol:
+
+| class | F1 (Dice) | IoU | recall | precision |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Inf-Net protocol (infection, averaged over 256 thresholds): {infnet}.
+
+Regenerate: see `{results}/commands.sh` (the `ssinfnet reproduce` steps); this card is written by it.
+Limits: trained on 50 slices of about 40 patients from one source; 2D slice-wise; not a medical device.
+"""
+    write_text(bundle / "MODEL_CARD.md", text)
 
 
 def _resume_argv(argv: list[str]) -> list[str]:
@@ -219,6 +282,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for the small results (tables, report, commands)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every training step")
+    parser.add_argument("--bundle", help="also copy the chosen pipeline (+ MODEL_CARD.md) here, e.g. "
+                                         "src/ssinfnet/weights/default")
     parser.set_defaults(func=run)
 
 
@@ -226,7 +291,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        Experiment(Path(args.data), args.preset, Path(args.work), out, args.overrides).run()
+        Experiment(Path(args.data), args.preset, Path(args.work), out, args.overrides,
+                   Path(args.bundle) if args.bundle else None).run()
     except subprocess.CalledProcessError as err:
         print(f"ssinfnet: error: step failed (exit {err.returncode}): {shlex.join(err.cmd[3:])}", file=sys.stderr)
         return err.returncode or 1
