@@ -3,9 +3,11 @@
 The loop owns time (epochs, steps, data order, progress bar, checkpoints, Ctrl-C); objectives own
 what a step computes. Determinism: every epoch starts by seeding python/numpy/torch from (run seed,
 epoch, rank) and draws its batch order from the same seed, so an epoch's randomness does not depend
-on what ran before it; mid-epoch checkpoints (Ctrl-C) also keep the RNG states and the step. A run
-killed at any point and resumed from its last checkpoint therefore ends with the same numbers as an
-uninterrupted run on the same machine.
+on what ran before it. A run killed at any point (SIGKILL included) and resumed from its last
+end-of-epoch checkpoint therefore ends with the same numbers as an uninterrupted run on the same
+machine. Ctrl-C saves a mid-epoch checkpoint (weights, optimisers, RNG states, step, partial loss
+sums) and the resumed epoch skips the batches already done; its augmentation stream restarts from the
+epoch's seed, so that one epoch sees different augmentations than an uninterrupted run would.
 """
 
 from __future__ import annotations

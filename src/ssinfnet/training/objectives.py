@@ -13,11 +13,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ssinfnet.evaluation.metrics import binary_scores, mean_ci
 from ssinfnet.data.sample import CLASS_NAMES
-from ssinfnet.models import random_block_mask
+from ssinfnet.evaluation.metrics import binary_scores, mean_ci
+from ssinfnet.models import random_block_mask, save_model
 from ssinfnet.models.speed import autocast_context, channels_last_input
 from ssinfnet.training import distributed, losses
+from ssinfnet.training.examples import save_grid
 from ssinfnet.training.lookahead import Lookahead
 
 #: Thresholds tried on validation for the single stage's infection probability.
@@ -155,8 +156,6 @@ class SegmentationObjective:
         return {k: v for k, v in self.validation.items() if isinstance(v, float)}
 
     def save_best(self, run) -> None:
-        from ssinfnet.models.weights import save_model
-
         save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})
 
 
@@ -323,8 +322,6 @@ class CoachedInpaintingObjective:
     @torch.no_grad()
     def save_examples(self, run, name: str) -> None:
         """PNG grid, one row per validation image: CT | coach mask | masked CT | reconstruction | random mask."""
-        from ssinfnet.training.examples import save_grid
-
         self.inpainter.eval()
         batch = next(iter(DataLoader(self.val, batch_size=int(self.section["examples"]))))
         x = self.inputs(batch)

@@ -36,10 +36,12 @@ class Session:
                                                     "world_size": self.ctx.world_size})
         distributed.barrier(self.ctx)
 
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Move to this process's device, in channels_last when configured."""
+    def prepare(self, model: nn.Module, channels_last: bool | None = None) -> nn.Module:
+        """Move to this process's device, in channels_last when configured (or when ``channels_last``)."""
         model = model.to(self.ctx.device)
-        return to_channels_last(model) if self.config.get("channels_last") else model
+        if channels_last is None:
+            channels_last = bool(self.config.get("channels_last"))
+        return to_channels_last(model) if channels_last else model
 
 
 def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inputs: dict[str, Any] | None) -> Session:

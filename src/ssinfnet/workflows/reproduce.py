@@ -115,33 +115,10 @@ class Experiment:
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> None:
         w = self.work
-        common = ["--preset", self.preset, "--no-progress"] + [a for s in self.overrides for a in ("--set", s)]
-        pre_single = w / "pretrain-single"
-        self.step("pretrain single", self.ssinfnet(
-            "pretrain", "--network", "single", "--data", str(self.unlabeled), str(self.semiseg),
-            "--out", str(pre_single), *common), pre_single / "model.safetensors", pre_single)
-
-        singles = {}
-        for variant in SINGLE_VARIANTS:
-            run = w / slug(variant.name)
-            singles[variant.name] = run
-            self.step(f"train {variant.name}", self.train_args(
-                "single", run, variant, pre_single if variant.pretrained else None, None),
-                run / "model.safetensors", run)
+        singles = self.train_stage("single", SINGLE_VARIANTS, self.pretrain("single", prior=None), prior=None)
         prior_name = max(singles, key=lambda n: self._val_dice(singles[n]))
         prior = singles[prior_name]
-
-        pre_multi = w / "pretrain-multi"
-        self.step("pretrain multi", self.ssinfnet(
-            "pretrain", "--network", "multi", "--prior-from", str(prior), "--data", str(self.unlabeled),
-            str(self.semiseg), "--out", str(pre_multi), *common), pre_multi / "model.safetensors", pre_multi)
-        multis = {}
-        for variant in MULTI_VARIANTS:
-            run = w / slug(variant.name)
-            multis[variant.name] = run
-            self.step(f"train {variant.name}", self.train_args(
-                "multi", run, variant, pre_multi if variant.pretrained else None, prior),
-                run / "model.safetensors", run)
+        multis = self.train_stage("multi", MULTI_VARIANTS, self.pretrain("multi", prior), prior)
 
         evals = {}
         for name, run in singles.items():
@@ -171,6 +148,25 @@ class Experiment:
                          self.overrides, prior_name, best_multi, self.out)
         if self.bundle_to is not None:
             shutil.copytree(bundle, self.bundle_to, dirs_exist_ok=True)
+
+    def pretrain(self, network: str, prior: Path | None) -> Path:
+        run = self.work / f"pretrain-{network}"
+        argv = ["pretrain", "--network", network, "--data", str(self.unlabeled), str(self.semiseg),
+                "--out", str(run), "--preset", self.preset, "--no-progress"]
+        if prior is not None:
+            argv += ["--prior-from", str(prior)]
+        argv += [a for item in self.overrides for a in ("--set", item)]
+        self.step(f"pretrain {network}", self.ssinfnet(*argv), run / "model.safetensors", run)
+        return run
+
+    def train_stage(self, stage: str, variants: tuple[Variant, ...], pretrained: Path,
+                    prior: Path | None) -> dict[str, Path]:
+        runs = {}
+        for variant in variants:
+            run = runs[variant.name] = self.work / slug(variant.name)
+            self.step(f"train {variant.name}", self.train_args(
+                stage, run, variant, pretrained if variant.pretrained else None, prior), run / "model.safetensors", run)
+        return runs
 
     def evaluate(self, name: str, model_args: list[str]) -> Path:
         dest = self.work / "eval" / slug(name)

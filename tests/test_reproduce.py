@@ -1,0 +1,49 @@
+"""`ssinfnet reproduce` end to end on a tiny generated data root (the real layout's folder names)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ssinfnet.data.demo_cohort import make_demo_cohort
+from ssinfnet.inference.predictor import load_pipeline
+
+TINY = [
+    "data.size=32", "model.width=8", "model.rfb_channels=8", "multi_model.width=8", "multi_model.rfb_channels=8",
+    "coach.width=8", "pretrain.epochs=3", "pretrain.warmup_epochs=1", "pretrain.coach_epochs=1",
+    "pretrain.inpaint_epochs=1", "pretrain.val_images=2", "pretrain.examples=1", "single.epochs=1", "multi.epochs=1",
+]
+
+
+@pytest.mark.slow
+def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
+    cohort = make_demo_cohort(tmp_path / "cohort", n_subjects=5, size=48, slices_per_subject=3)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "covid-semiseg").symlink_to(cohort / "semiseg")
+    (data / "unlabeled-ct").symlink_to(cohort / "unlabeled")
+    out, work, bundle = tmp_path / "out", tmp_path / "work", tmp_path / "bundle"
+    argv = [sys.executable, "-m", "ssinfnet", "reproduce", "--data", str(data), "--preset", "demo",
+            "--work", str(work), "--out", str(out), "--bundle", str(bundle)] + [a for s in TINY for a in ("--set", s)]
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+
+    timings = json.loads((out / "timings.json").read_text())
+    assert {"pretrain single", "pretrain multi", "train U-Net", "train SSInfNet+FL+LA", "train Multi U-Net",
+            "evaluate bundled", "compare single", "compare multi", "report"} <= set(timings)
+    commands = (out / "commands.sh").read_text()
+    assert commands.count("ssinfnet train single") == 4 and commands.count("ssinfnet train multi") == 4
+    assert "--split test" in commands and "--init" in commands
+    assert (out / "report.html").stat().st_size > 10_000
+    comparison = json.loads((out / "compare-single-comparison.json").read_text())
+    assert comparison  # paired tests were written
+    experiment = json.loads((out / "experiment.json").read_text())
+    assert experiment["prior_from"] in ("U-Net", "SInfNet", "SSInfNet", "SSInfNet+FL+LA")
+    pipeline = load_pipeline(bundle)
+    assert pipeline.multi is not None and pipeline.meta["storage"] == "bf16"
+    assert "Non-commercial" in (bundle / "MODEL_CARD.md").read_text() or \
+        "non-commercial" in (bundle / "MODEL_CARD.md").read_text().lower()
+
+    # A second run finds every step complete and runs nothing again.
+    again = subprocess.run(argv, check=True, capture_output=True, text=True)
+    assert "[reproduce] train" not in again.stdout and json.loads((out / "timings.json").read_text()) == timings
