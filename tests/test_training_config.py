@@ -50,3 +50,9 @@ def test_preset_from_yaml_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(InputError, match="mapping"):
         load_config(str(tmp_path / "list.yaml"))
+
+
+@pytest.mark.parametrize("name", ["cpu", "demo"])
+def test_cpu_presets_clip_pretraining_gradients(name):
+    # SGD at lr 0.1 on reconstruction diverged to NaN within one epoch on the real data without it.
+    assert load_config(name)["pretrain"]["grad_clip"] == 1.0

@@ -3,6 +3,7 @@
 # Preset: preset.yaml here (the cpu preset as of this run), with the budgets below halved so that the whole
 # experiment (2 pretrainings + 8 trainings + 9 evaluations) fits one 3-hour session on 2 CPU cores.
 set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # 2 threads thrash when anything else runs on a 2-core machine
 cd "$(dirname "$0")/../.."
 .venv/bin/ssinfnet reproduce --data ../shared/data --preset results/2026-11-25-cpu/preset.yaml \
     --work "${SSINFNET_WORK:-$HOME/ssinfnet-work/2026-11-25-cpu}" --out results/2026-11-25-cpu \

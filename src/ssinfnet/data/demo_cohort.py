@@ -80,7 +80,10 @@ HU_CANCELLOUS, HU_CORTICAL = 280.0, 850.0
 FOV_MM = 350.0
 LUNG_LENGTH_MM = 220.0
 # Voxel-size-independent texture scales, in mm.
-LESION_SCALE_MM, VESSEL_SCALE_MM, TEXTURE_SCALE_MM = 14.0, 9.0, 3.0
+LESION_SCALE_MM, VESSEL_SCALE_MM, TEXTURE_SCALE_MM = 20.0, 9.0, 3.0
+# Smallest in-plane lesion patch (a ~14 mm disc): smaller specks of the thresholded field are regrown into
+# the larger patches (see _without_specks).
+MIN_LESION_AREA_MM2 = 150.0
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ def render_subject(rng: np.random.Generator, size: int, n_slices: int, lesion_fr
     def field(sigma_mm: float) -> np.ndarray:
         return _smooth_field(rng, lung.shape, sigma_mm, pixel_mm, slice_mm)
 
-    lesion, consolidation = _lesions(lung, field(LESION_SCALE_MM) + 0.15 * field(TEXTURE_SCALE_MM),
+    lesion, consolidation = _lesions(lung, field(LESION_SCALE_MM) + 0.05 * field(TEXTURE_SCALE_MM),
                                      field(0.6 * LESION_SCALE_MM), y, pixel_mm, lesion_fraction)
     vessels = lung & ~lesion & _vessels(field(VESSEL_SCALE_MM), field(VESSEL_SCALE_MM), hilum_distance)
     texture = field(TEXTURE_SCALE_MM)
@@ -306,20 +309,53 @@ def _lesions(lung, field, core_field, y, pixel_mm, lesion_fraction):
     """Lesion = top ``lesion_fraction`` of the field in the lungs, favouring the periphery and the back."""
     depth_mm = np.stack([ndi.distance_transform_edt(lung[..., k]) for k in range(lung.shape[2])], -1) * pixel_mm
     score = field + 0.8 * np.exp(-depth_mm / 20.0) + 0.4 * y
-    lesion = _top_fraction(score, lung, lesion_fraction)
+    min_pixels = MIN_LESION_AREA_MM2 / pixel_mm ** 2
+    lesion = _without_specks(_top_fraction(score, lung, lesion_fraction), score, lung, min_pixels)
     # Consolidation: the densest cores of the lesions; its share grows with the burden.
     share = float(np.clip(0.1 + 0.8 * lesion_fraction, 0.1, 0.45))
-    return lesion, _top_fraction(core_field + score, lesion, share)
+    core_score = core_field + score
+    return lesion, _without_specks(_top_fraction(core_score, lesion, share), core_score, lesion, min_pixels / 2)
 
 
 def _top_fraction(score: np.ndarray, region: np.ndarray, fraction: float) -> np.ndarray:
     """The ``fraction`` of ``region`` voxels with the highest score (exact count, ties aside)."""
+    return _top_count(score, region, int(round(fraction * region.sum())))
+
+
+def _top_count(score: np.ndarray, region: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` voxels of ``region`` with the highest score (all of them if fewer; ties aside)."""
     values = score[region]
-    count = int(round(fraction * values.size))
+    count = min(count, values.size)
     selected = np.zeros_like(region)
     if count:
         selected[region] = values >= np.partition(values, values.size - count)[values.size - count]
     return selected
+
+
+def _without_specks(selected: np.ndarray, score: np.ndarray, region: np.ndarray, min_pixels: float) -> np.ndarray:
+    """``selected`` without in-plane components under ``min_pixels``, the same voxel count kept by growing
+    the remaining components into their highest-scoring neighbours of ``region``.
+
+    A thresholded field is speckled where its peaks barely cross the threshold; those specks are neither
+    realistic GGO patches (radiologists label patches, not dots) nor learnable at a stride-8 output.
+    """
+    kept = np.zeros_like(selected)
+    for k in range(selected.shape[2]):
+        components, _ = ndi.label(selected[..., k])
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        kept[..., k] = sizes[components] >= min_pixels
+    if not kept.any():
+        return selected
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[:, :, 1] = ndi.generate_binary_structure(2, 1)
+    target = int(selected.sum())
+    while kept.sum() < target:
+        ring = ndi.binary_dilation(kept, in_plane) & region & ~kept
+        if not ring.any():
+            break
+        kept |= _top_count(score, ring, target - int(kept.sum()))
+    return kept
 
 
 def _vessels(field_a, field_b, hilum_distance):
