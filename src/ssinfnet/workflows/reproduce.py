@@ -115,7 +115,8 @@ class Experiment:
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> None:
         w = self.work
-        singles = self.train_stage("single", SINGLE_VARIANTS, self.pretrain("single", prior=None), prior=None)
+        pre_single = self.pretrain("single", prior=None)
+        singles = self.train_stage("single", SINGLE_VARIANTS, pre_single, prior=None)
         prior_name = max(singles, key=lambda n: self._val_dice(singles[n]))
         prior = singles[prior_name]
         multis = self.train_stage("multi", MULTI_VARIANTS, self.pretrain("multi", prior), prior)
