@@ -66,7 +66,7 @@ def slug(name: str) -> str:
 
 class Experiment:
     def __init__(self, data: Path, preset: str, work: Path, out: Path, overrides: list[str],
-                 bundle_to: Path | None = None):
+                 bundle_to: Path | None = None, unet_width: int | None = None):
         self.semiseg = data / "covid-semiseg"
         self.unlabeled = data / "unlabeled-ct"
         for folder in (self.semiseg, self.unlabeled):
@@ -75,6 +75,7 @@ class Experiment:
         self.preset, self.work, self.out, self.overrides = preset, work, out, overrides
         self.config = load_config(preset, overrides)
         self.bundle_to = bundle_to
+        self.unet_width = unet_width
         self.commands: list[str] = []
         self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
 
@@ -99,8 +100,9 @@ class Experiment:
         section = "model" if stage == "single" else "multi_model"
         sets = [f"{stage}.{item}" for item in variant.loss] + list(self.overrides)
         if variant.model:
-            # The baseline replaces the whole model section (it has no backbone); same width as Inf-Net's.
-            width = self.config[section].get("width")
+            # The baseline replaces the whole model section (it has no backbone); same width as Inf-Net's
+            # unless --unet-width says otherwise (a U-Net costs several times an Inf-Net step per width).
+            width = self.unet_width or self.config[section].get("width")
             sets.append(f"{section}={{name: {variant.model}" + (f", width: {width}}}" if width else "}"))
         argv = ["train", stage, "--data", str(self.semiseg), "--out", str(run), "--preset", self.preset,
                 "--no-progress"]
@@ -188,6 +190,7 @@ class Experiment:
         write_json(self.out / "experiment.json", {
             "preset": self.preset, "overrides": self.overrides, "prior_from": prior_name,
             "prior_chosen_by": "best validation Dice among the single-stage models",
+            "unet_width": self.unet_width,
             "validation_dice": {v.name: self._val_dice(self.work / slug(v.name)) for v in SINGLE_VARIANTS},
         })
         write_text(self.out / "commands.sh", "#!/usr/bin/env bash\nset -e\n" + "\n".join(self.commands) + "\n")
@@ -281,6 +284,7 @@ def register(subparsers) -> None:
                         help="config override applied to every training step")
     parser.add_argument("--bundle", help="also copy the chosen pipeline (+ MODEL_CARD.md) here, e.g. "
                                          "src/ssinfnet/weights/default")
+    parser.add_argument("--unet-width", type=int, help="base width of the U-Net baselines (default: Inf-Net's)")
     parser.set_defaults(func=run)
 
 
@@ -289,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         Experiment(Path(args.data), args.preset, Path(args.work), out, args.overrides,
-                   Path(args.bundle) if args.bundle else None).run()
+                   Path(args.bundle) if args.bundle else None, args.unet_width).run()
     except subprocess.CalledProcessError as err:
         print(f"ssinfnet: error: step failed (exit {err.returncode}): {shlex.join(err.cmd[3:])}", file=sys.stderr)
         return err.returncode or 1
