@@ -5,7 +5,7 @@ setup:
 	bash scripts/bootstrap.sh
 
 demo: setup
-	.venv/bin/ssinfnet demo --out runs/demo
+	.venv/bin/ssinfnet demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -13,8 +13,9 @@ only outside lesions, so every labeled pixel has lesion density (vessels inside 
 invisible on CT anyway).
 
 Lesions are a thresholded smooth random field: the voxels of the lungs whose field value is in the top
-``lesion_fraction`` quantile. The planted burden therefore sets both the number and the size of lesions,
-and the realised lesion fraction of the lung in the images equals the planted one (up to one voxel).
+``lesion_fraction`` quantile, without in-plane specks under ``MIN_LESION_AREA_MM2`` (their voxels regrow
+the larger patches). The planted burden therefore sets both the number and the size of lesions, and the
+realised lesion fraction of the lung in the images equals the planted one (up to one voxel).
 
 Clinical structural equations (per COVID subject; ``age_c10 = (age - 60) / 10``)
 -------------------------------------------------------------------------------

@@ -179,10 +179,10 @@ class RunDir:
 
     def start(self, kind: str, config: dict[str, Any], info: dict[str, Any]) -> None:
         """Create a new run: refuse a folder that already holds one (use ``--resume`` for that)."""
-        if self.is_run():
-            raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
         if not self.writer:
             return
+        if self.is_run():
+            raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         fileio.write_json(self.path / "config.json", config)
         fileio.write_json(

@@ -58,6 +58,8 @@ def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inpu
     run.writer = ctx.is_main
     if not resume and run.is_run():
         raise InputError("already holds a run: pass --resume to continue it, or choose another --out", out)
+    # Every rank checks before rank 0 writes config.json in begin(); else a slower rank finds it there.
+    distributed.barrier(ctx)
     # Seed before building networks so that initial weights are reproducible from the config.
     seed_everything(int(config["seed"]))
     torch.set_float32_matmul_precision("high")
