@@ -82,18 +82,16 @@ def test_augmentation_seeded_and_applied_identically_to_image_and_mask():
     assert not np.array_equal(other, out_image)
 
 
-def test_segmentation_dataset_items_and_prior_channel():
+def test_segmentation_dataset_items():
     samples = [_sample(i) for i in range(3)]
     dataset = SegmentationDataset(samples, size=32)
     item = dataset[1]
     assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
     assert item["mask"].shape == (32, 32) and item["mask"].dtype == torch.int64 and item["index"] == 1
     assert set(item["mask"].unique().tolist()) == {0, 1, 2}
-    priors = [(s.mask > 0).astype(np.float32) for s in samples]
-    with_prior = SegmentationDataset(samples, 32, augment=make_augmentation(0), prior=priors)
-    assert with_prior.in_channels == 2
-    batch = next(iter(DataLoader(with_prior, batch_size=3)))
-    assert batch["image"].shape == (3, 2, 32, 32) and batch["mask"].shape == (3, 32, 32)
+    augmented = SegmentationDataset(samples, 32, augment=make_augmentation(0))
+    batch = next(iter(DataLoader(augmented, batch_size=3)))
+    assert batch["image"].shape == (3, 1, 32, 32) and batch["mask"].shape == (3, 32, 32)
     unlabeled = _sample(9)
     unlabeled.mask = None
     with pytest.raises(ValueError, match="no mask"):

@@ -1,6 +1,6 @@
 """torch Datasets: square training tensors from Samples (or, for unlabeled data, from file paths).
 
-Images (and priors) are resized with bilinear interpolation, masks with nearest neighbour
+Images are resized with bilinear interpolation, masks with nearest neighbour
 (``nearest-exact``: no half-pixel shift), then augmented. ``resize_image``/``resize_mask`` are the
 same resizes inference must use to map predictions back.
 """
@@ -41,27 +41,19 @@ def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int]) ->
 
 
 class SegmentationDataset(Dataset):
-    """Labeled slices -> ``{"image": (C, S, S) float32, "mask": (S, S) int64, "index": i}``.
+    """Labeled slices -> ``{"image": (1, S, S) float32, "mask": (S, S) int64, "index": i}``.
 
-    ``prior``: optional list of (H, W) float maps (e.g. the single-stage infection probability for
-    Multi Inf-Net), one per sample, added as channel 2 and moved with the image by augmentation.
+    The multi stage's prior channel is not stored here: training computes it from the single-stage
+    network on each (augmented) batch, exactly as the inference pipeline does.
     """
 
-    def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None,
-                 prior: Sequence[np.ndarray] | None = None):
+    def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None):
         missing = [s.meta.id for s in samples if s.mask is None]
         if missing:
             raise ValueError(f"{len(missing)} samples have no mask (first: {missing[0]})")
-        if prior is not None and len(prior) != len(samples):
-            raise ValueError(f"got {len(prior)} priors for {len(samples)} samples")
         self.samples = list(samples)
         self.size = size
         self.augment = augment
-        self.prior = prior
-
-    @property
-    def in_channels(self) -> int:
-        return 1 if self.prior is None else 2
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -69,8 +61,6 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image = resize_image(sample.image, self.size)
-        if self.prior is not None:
-            image = torch.cat([image, resize_image(self.prior[index], self.size)])
         mask = resize_mask(sample.mask, self.size)
         if self.augment is not None:
             image, mask = (torch.from_numpy(a) for a in self.augment(image.numpy(), mask.numpy()))
