@@ -14,8 +14,9 @@ invisible on CT anyway).
 
 Lesions are a thresholded smooth random field: the voxels of the lungs whose field value is in the top
 ``lesion_fraction`` quantile, without in-plane specks under ``MIN_LESION_AREA_MM2`` (their voxels regrow
-the larger patches). The planted burden therefore sets both the number and the size of lesions, and the
-realised lesion fraction of the lung in the images equals the planted one (up to one voxel).
+the larger patches). The planted burden therefore sets the total lesion volume (mostly through the size
+of the patches; their number depends on it only weakly), and the realised lesion fraction of the lung in
+the images equals the planted one (up to one voxel).
 
 Clinical structural equations (per COVID subject; ``age_c10 = (age - 60) / 10``)
 -------------------------------------------------------------------------------
