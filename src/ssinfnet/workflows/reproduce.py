@@ -147,6 +147,8 @@ class Experiment:
             "--storage", "bf16", "--overwrite"), bundle / "pipeline.json")
         evals["bundled"] = self.evaluate("bundled", ["--pipeline", str(bundle)])
         self.collect(evals, prior_name)
+        # The test metrics travel with the weights: the model card quotes them, a test re-checks them.
+        shutil.copy2(evals["bundled"] / "summary.json", bundle / "metrics.json")
         write_model_card(bundle, self._read_json(evals["bundled"] / "summary.json"), self.preset,
                          self.overrides, prior_name, best_multi, self.out)
         if self.bundle_to is not None:
@@ -247,7 +249,8 @@ Paper protocol:
 
 Inf-Net protocol (infection, averaged over 256 thresholds): {infnet}.
 
-Regenerate: see `{results}/commands.sh` (the `ssinfnet reproduce` steps); this card is written by it.
+The full evaluation summary is `metrics.json` beside this card. Regenerate: see `{results}/commands.sh`
+(the `ssinfnet reproduce` steps); this card is written by it.
 Limits: trained on 50 slices of about 40 patients from one source; 2D slice-wise; not a medical device.
 """
     write_text(bundle / "MODEL_CARD.md", text)

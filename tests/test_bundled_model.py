@@ -1,0 +1,33 @@
+"""The bundled default model loads offline and reproduces the test metrics in its model card."""
+
+import json
+
+import pytest
+
+from ssinfnet.cli import main
+from ssinfnet.inference.predictor import DEFAULT_WEIGHTS, default_pipeline
+
+TOLERANCE = 0.005
+
+
+@pytest.fixture(scope="module")
+def card_metrics() -> dict:
+    if not (DEFAULT_WEIGHTS / "metrics.json").is_file():
+        pytest.skip(f"no bundled model with metrics.json in {DEFAULT_WEIGHTS}")
+    return json.loads((DEFAULT_WEIGHTS / "metrics.json").read_text())
+
+
+def test_bundled_model_loads_offline(card_metrics):
+    pipeline = default_pipeline()
+    assert pipeline.multi is not None and pipeline.size == card_metrics["model"]["size"]
+
+
+def test_bundled_model_reproduces_its_model_card(card_metrics, shared_data, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(shared_data / "covid-semiseg"), "--split", "test",
+                 "--pipeline", str(DEFAULT_WEIGHTS), "--out", str(out)]) == 0
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    for group, metric in (("infection", "f1"), ("GGO", "f1"), ("consolidation", "f1"), ("Overall", "f1"),
+                          ("infnet", "dice")):
+        assert metrics[group][metric]["mean"] == pytest.approx(card_metrics["metrics"][group][metric]["mean"],
+                                                               abs=TOLERANCE), (group, metric)
