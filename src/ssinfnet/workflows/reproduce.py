@@ -129,8 +129,9 @@ class Experiment:
         for name, run in multis.items():
             evals[name] = self.evaluate(name, ["--single", str(prior), "--multi", str(run)])
 
-        single_evals = [evals[v.name] for v in reversed(SINGLE_VARIANTS)]
-        multi_evals = [evals[v.name] for v in reversed(MULTI_VARIANTS)]
+        # The paper's question first: SSInfNet is the reference that every other model is tested against.
+        single_evals = [evals[v.name] for v in sorted(SINGLE_VARIANTS, key=lambda v: v.name != "SSInfNet")]
+        multi_evals = [evals[v.name] for v in sorted(MULTI_VARIANTS, key=lambda v: v.name != "Multi SSInfNet")]
         for label, group in (("single", single_evals), ("multi", multi_evals)):
             dest = w / f"compare-{label}"
             self.step(f"compare {label}", self.ssinfnet(
