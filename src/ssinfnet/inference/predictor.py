@@ -112,10 +112,6 @@ class Pipeline:
             return model(x)[model.main_output].float()
 
 
-# The name used in docs/ARCHITECTURE.md for the same object.
-TwoStagePredictor = Pipeline
-
-
 def predict_single(model: nn.Module, images: Iterable[np.ndarray], size: int = 352,
                    batch_size: int = 8, bf16: bool = False) -> list[np.ndarray]:
     """Infection probability (H, W) per image from a single-stage network alone."""
