@@ -177,12 +177,16 @@ class RunDir:
     def is_run(self) -> bool:
         return (self.path / "config.json").is_file()
 
+    def require_new(self) -> None:
+        """Refuse a folder that already holds a run (``--resume`` continues one)."""
+        if self.is_run():
+            raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
+
     def start(self, kind: str, config: dict[str, Any], info: dict[str, Any]) -> None:
         """Create a new run: refuse a folder that already holds one (use ``--resume`` for that)."""
         if not self.writer:
             return
-        if self.is_run():
-            raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
+        self.require_new()
         self.path.mkdir(parents=True, exist_ok=True)
         fileio.write_json(self.path / "config.json", config)
         fileio.write_json(

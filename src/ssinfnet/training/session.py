@@ -56,8 +56,8 @@ def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inpu
         inputs = info["inputs"]
     ctx = distributed.setup(config["device"])
     run.writer = ctx.is_main
-    if not resume and run.is_run():
-        raise InputError("already holds a run: pass --resume to continue it, or choose another --out", out)
+    if not resume:
+        run.require_new()
     # Every rank checks before rank 0 writes config.json in begin(); else a slower rank finds it there.
     distributed.barrier(ctx)
     # Seed before building networks so that initial weights are reproducible from the config.
