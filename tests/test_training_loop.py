@@ -105,3 +105,16 @@ def test_resume_after_finished_epochs_and_best_checkpoint(tmp_path):
     assert objective.saved_best >= 1
     best = run.load("best")
     assert best["best"] == max(row["score"] for row in straight)
+
+
+def test_stop_at_ends_after_the_first_epoch_reaching_the_target_and_stays_finished_on_resume(tmp_path):
+    full = loop.fit(ToyRegression(), RunDir(tmp_path / "full"), CPU, epochs=6, seed=0, progress=False)
+    scores = [row["score"] for row in full]
+    target = scores[2]  # validation error falls every epoch here, so epoch 3 is the first to reach it
+    assert all(s < target for s in scores[:2])
+    run = RunDir(tmp_path / "stop")
+    stopped = loop.fit(ToyRegression(), run, CPU, epochs=6, seed=0, progress=False, stop_at=target)
+    assert without_time(stopped) == without_time(full[:3])
+    assert run.load("best")["best"] == target  # the exported model is the epoch that reached the target
+    again = loop.fit(ToyRegression(), run, CPU, epochs=6, seed=0, resume=True, progress=False, stop_at=target)
+    assert len(again) == 3

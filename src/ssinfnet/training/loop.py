@@ -108,8 +108,13 @@ def fit(
     resume: bool = False,
     num_workers: int = 0,
     progress: bool = True,
+    stop_at: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``objective`` for ``epochs`` epochs in all; returns the per-epoch metric rows."""
+    """Train ``objective`` for ``epochs`` epochs in all; returns the per-epoch metric rows.
+
+    ``stop_at``: end early after the first epoch whose validation score reaches it (that epoch is then
+    the best so far, so the exported model is the first one good enough: time-to-quality runs).
+    """
     start_epoch, start_step, history, best = 0, 0, [], None
     state = run.load("last") if resume else None
     if state is not None:
@@ -123,6 +128,8 @@ def fit(
     )
     try:
         for epoch in range(start_epoch, epochs):
+            if reached(best, stop_at, ctx):
+                break  # also on resume: a run that already reached its target stays finished
             if state is not None and epoch == start_epoch and start_step > 0:
                 set_rng_state(state["rng"])  # continue an epoch cut by Ctrl-C exactly where it stopped
             else:
@@ -154,6 +161,15 @@ def fit(
     finally:
         bar.close()
     return history
+
+
+def reached(best: float | None, stop_at: float | None, ctx: distributed.Context) -> bool:
+    """Whether the best validation score (known on the main process only) has reached ``stop_at``;
+    every rank gets the same answer so that all of them stop at the same epoch."""
+    if stop_at is None:
+        return False
+    hit = float(ctx.is_main and best is not None and best >= stop_at)
+    return distributed.mean_across_ranks({"hit": hit}, ctx)["hit"] > 0
 
 
 def run_epoch(

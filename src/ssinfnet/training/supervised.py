@@ -78,12 +78,14 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
         section, ctx, config["bf16"], prior=prior, augment=augment, channels_last=config["channels_last"], export_extra=export,
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
-                       num_workers=config["num_workers"], progress=progress and config["progress"])
+                       num_workers=config["num_workers"], progress=progress and config["progress"],
+                       stop_at=section.get("stop_at"))
     if not ctx.is_main:
         return {}
     scored = [row for row in history if "score" in row]
     best = max(scored, key=lambda row: row["score"])
     summary = {"stage": stage, "best_epoch": best["epoch"], "epochs": len(history),
+               "stop_at": section.get("stop_at"), "training_seconds": round(sum(row["seconds"] for row in history), 3),
                "train_slices": len(train), "val_slices": len(val),
                "validation": {k: v for k, v in best.items() if k.startswith("val_") or k == "threshold"},
                **{k: v for k, v in export.items() if k not in ("stage", "run")}}
