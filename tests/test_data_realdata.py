@@ -10,7 +10,8 @@ import pytest
 
 from ssinfnet.cli import main
 from ssinfnet.data.imageio import read_mask_2d
-from ssinfnet.data.readers import display_plane, load_label_volume, read_semiseg, volume_plane_to_slice
+from ssinfnet.data.readers import read_semiseg
+from ssinfnet.data.volumes import display_plane, load_label_volume, volume_plane_to_slice
 from ssinfnet.data.validate import validate_path
 
 pytestmark = pytest.mark.realdata

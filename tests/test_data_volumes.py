@@ -11,13 +11,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from ssinfnet.data.intensity import Window
-from ssinfnet.data.readers import (
-    detect_layout,
-    load_dicom_volume,
-    put_slice,
-    read_dicom_series,
-    read_nifti_volume,
-)
+from ssinfnet.data.readers import detect_layout, read_dicom_series, read_nifti_volume
+from ssinfnet.data.volumes import load_dicom_volume, put_slice
 from ssinfnet.errors import InputError
 
 # Affines with different axis orders and directions; codes are what nibabel reports for them.

@@ -25,7 +25,7 @@ def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
     (data / "unlabeled-ct").symlink_to(cohort / "unlabeled")
     out, work, bundle = tmp_path / "out", tmp_path / "work", tmp_path / "bundle"
     argv = [sys.executable, "-m", "ssinfnet", "reproduce", "--data", str(data), "--preset", "demo",
-            "--work", str(work), "--out", str(out), "--bundle", str(bundle)] + [a for s in TINY for a in ("--set", s)]
+            "--work", str(work), "--out", str(out), "--bundle", str(bundle), "--jobs", "2"] + [a for s in TINY for a in ("--set", s)]
     subprocess.run(argv, check=True, capture_output=True, text=True)
 
     timings = json.loads((out / "timings.json").read_text())

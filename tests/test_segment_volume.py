@@ -232,13 +232,13 @@ def test_api_refuses_what_it_cannot_segment(tmp_path):
 
 @pytest.mark.parametrize("grid", GRIDS)
 def test_display_view_matches_the_readers_slices(grid):
-    from ssinfnet.data import readers
+    from ssinfnet.data import volumes
     from ssinfnet.inference.segment import display_view
 
     columns, shape = GRIDS[grid]
     affine = centred_affine(columns, shape)
     volume = np.arange(np.prod(shape)).reshape(shape)
-    plane = readers.display_plane(affine, shape)
+    plane = volumes.display_plane(affine, shape)
     view = display_view(volume, plane)
     for k in range(len(view)):
-        np.testing.assert_array_equal(view[k], readers.volume_plane_to_slice(volume, {**plane, "slice_index": k}))
+        np.testing.assert_array_equal(view[k], volumes.volume_plane_to_slice(volume, {**plane, "slice_index": k}))

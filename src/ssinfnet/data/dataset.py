@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
-from ssinfnet.data.readers import display_plane, is_nifti_file, list_unlabeled_files, open_nifti, read_unlabeled_file
+from ssinfnet.data.readers import list_unlabeled_files, read_unlabeled_file
 from ssinfnet.data.sample import Sample
+from ssinfnet.data.volumes import display_plane, is_nifti_file, open_nifti
 
 Augment = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 

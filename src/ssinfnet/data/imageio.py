@@ -131,6 +131,13 @@ def _decode(image: Image.Image, path: str | Path) -> np.ndarray:
         raise InputError(f"corrupt or truncated image: {err}", path) from None
 
 
+def require_dir(path: Path) -> None:
+    if not path.exists():
+        raise InputError("folder not found", path)
+    if not path.is_dir():
+        raise InputError("is a file; expected a folder", path)
+
+
 def check_readable_file(path: Path) -> None:
     """Refuse missing paths, folders, unreadable and empty files with a one-line reason."""
     if not path.exists():

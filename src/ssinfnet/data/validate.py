@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ssinfnet.data import readers
+from ssinfnet.data import readers, volumes
 from ssinfnet.data.imageio import read_header, read_image_2d, read_mask_2d
 from ssinfnet.data.sample import CLASS_NAMES
 from ssinfnet.errors import InputError
@@ -117,7 +117,7 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
     stats.problems += [f"{p}: mask has no image with the same name" for p in pairing.orphan_masks]
 
     def check(image: Path, mask: Path) -> None:
-        if readers.is_nifti_file(image):
+        if volumes.is_nifti_file(image):
             for sample in readers.read_pair(image, mask):
                 stats.add(sample.image.shape, sample.meta.modality, sample.mask)
             return
@@ -136,12 +136,12 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
 
 def _check_nifti(path: Path) -> tuple[str, SliceStats]:
     """A NIfTI file is a label volume when it holds only MedSeg labels 0-3, otherwise an image."""
-    volume = readers.load_nifti(path)
+    volume = volumes.load_nifti(path)
     stats = SliceStats()
-    is_labels = bool(np.all(np.isin(volume.array, readers.MEDSEG_LABELS)))
-    plane = readers.display_plane(volume.affine, volume.array.shape)
+    is_labels = bool(np.all(np.isin(volume.array, volumes.MEDSEG_LABELS)))
+    plane = volumes.display_plane(volume.affine, volume.array.shape)
     for k in range(volume.array.shape[plane["axis"]]):
-        piece = readers.volume_plane_to_slice(volume.array, {**plane, "slice_index": k})
+        piece = volumes.volume_plane_to_slice(volume.array, {**plane, "slice_index": k})
         if is_labels:
             stats.add(piece.shape, "labels", piece.astype(np.int64))
         else:
@@ -153,7 +153,7 @@ def _check_dicom(folder: Path) -> SliceStats:
     stats = SliceStats()
 
     def check() -> None:
-        volume, _ = readers.load_dicom_volume(folder)
+        volume, _ = volumes.load_dicom_volume(folder)
         for k in range(volume.array.shape[2]):
             stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
 
@@ -171,7 +171,7 @@ def _check_unlabeled(root: Path, deep: bool) -> SliceStats:
     def check(path: Path) -> None:
         key = path.relative_to(root).as_posix() if root in path.parents else path.name
         found.add(key)
-        if readers.is_nifti_file(path):
+        if volumes.is_nifti_file(path):
             for sample in readers.read_unlabeled_file(path, root):
                 stats.add(sample.image.shape, "hu", label=labels.get(key))
             return

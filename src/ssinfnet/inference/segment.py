@@ -13,7 +13,7 @@ Inputs (:func:`find_inputs` expands a list of paths):
 
 Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
 columns patient right -> left) using the affine
-(:func:`ssinfnet.data.readers.display_plane`: the slice axis is the array axis closest to
+(:func:`ssinfnet.data.volumes.display_plane`: the slice axis is the array axis closest to
 superior-inferior, so sagittal or coronal acquisitions are resliced to axial without interpolation).
 Predictions are written back into the input's own voxel grid, so outputs have the input's exact
 shape, affine and orientation. Scans whose slices are tilted more than :data:`MAX_TILT_DEGREES` from
@@ -42,7 +42,7 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from ssinfnet.data import readers
+from ssinfnet.data import readers, volumes
 from ssinfnet.data.imageio import is_image_file, read_image_2d
 from ssinfnet.data.intensity import to_unit_range
 from ssinfnet.errors import InputError
@@ -110,7 +110,7 @@ class Scan:
 
 
 def display_view(volume: np.ndarray, plane: dict[str, Any]) -> np.ndarray:
-    """All slices of :func:`ssinfnet.data.readers.volume_plane_to_slice` at once, as a view of
+    """All slices of :func:`ssinfnet.data.volumes.volume_plane_to_slice` at once, as a view of
     ``volume`` (slices, rows, cols): writing into the view writes into ``volume``."""
     view = np.moveaxis(volume, plane["axis"], 0)
     if plane["transpose"]:
@@ -143,17 +143,17 @@ def read_scan(path: str | Path, series_uid: str | None = None,
         raise InputError("a folder of scans; segment them one at a time (find_inputs lists them) "
                          "or all at once with the ssinfnet segment command", path)
     if path.is_dir():
-        volume, info = readers.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
+        volume, info = volumes.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
         # the series UID identifies the input; patient identifiers are not copied into outputs
         return _volume_scan(scan_name(path), path, volume.array, volume.affine, None,
                             {"series_uid": info["series_uid"]})
-    if readers.is_nifti_file(path):
-        volume = readers.load_nifti(path)
+    if volumes.is_nifti_file(path):
+        volume = volumes.load_nifti(path)
         return _volume_scan(scan_name(path), path, volume.array, volume.affine, nib.load(path).header, {})
     if is_image_file(path):
         array, modality = read_image_2d(path)
         return _image_scan(scan_name(path), path, array, modality, spacing)
-    if readers.is_dicom_file(path) or path.suffix.lower() == ".dcm":
+    if volumes.is_dicom_file(path) or path.suffix.lower() == ".dcm":
         raise InputError("a single DICOM file; give the folder that holds the whole series", path)
     raise InputError("unsupported format; expected NIfTI (.nii/.nii.gz), a DICOM series folder, "
                      "or a PNG/JPG/TIFF/BMP image", path)
@@ -328,7 +328,7 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,
                  info: dict[str, Any]) -> Scan:
     voxel_size = _check_geometry(array.shape, affine, source)
-    plane = readers.display_plane(affine, array.shape)
+    plane = volumes.display_plane(affine, array.shape)
     stack = display_view(array, plane)
     in_plane = [voxel_size[a] for a in range(3) if a != plane["axis"]]
     rows, cols = in_plane[::-1] if plane["transpose"] else in_plane
@@ -407,7 +407,7 @@ def _to_uint8(prob: np.ndarray) -> np.ndarray:
 
 def _holds_dicom(folder: Path) -> bool:
     files = [p for p in folder.iterdir() if p.is_file()]
-    return any(p.suffix.lower() == ".dcm" or readers.is_dicom_file(p) for p in files[:20])
+    return any(p.suffix.lower() == ".dcm" or volumes.is_dicom_file(p) for p in files[:20])
 
 
 def _scans_in_folder(folder: Path) -> list[Path]:
@@ -417,6 +417,6 @@ def _scans_in_folder(folder: Path) -> list[Path]:
             continue
         if entry.is_dir():
             scans.extend([entry] if _holds_dicom(entry) else _scans_in_folder(entry))
-        elif readers.is_nifti_file(entry) or is_image_file(entry):
+        elif volumes.is_nifti_file(entry) or is_image_file(entry):
             scans.append(entry)
     return scans

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +63,23 @@ MULTI_VARIANTS = (
 )
 
 
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: list[str]
+    done: Path
+    """The step's last output: when it exists the step is complete and skipped."""
+    resumable: Path | None = None
+    """A training run folder: when it holds a config the step continues with --resume."""
+
+
 def slug(name: str) -> str:
     return name.lower().replace("+", "-").replace(" ", "-")
 
 
 class Experiment:
     def __init__(self, data: Path, preset: str, work: Path, out: Path, overrides: list[str],
-                 bundle_to: Path | None = None, unet_width: int | None = None):
+                 bundle_to: Path | None = None, unet_width: int | None = None, jobs: int = 1):
         self.semiseg = data / "covid-semiseg"
         self.unlabeled = data / "unlabeled-ct"
         for folder in (self.semiseg, self.unlabeled):
@@ -76,6 +89,8 @@ class Experiment:
         self.config = load_config(preset, overrides)
         self.bundle_to = bundle_to
         self.unet_width = unet_width
+        self.jobs = max(1, jobs)
+        self.lock = threading.Lock()
         self.commands: list[str] = []
         self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
 
@@ -85,16 +100,43 @@ class Experiment:
 
     def step(self, name: str, argv: list[str], done: Path, resumable: Path | None = None) -> None:
         """Run one verb unless ``done`` exists; continue an unfinished training run with --resume."""
-        self.commands.append(shlex.join(["ssinfnet", *argv[3:]]))
-        if done.exists():
+        self.steps([Step(name, argv, done, resumable)])
+
+    def steps(self, steps: list[Step]) -> None:
+        """Run steps that do not depend on one another, up to ``jobs`` at once.
+
+        Parallel steps share the CPU threads (OMP_NUM_THREADS, else every core) evenly: on a small
+        machine two one-thread trainings finish sooner together than one after the other with two
+        threads each. The first failure cancels the steps not started yet.
+        """
+        self.commands += [shlex.join(["ssinfnet", *step.argv[3:]]) for step in steps]
+        todo = [step for step in steps if not step.done.exists()]
+        lanes = min(self.jobs, len(todo))
+        if lanes <= 1:
+            for step in todo:
+                self.execute(step)
             return
-        if resumable is not None and (resumable / "config.json").exists():
+        threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // lanes))}
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            futures = [pool.submit(self.execute, step, env) for step in todo]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def execute(self, step: Step, env: dict[str, str] | None = None) -> None:
+        argv = step.argv
+        if step.resumable is not None and (step.resumable / "config.json").exists():
             argv = self.ssinfnet(*_resume_argv(argv[3:]))
-        print(f"[reproduce] {name}: {shlex.join(argv[3:])}", flush=True)
+        print(f"[reproduce] {step.name}: {shlex.join(argv[3:])}", flush=True)
         start = time.monotonic()
-        subprocess.run(argv, check=True)
-        self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
-        write_json(self.out / "timings.json", self.timings)
+        subprocess.run(argv, check=True, env=env)
+        with self.lock:
+            self.timings[step.name] = self.timings.get(step.name, 0.0) + time.monotonic() - start
+            write_json(self.out / "timings.json", self.timings)
 
     def train_args(self, stage: str, run: Path, variant: Variant, init: Path | None, prior: Path | None) -> list[str]:
         section = "model" if stage == "single" else "multi_model"
@@ -167,11 +209,12 @@ class Experiment:
 
     def train_stage(self, stage: str, variants: tuple[Variant, ...], pretrained: Path,
                     prior: Path | None) -> dict[str, Path]:
-        runs = {}
+        runs, steps = {}, []
         for variant in variants:
             run = runs[variant.name] = self.work / slug(variant.name)
-            self.step(f"train {variant.name}", self.train_args(
-                stage, run, variant, pretrained if variant.pretrained else None, prior), run / "model.safetensors", run)
+            steps.append(Step(f"train {variant.name}", self.train_args(
+                stage, run, variant, pretrained if variant.pretrained else None, prior), run / "model.safetensors", run))
+        self.steps(steps)
         return runs
 
     def evaluate(self, name: str, model_args: list[str]) -> Path:
@@ -288,6 +331,8 @@ def register(subparsers) -> None:
                         help="config override applied to every training step")
     parser.add_argument("--bundle", help="also copy the chosen pipeline (+ MODEL_CARD.md) here, e.g. "
                                          "src/ssinfnet/weights/default")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings of one stage run at once (they share the CPU threads; default 1)")
     parser.add_argument("--unet-width", type=int, help="base width of the U-Net baselines (default: Inf-Net's)")
     parser.set_defaults(func=run)
 
@@ -297,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         Experiment(Path(args.data), args.preset, Path(args.work), out, args.overrides,
-                   Path(args.bundle) if args.bundle else None, args.unet_width).run()
+                   Path(args.bundle) if args.bundle else None, args.unet_width, args.jobs).run()
     except subprocess.CalledProcessError as err:
         print(f"ssinfnet: error: step failed (exit {err.returncode}): {shlex.join(err.cmd[3:])}", file=sys.stderr)
         return err.returncode or 1

@@ -1,0 +1,273 @@
+"""3D volumes: NIfTI and DICOM loading (HU, voxel-to-RAS affine, spacing) and slice geometry.
+
+Orientation of volume slices (NIfTI, DICOM). ``orientation="radiological"`` (default) turns every
+slice, using the affine, into the usual radiological axial view: rows run anterior -> posterior
+(top of the image = front of the patient) and columns run patient right -> patient left (the
+patient's right on the viewer's left). ``orientation="array"`` keeps the stored order
+(``volume[:, :, k]``). Either way ``meta.geometry`` records the slice axis and index in the
+ORIGINAL voxel grid plus the transpose/flips applied, and :func:`slice_to_volume_plane` undoes
+them exactly, so a prediction can be written back into the original file's grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import nibabel as nib
+import numpy as np
+
+from ssinfnet.data.imageio import check_readable_file, require_dir
+from ssinfnet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: MedSeg label values: 0 background, 1 GGO, 2 consolidation, 3 pleural effusion.
+EFFUSION_LABEL = 3
+MEDSEG_LABELS = (0, 1, 2, EFFUSION_LABEL)
+
+
+def is_nifti_file(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def is_dicom_file(path: Path) -> bool:
+    """DICOM Part 10 files carry ``DICM`` after a 128-byte preamble."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+@dataclass
+class Volume:
+    """A 3D array with its voxel-to-RAS affine; ``spacing`` in mm per array axis."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+
+
+def load_nifti(path: str | Path) -> Volume:
+    """A 2D or 3D NIfTI (4D only with a last dimension of 1) as float32, refusing NaN/inf."""
+    path = Path(path)
+    image = open_nifti(path)
+    try:
+        array = np.asarray(image.dataobj, dtype=np.float32)
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        raise InputError(f"corrupt or truncated NIfTI data: {err}", path) from None
+    array = array.reshape(_shape3d(image.shape, path))
+    if not np.isfinite(array).all():
+        raise InputError(f"NIfTI contains {int((~np.isfinite(array)).sum())} NaN/inf voxels", path)
+    zooms = tuple(float(z) for z in (tuple(image.header.get_zooms()) + (1.0, 1.0))[:3])
+    return Volume(array=array, affine=np.asarray(image.affine, dtype=np.float64), spacing=zooms)
+
+
+def load_label_volume(path: str | Path, effusion_to: int = 0) -> np.ndarray:
+    """A MedSeg-convention label NIfTI as int64 0/1/2 (effusion, label 3, becomes ``effusion_to``)."""
+    labels = check_label_values(load_nifti(path).array, path)
+    return map_effusion(labels, effusion_to)
+
+
+def check_label_values(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """int64 labels, refusing non-integers and values outside the MedSeg 0-3 convention."""
+    values = np.unique(array)
+    unexpected = [v for v in values.tolist() if v not in MEDSEG_LABELS]
+    if unexpected:
+        raise InputError(f"unexpected label values {unexpected[:8]}; expected MedSeg labels 0-3 "
+                         "(background, GGO, consolidation, pleural effusion)", path)
+    return array.astype(np.int64)
+
+
+def map_effusion(labels: np.ndarray, effusion_to: int) -> np.ndarray:
+    if effusion_to not in (0, 1, 2):
+        raise ValueError(f"effusion_to must be 0, 1 or 2, got {effusion_to}")
+    return np.where(labels == EFFUSION_LABEL, effusion_to, labels)
+
+
+def open_nifti(path: Path) -> nib.Nifti1Image:
+    check_readable_file(path)
+    try:
+        image = nib.load(path)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as err:
+        raise InputError(f"not a readable NIfTI file: {err}", path) from None
+    _shape3d(image.shape, path)
+    return image
+
+
+def _shape3d(shape: Sequence[int], path: Path) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3:
+        raise InputError(f"NIfTI has {len(shape)} dimensions {shape}; expected a 2D slice or 3D volume", path)
+    if 0 in shape:
+        raise InputError(f"NIfTI has an empty dimension {shape}", path)
+    return shape
+
+
+def display_plane(affine: np.ndarray, shape: Sequence[int], orientation: str = "radiological") -> dict[str, Any]:
+    """Which array axis to slice and how to turn its 2D planes into display slices.
+
+    The slice axis is the one closest to superior/inferior (or the only axis of length 1, for a
+    single slice). Radiological display: rows anterior -> posterior, columns patient right -> left.
+    """
+    if orientation not in ("radiological", "array"):
+        raise ValueError(f"orientation must be 'radiological' or 'array', got {orientation!r}")
+    singleton = [a for a in range(3) if shape[a] == 1]
+    codes = nib.aff2axcodes(affine)
+    if len(singleton) == 1:
+        axis = singleton[0]
+    elif orientation == "radiological" and ("S" in codes or "I" in codes):
+        axis = codes.index("S") if "S" in codes else codes.index("I")
+    else:
+        axis = 2
+    plane = {"axis": axis, "transpose": False, "flip_rows": False, "flip_cols": False,
+             "orientation": orientation}
+    in_plane = [a for a in range(3) if a != axis]
+    ap = [a for a in in_plane if codes[a] in ("A", "P")]
+    lr = [a for a in in_plane if codes[a] in ("L", "R")]
+    if orientation == "array" or not (ap and lr):  # not an axial plane: keep the stored order
+        return plane
+    plane["transpose"] = ap[0] != in_plane[0]
+    plane["flip_rows"] = codes[ap[0]] == "A"
+    plane["flip_cols"] = codes[lr[0]] == "R"
+    return plane
+
+
+def in_plane_spacing(spacing: Sequence[float], plane: dict[str, Any]) -> tuple[float, float]:
+    rows, cols = (float(spacing[a]) for a in range(3) if a != plane["axis"])
+    return (cols, rows) if plane["transpose"] else (rows, cols)
+
+
+def volume_plane_to_slice(volume: np.ndarray, geometry: dict[str, Any]) -> np.ndarray:
+    """The display slice described by ``geometry`` (a view into ``volume`` where possible)."""
+    index: list[Any] = [slice(None)] * volume.ndim
+    index[geometry["axis"]] = geometry["slice_index"]
+    plane = volume[tuple(index)]  # basic indexing: a view, unlike np.take's copy
+    if geometry["transpose"]:
+        plane = plane.T
+    if geometry["flip_rows"]:
+        plane = plane[::-1, :]
+    if geometry["flip_cols"]:
+        plane = plane[:, ::-1]
+    return plane
+
+
+def slice_to_volume_plane(display: np.ndarray, geometry: dict[str, Any]) -> np.ndarray:
+    """Undo :func:`volume_plane_to_slice`: a display-oriented 2D array (e.g. a prediction) in the
+    original voxel grid's plane, to be placed at ``geometry["slice_index"]`` along
+    ``geometry["axis"]`` (see :func:`put_slice`)."""
+    plane = display
+    if geometry["flip_cols"]:
+        plane = plane[:, ::-1]
+    if geometry["flip_rows"]:
+        plane = plane[::-1, :]
+    if geometry["transpose"]:
+        plane = plane.T
+    return plane
+
+
+def put_slice(volume: np.ndarray, display: np.ndarray, geometry: dict[str, Any]) -> None:
+    """Write a display-oriented 2D array into ``volume`` (shape ``geometry["volume_shape"]``) in place."""
+    index = [slice(None)] * volume.ndim
+    index[geometry["axis"]] = geometry["slice_index"]
+    volume[tuple(index)] = slice_to_volume_plane(display, geometry)
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+#: DICOM patient coordinates are LPS; NIfTI (and our affines) are RAS.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def load_dicom_volume(folder: Path, series_uid: str | None = None, *,
+                      pick_largest: bool = False) -> tuple[Volume, dict[str, Any]]:
+    """HU volume (rows, cols, slices) of one series in ``folder`` with its RAS affine.
+
+    Several series in one folder: choose with ``series_uid``, or ``pick_largest`` (logged), else
+    an InputError lists the UIDs.
+    """
+    import pydicom  # noqa: PLC0415 (only DICOM users pay for the import)
+
+    require_dir(folder)
+    series: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, AttributeError):
+            continue  # not DICOM (README, DICOMDIR index, ...): ignored, only image files count
+        if "Rows" in header and "ImagePositionPatient" in header:
+            series[str(header.get("SeriesInstanceUID", ""))].append((path, header))
+    if not series:
+        raise InputError("no DICOM images (files with pixel rows and ImagePositionPatient) in this folder", folder)
+    uid = _choose_series(folder, series, series_uid, pick_largest)
+    files = series[uid]
+    row_cos, col_cos = _orientation_cosines(files[0])
+    normal = np.cross(row_cos, col_cos)
+    files.sort(key=lambda item: float(np.dot(np.asarray(item[1].ImagePositionPatient, float), normal)))
+    positions = np.array([np.asarray(h.ImagePositionPatient, float) for _, h in files])
+    if len(files) > 1 and np.any(np.linalg.norm(np.diff(positions, axis=0), axis=1) < 1e-3):
+        raise InputError("two slices of the series share one position (duplicate files?)", folder)
+    planes = [_hu_plane(path, pydicom) for path, _ in files]
+    if len({p.shape for p in planes}) > 1:
+        raise InputError(f"slices of the series differ in size: {sorted({p.shape for p in planes})}", folder)
+    row_spacing, col_spacing = (float(v) for v in files[0][1].get("PixelSpacing", (1.0, 1.0)))
+    if len(files) > 1:
+        step = (positions[-1] - positions[0]) / (len(files) - 1)
+    else:
+        step = normal * float(files[0][1].get("SliceThickness", 1.0) or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0] = col_cos * row_spacing  # down a row = along the column direction cosine
+    lps[:3, 1] = row_cos * col_spacing
+    lps[:3, 2] = step
+    lps[:3, 3] = positions[0]
+    volume = Volume(array=np.stack(planes, axis=-1), affine=_LPS_TO_RAS @ lps,
+                    spacing=(row_spacing, col_spacing, float(np.linalg.norm(step))))
+    return volume, {"series_uid": uid, "patient_id": str(files[0][1].get("PatientID", "")) or None}
+
+
+def _choose_series(folder: Path, series: dict[str, list], series_uid: str | None, pick_largest: bool) -> str:
+    if series_uid is not None:
+        if series_uid not in series:
+            raise InputError(f"series {series_uid} not in this folder; found {sorted(series)}", folder)
+        return series_uid
+    if len(series) == 1:
+        return next(iter(series))
+    listing = ", ".join(f"{uid} ({len(files)} files)" for uid, files in sorted(series.items()))
+    if not pick_largest:
+        raise InputError(f"{len(series)} DICOM series mixed in one folder: {listing}; "
+                         "choose one with series_uid (or pick_largest)", folder)
+    uid = max(series, key=lambda u: len(series[u]))
+    log.warning("%s: %d DICOM series in one folder (%s); using the largest, %s", folder, len(series), listing, uid)
+    return uid
+
+
+def _orientation_cosines(item: tuple[Path, Any]) -> tuple[np.ndarray, np.ndarray]:
+    path, header = item
+    cosines = np.asarray(header.get("ImageOrientationPatient", (1, 0, 0, 0, 1, 0)), dtype=float)
+    if cosines.shape != (6,):
+        raise InputError("ImageOrientationPatient does not hold 6 values", path)
+    return cosines[:3], cosines[3:]
+
+
+def _hu_plane(path: Path, pydicom: Any) -> np.ndarray:
+    """Stored pixels -> HU with RescaleSlope/RescaleIntercept."""
+    ds = pydicom.dcmread(path)
+    try:
+        pixels = ds.pixel_array
+    except Exception as err:  # pydicom raises many types for missing decoders or broken data
+        raise InputError(f"cannot decode DICOM pixel data: {err}", path) from None
+    if pixels.ndim != 2:
+        raise InputError(f"DICOM pixel data has shape {pixels.shape}; expected one 2D slice", path)
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    return pixels.astype(np.float32) * slope + intercept
