@@ -46,3 +46,32 @@ def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
     # A second run finds every step complete and runs nothing again.
     again = subprocess.run(argv, check=True, capture_output=True, text=True)
     assert "[reproduce] train" not in again.stdout and json.loads((out / "timings.json").read_text()) == timings
+
+
+def test_independent_steps_run_in_parallel_lanes_with_threads_split_and_a_failure_stops_the_rest(tmp_path, monkeypatch):
+    from ssinfnet.workflows.reproduce import Experiment, Step
+
+    for folder in ("covid-semiseg", "unlabeled-ct"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    experiment = Experiment(tmp_path / "data", "demo", tmp_path / "work", tmp_path, [], jobs=2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+
+    def writer(name: str, code: str = "") -> Step:
+        # argv[3:] is what commands.sh records, as for a real "python -m ssinfnet VERB ..." step
+        script = f"import os, pathlib; {code}pathlib.Path({str(tmp_path / name)!r}).write_text(os.environ['OMP_NUM_THREADS'])"
+        return Step(name, [sys.executable, "-c", script, name], tmp_path / name)
+
+    experiment.steps([writer("a"), writer("b"), writer("c")])
+    assert [(tmp_path / n).read_text() for n in "abc"] == ["2", "2", "2"]  # 4 threads over 2 lanes
+    assert experiment.commands == ["ssinfnet a", "ssinfnet b", "ssinfnet c"]
+    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"a", "b", "c"}
+
+    experiment.steps([writer("a"), writer("b")])  # complete steps are skipped, not run again
+    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"a", "b", "c"}
+
+    # One lane: the failing step stops the experiment before the step after it starts.
+    experiment.jobs = 1
+    with pytest.raises(subprocess.CalledProcessError):
+        experiment.steps([writer("d", "raise SystemExit(3); "), writer("e")])
+    assert not (tmp_path / "e").exists()
+    assert "d" in json.loads((tmp_path / "timings.json").read_text())  # a failed attempt's time counts
