@@ -34,6 +34,8 @@ def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
     commands = (out / "commands.sh").read_text()
     assert commands.count("ssinfnet train single") == 4 and commands.count("ssinfnet train multi") == 4
     assert "--split test" in commands and "--init" in commands
+    # The single stage is scored and compared before the multi stage starts (its tables come hours earlier).
+    assert commands.index("ssinfnet compare") < commands.index("ssinfnet pretrain --network multi")
     assert (out / "report.html").stat().st_size > 10_000
     comparison = json.loads((out / "compare-single-comparison.json").read_text())
     assert comparison  # paired tests were written

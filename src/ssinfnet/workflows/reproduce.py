@@ -92,6 +92,8 @@ class Experiment:
         self.jobs = max(1, jobs)
         self.lock = threading.Lock()
         self.commands: list[str] = []
+        self.evals: dict[str, Path] = {}
+        """Evaluation folder of every model scored so far, by name."""
         self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
 
     # -- running steps -------------------------------------------------------------------------
@@ -164,23 +166,15 @@ class Experiment:
         w = self.work
         pre_single = self.pretrain("single", prior=None)
         singles = self.train_stage("single", SINGLE_VARIANTS, pre_single, prior=None)
+        single_evals = self.score_stage("single", {n: ["--single", str(r)] for n, r in singles.items()}, "SSInfNet")
         prior_name = max(singles, key=lambda n: self._val_dice(singles[n]))
         prior = singles[prior_name]
+        # The single stage's tables land in --out now: on a CPU the multi stage takes hours more.
+        self.collect(prior_name)
         multis = self.train_stage("multi", MULTI_VARIANTS, self.pretrain("multi", prior), prior)
+        multi_evals = self.score_stage(
+            "multi", {n: ["--single", str(prior), "--multi", str(r)] for n, r in multis.items()}, "Multi SSInfNet")
 
-        evals = {}
-        for name, run in singles.items():
-            evals[name] = self.evaluate(name, ["--single", str(run)])
-        for name, run in multis.items():
-            evals[name] = self.evaluate(name, ["--single", str(prior), "--multi", str(run)])
-
-        # The paper's question first: SSInfNet is the reference that every other model is tested against.
-        single_evals = [evals[v.name] for v in sorted(SINGLE_VARIANTS, key=lambda v: v.name != "SSInfNet")]
-        multi_evals = [evals[v.name] for v in sorted(MULTI_VARIANTS, key=lambda v: v.name != "Multi SSInfNet")]
-        for label, group in (("single", single_evals), ("multi", multi_evals)):
-            dest = w / f"compare-{label}"
-            self.step(f"compare {label}", self.ssinfnet(
-                "compare", *map(str, group), "--out", str(dest), "--overwrite"), dest / "comparison.json")
         report = self.out / "report.html"
         self.step("report", self.ssinfnet(
             "report", *map(str, single_evals + multi_evals), str(w / "compare-single"), str(w / "compare-multi"),
@@ -191,14 +185,23 @@ class Experiment:
         self.step("export bundle", self.ssinfnet(
             "export", "--single", str(prior), "--multi", str(multis[best_multi]), "--out", str(bundle),
             "--storage", "bf16", "--overwrite"), bundle / "pipeline.json")
-        evals["bundled"] = self.evaluate("bundled", ["--pipeline", str(bundle)])
-        self.collect(evals, prior_name)
+        bundled = self.evaluate("bundled", ["--pipeline", str(bundle)])
+        self.collect(prior_name)
         # The test metrics travel with the weights: the model card quotes them, a test re-checks them.
-        shutil.copy2(evals["bundled"] / "summary.json", bundle / "metrics.json")
-        write_model_card(bundle, self._read_json(evals["bundled"] / "summary.json"), self.preset,
+        shutil.copy2(bundled / "summary.json", bundle / "metrics.json")
+        write_model_card(bundle, self._read_json(bundled / "summary.json"), self.preset,
                          self.overrides, prior_name, best_multi, self.out)
         if self.bundle_to is not None:
             shutil.copytree(bundle, self.bundle_to, dirs_exist_ok=True)
+
+    def score_stage(self, label: str, models: dict[str, list[str]], reference: str) -> list[Path]:
+        """Evaluate a stage's models once on the test slices and compare them with paired tests; the
+        paper's model (``reference``) comes first, so every other model is tested against it."""
+        evals = [self.evaluate(name, args) for name, args in sorted(models.items(), key=lambda m: m[0] != reference)]
+        dest = self.work / f"compare-{label}"
+        self.step(f"compare {label}", self.ssinfnet(
+            "compare", *map(str, evals), "--out", str(dest), "--overwrite"), dest / "comparison.json")
+        return evals
 
     def pretrain(self, network: str, prior: Path | None) -> Path:
         run = self.work / f"pretrain-{network}"
@@ -221,20 +224,20 @@ class Experiment:
         return runs
 
     def evaluate(self, name: str, model_args: list[str]) -> Path:
-        dest = self.work / "eval" / slug(name)
+        dest = self.evals[name] = self.work / "eval" / slug(name)
         self.step(f"evaluate {name}", self.ssinfnet(
             "evaluate", "--data", str(self.semiseg), "--split", "test", *model_args, "--out", str(dest),
             "--overwrite"), dest / "summary.json")
         return dest
 
-    def collect(self, evals: dict[str, Path], prior_name: str) -> None:
-        """Copy the small, readable results into --out."""
+    def collect(self, prior_name: str) -> None:
+        """Copy the small, readable results made so far into --out."""
         for label in ("single", "multi"):
             src = self.work / f"compare-{label}"
             for path in src.glob("*"):
                 if path.suffix in (".md", ".csv", ".json"):
                     shutil.copy2(path, self.out / f"compare-{label}-{path.name}")
-        for name, folder in evals.items():
+        for name, folder in self.evals.items():
             shutil.copy2(folder / "summary.json", self.out / f"eval-{slug(name)}.json")
         write_json(self.out / "experiment.json", {
             "preset": self.preset, "overrides": self.overrides, "prior_from": prior_name,
