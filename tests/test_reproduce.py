@@ -49,6 +49,13 @@ def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
     again = subprocess.run(argv, check=True, capture_output=True, text=True)
     assert "[reproduce] train" not in again.stdout and json.loads((out / "timings.json").read_text()) == timings
 
+    # A training stopped mid-way already holds a best model.safetensors; only its summary marks it
+    # finished, so without one the run is continued with --resume, not taken as done.
+    (work / "multi-u-net" / "summary.json").unlink()
+    resumed = subprocess.run(argv, check=True, capture_output=True, text=True)
+    assert "[reproduce] train Multi U-Net: train multi --out" in resumed.stdout and "--resume" in resumed.stdout
+    assert (work / "multi-u-net" / "summary.json").exists()
+
 
 def test_independent_steps_run_in_parallel_lanes_with_threads_split_and_a_failure_stops_the_rest(tmp_path, monkeypatch):
     from ssinfnet.workflows.reproduce import Experiment, Step

@@ -210,7 +210,7 @@ class Experiment:
         if prior is not None:
             argv += ["--prior-from", str(prior)]
         argv += [a for item in self.overrides for a in ("--set", item)]
-        self.step(f"pretrain {network}", self.ssinfnet(*argv), run / "model.safetensors", run)
+        self.step(f"pretrain {network}", self.ssinfnet(*argv), run / "summary.json", run)
         return run
 
     def train_stage(self, stage: str, variants: tuple[Variant, ...], pretrained: Path,
@@ -219,7 +219,7 @@ class Experiment:
         for variant in variants:
             run = runs[variant.name] = self.work / slug(variant.name)
             steps.append(Step(f"train {variant.name}", self.train_args(
-                stage, run, variant, pretrained if variant.pretrained else None, prior), run / "model.safetensors", run))
+                stage, run, variant, pretrained if variant.pretrained else None, prior), run / "summary.json", run))
         self.steps(steps)
         return runs
 
