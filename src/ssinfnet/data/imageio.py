@@ -132,6 +132,7 @@ def _decode(image: Image.Image, path: str | Path) -> np.ndarray:
 
 
 def require_dir(path: Path) -> None:
+    """Refuse a missing path or a file where a folder is expected, with a one-line reason."""
     if not path.exists():
         raise InputError("folder not found", path)
     if not path.is_dir():
