@@ -1,9 +1,18 @@
 """Compare evaluations of several models on the same images: paired t-test and Wilcoxon signed-rank.
 
-The first evaluation is the reference; every other model is tested against it, image by image
-(pairs where either value is NaN are dropped). The table is shaped like the paper's Tables II/III:
-one row per class and metric, mean and 95% CI error per model, ``*`` where the paired t-test gives
-p < 0.05 and ``^`` where the Wilcoxon test does, with the p-values in their own columns.
+The first evaluation is the reference; every other model is tested against it, image by image (pairs
+where either value is NaN are dropped; ``metrics.EMPTY_CLASS_RULE`` says when a value is NaN). Next to
+every p-value the table prints the paired means of both models on the shared images, their mean
+difference with its 95% CI, and the number of pairs, so a p-value is never set beside means of
+different images.
+
+Multiple comparisons: the tests of one table form two families, each Holm-adjusted on its own (t-test
+and Wilcoxon separately, statsmodels' ``multipletests``): the *planned* comparison (the reference
+against the ``planned`` model, e.g. SSInfNet vs SInfNet, every metric of the table) and the
+*exploratory* rest. Significance marks use the adjusted p-values. Columns equal in every model (e.g. the
+single stage's prior that every multi-stage model shares) are listed, not tested.
+The table is shaped like the paper's Tables II/III; its ``Overall`` rows are the paper's (mean of the
+three class means, not tested), ``image_mean`` the per-image mean that the tests use.
 (The authors' code used an unpaired Mann-Whitney test; on the same images a paired test is right.)
 """
 
@@ -11,24 +20,32 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from ssinfnet import fileio
+from ssinfnet.data.sample import CLASS_NAMES
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.evaluate import ID_COLUMNS, TRUTH_LESION_FRACTION, LESION_FRACTION
-from ssinfnet.evaluation.metrics import mean_ci
+from ssinfnet.evaluation.metrics import (
+    EMPTY_CLASS_RULE, IMAGE_MEAN, LEGACY_RULE, METRIC_NAMES, OVERALL, SCORING_RULE, mean_ci, paper_overall,
+)
 
 SIGNIFICANCE = 0.05
+PLANNED, EXPLORATORY = "planned", "exploratory"
+P_VALUES = ("t_p", "wilcoxon_p")
 #: Table order of the metric groups: the paper's Table III order, then the single-stage protocols.
-GROUP_ORDER = ("GGO", "consolidation", "background", "Overall", "infection", "infnet")
+GROUP_ORDER = ("GGO", "consolidation", "background", OVERALL, IMAGE_MEAN, "infection", "infnet")
 #: Per-image columns that describe the slice rather than a model's quality.
 NOT_COMPARED = {TRUTH_LESION_FRACTION, LESION_FRACTION}
+#: The headline (group, metric) of a comparison's summary table: multi-class tables have GGO rows.
+PRIMARY = {"multi": (IMAGE_MEAN, "f1"), "single": ("infnet", "dice")}
 
 
 @dataclass
@@ -38,20 +55,39 @@ class Comparison:
     images: int
     rows: list[dict[str, Any]]
     """One per (group, metric): {"group", "metric", "models": {name: summary}, "tests": {name: test}}."""
+    planned: str | None = None
+    """The model whose comparison with the reference was planned; every other one is exploratory."""
+    scoring_rule: str = SCORING_RULE
+    identical: list[str] = field(default_factory=list)
+    """Columns equal in every model (not tested)."""
 
     @property
     def reference(self) -> str:
         return self.models[0]
 
+    @property
+    def task(self) -> str:
+        return "multi" if any(row["group"] == "GGO" for row in self.rows) else "single"
+
+    def family(self, name: str) -> str:
+        return PLANNED if name == self.planned else EXPLORATORY
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "kind": "comparison", "reference": self.reference, "models": self.models,
-            "evaluations": self.paths, "images": self.images, "rows": self.rows,
+            "kind": "comparison", "reference": self.reference, "models": self.models, "planned": self.planned,
+            "scoring_rule": self.scoring_rule, "evaluations": self.paths, "images": self.images,
+            "identical": self.identical, "rows": self.rows,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Comparison":
-        return cls(models=data["models"], paths=data["evaluations"], images=data["images"], rows=data["rows"])
+        if "scoring_rule" not in data:  # written before paired means and Holm p-values existed
+            from ssinfnet.evaluation.legacy import upgrade_comparison
+
+            return upgrade_comparison(data)
+        return cls(models=data["models"], paths=data["evaluations"], images=data["images"], rows=data["rows"],
+                   planned=data.get("planned"), scoring_rule=data["scoring_rule"],
+                   identical=data.get("identical", []))
 
 
 def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
@@ -64,11 +100,14 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
     return table.set_index("id")
 
 
-def compare(eval_dirs: list[str | Path], names: list[str] | None = None) -> Comparison:
-    """Paired tests of every evaluation against the first, on the metrics they all have."""
+def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned: str | None = None) -> Comparison:
+    """Paired tests of every evaluation against the first, on the metrics they all have; ``planned``
+    names the model whose comparison with the reference was planned (the others are exploratory)."""
     if len(eval_dirs) < 2:
         raise InputError("compare needs at least two evaluation folders")
     names = names or _model_names(eval_dirs)
+    if planned is not None and planned not in names[1:]:
+        raise InputError(f"--planned {planned!r} is not one of the compared models: {', '.join(names[1:])}")
     tables = [read_per_image(path) for path in eval_dirs]
     reference_ids = set(tables[0].index)
     for path, table in zip(eval_dirs[1:], tables[1:]):
@@ -82,28 +121,73 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None) -> Comp
     tables = [table.loc[order] for table in tables]
     columns = [c for c in tables[0].columns if c not in ID_COLUMNS and c not in NOT_COMPARED
                and all(c in t.columns for t in tables)]
-    rows = []
+    rows, identical = [], []
     for column in sorted(columns, key=_column_order):
         group, _, metric = column.rpartition(".")
         values = [table[column].to_numpy(dtype=float) for table in tables]
+        if all(np.array_equal(values[0], v, equal_nan=True) for v in values[1:]):
+            identical.append(column)
+            continue
         rows.append({
             "group": group, "metric": metric,
             "models": {name: mean_ci(v).as_dict() for name, v in zip(names, values)},
             "tests": {name: paired_tests(values[0], v) for name, v in zip(names[1:], values[1:])},
         })
-    return Comparison(models=names, paths=[str(p) for p in eval_dirs], images=len(order), rows=rows)
+    comparison = Comparison(models=names, paths=[Path(p).name for p in eval_dirs], images=len(order),
+                            rows=insert_paper_overall(rows, names, len(order)), planned=planned,
+                            identical=identical)
+    adjust(comparison)
+    return comparison
+
+
+def insert_paper_overall(rows: list[dict[str, Any]], names: list[str], images: int) -> list[dict[str, Any]]:
+    """The paper's Overall rows (mean of the three class means per model, no test), in table order."""
+    means = {(row["group"], row["metric"]): row["models"] for row in rows}
+    extra = []
+    for metric in METRIC_NAMES:
+        if all((c, metric) in means for c in CLASS_NAMES):
+            extra.append({"group": OVERALL, "metric": metric, "tests": {}, "models": {
+                name: {"mean": paper_overall({c: means[(c, metric)][name]["mean"] for c in CLASS_NAMES}),
+                       "ci95": float("nan"), "n": images} for name in names}})
+    return sorted(rows + extra, key=lambda row: _group_order(row["group"]))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels); NaN stays NaN and does not count in the family."""
+    values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(values.shape, np.nan)
+    kept = ~np.isnan(values)
+    if kept.any():
+        adjusted[kept] = multipletests(values[kept], method="holm")[1]
+    return adjusted.tolist()
+
+
+def adjust(comparison: Comparison) -> None:
+    """Holm-adjust each family's p-values (planned / exploratory, t-test and Wilcoxon separately) in place."""
+    for family in (PLANNED, EXPLORATORY):
+        tests = [test for row in comparison.rows for name, test in row["tests"].items()
+                 if comparison.family(name) == family]
+        for test in tests:
+            test["family"] = family
+        for key in P_VALUES:
+            for test, value in zip(tests, holm([test[key] for test in tests])):
+                test[f"{key}_holm"] = value
 
 
 def paired_tests(reference: np.ndarray, other: np.ndarray) -> dict[str, float | int]:
-    """Paired t-test and Wilcoxon signed-rank p-values of ``other`` against ``reference``."""
+    """Paired t-test and Wilcoxon signed-rank p-values of ``other`` against ``reference``, with both
+    models' means on the shared images, the mean difference and its 95% CI half-width (t-based)."""
     keep = ~(np.isnan(reference) | np.isnan(other))
     a, b = reference[keep], other[keep]
-    result: dict[str, float | int] = {"pairs": int(keep.sum()), "mean_difference": float("nan"),
-                                      "t_p": float("nan"), "wilcoxon_p": float("nan")}
+    nan = float("nan")
+    result: dict[str, float | int] = {"pairs": int(keep.sum()), "reference_mean": nan, "mean": nan,
+                                      "mean_difference": nan, "difference_ci95": nan, "t_p": nan,
+                                      "wilcoxon_p": nan}
     if a.size < 2:
         return result
     difference = b - a
-    result["mean_difference"] = float(difference.mean())
+    result.update(reference_mean=float(a.mean()), mean=float(b.mean()), mean_difference=float(difference.mean()),
+                  difference_ci95=float(stats.t.ppf(0.975, a.size - 1) * difference.std(ddof=1) / math.sqrt(a.size)))
     if not difference.any():  # identical scores: no evidence of any difference
         result["t_p"] = result["wilcoxon_p"] = 1.0
         return result
@@ -116,7 +200,10 @@ def paired_tests(reference: np.ndarray, other: np.ndarray) -> dict[str, float | 
 
 def _column_order(column: str) -> int:
     """Position of the column's group in GROUP_ORDER (the sort is stable: metrics keep CSV order)."""
-    group = column.rpartition(".")[0]
+    return _group_order(column.rpartition(".")[0])
+
+
+def _group_order(group: str) -> int:
     return GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
 
 
@@ -132,16 +219,18 @@ def _model_names(eval_dirs: list[str | Path]) -> list[str]:
 # --- tables -----------------------------------------------------------------------------------
 
 def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
-    """Flat rows for CSV: mean and error per model, p-values per tested model."""
+    """Flat rows for CSV: mean, error and n per model; per tested model the paired values and p-values."""
     flat = []
     for row in comparison.rows:
         out: dict[str, Any] = {"group": row["group"], "metric": row["metric"]}
         for name in comparison.models:
-            out[f"{name} mean"] = row["models"][name]["mean"]
-            out[f"{name} error"] = row["models"][name]["ci95"]
-        for name, test in row["tests"].items():
-            out[f"{name} t-test p"] = test["t_p"]
-            out[f"{name} Wilcoxon p"] = test["wilcoxon_p"]
+            for key, label in (("mean", "mean"), ("ci95", "error"), ("n", "n")):
+                out[f"{name} {label}"] = row["models"][name][key]
+        for name in comparison.models[1:]:
+            test = row["tests"].get(name, {})
+            for key in ("family", "pairs", "reference_mean", "mean", "mean_difference", "difference_ci95",
+                        "t_p", "t_p_holm", "wilcoxon_p", "wilcoxon_p_holm"):
+                out[f"{name} {key}"] = test.get(key, "")
         flat.append(out)
     return flat
 
@@ -149,38 +238,81 @@ def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
 def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and text rows of the paper-style table (shared by the markdown file and the HTML report)."""
     models, tested = comparison.models, comparison.models[1:]
-    header = ["Group", "Metric"] + [f"{m} mean ± error" for m in models]
-    header += [f"{m}: t-test p" for m in tested] + [f"{m}: Wilcoxon p" for m in tested]
+    header = ["Group", "Metric"] + [f"{m} mean ± error (n)" for m in models]
+    for m in tested:
+        header += [f"{m} vs {comparison.reference} ({comparison.family(m)}): paired means, Δ [95% CI], n",
+                   f"{m}: t-test p (Holm)", f"{m}: Wilcoxon p (Holm)"]
     rows = []
     for row in comparison.rows:
         cells = [row["group"], row["metric"]]
         for name in models:
             summary = row["models"][name]
-            cells.append(format_mean(summary["mean"], summary["ci95"]) + significance_marks(row["tests"].get(name)))
-        cells += [format_p(row["tests"][m]["t_p"]) for m in tested]
-        cells += [format_p(row["tests"][m]["wilcoxon_p"]) for m in tested]
+            cells.append(format_summary(summary, comparison.images) + significance_marks(row["tests"].get(name)))
+        for name in tested:
+            test = row["tests"].get(name)
+            cells += ["", "", ""] if test is None else [
+                format_paired(test), format_p_pair(test, "t_p"), format_p_pair(test, "wilcoxon_p")]
         rows.append(cells)
     return header, rows
 
 
+def summary_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """One row per model: the table's headline metrics, and the primary metric's paired comparison with
+    the reference (difference, 95% CI, Holm-adjusted p, family)."""
+    primary = PRIMARY[comparison.task]
+    shown = ([("infnet", "dice"), ("infection", "f1")] if comparison.task == "single" else
+             [("GGO", "f1"), ("consolidation", "f1"), (OVERALL, "f1"), (IMAGE_MEAN, "f1")])
+    rows_by_key = {(row["group"], row["metric"]): row for row in comparison.rows}
+    shown = [key for key in shown if key in rows_by_key]
+    label = f"{primary[0]}.{primary[1]}"
+    header = ["Model"] + [f"{g} {m}" for g, m in shown] + [
+        f"{label}: Δ vs {comparison.reference} [95% CI], n", "t-test p (Holm)", "Wilcoxon p (Holm)", "comparison"]
+    out = []
+    for name in comparison.models:
+        cells = [name] + [format_summary(rows_by_key[key]["models"][name], comparison.images) for key in shown]
+        test = rows_by_key[primary]["tests"].get(name) if primary in rows_by_key else None
+        if test is None:
+            cells += ["reference", "", "", ""]
+        else:
+            cells += [format_difference(test), format_p_pair(test, "t_p"), format_p_pair(test, "wilcoxon_p"),
+                      test.get("family", "")]
+        out.append(cells)
+    return header, out
+
+
 def legend(comparison: Comparison) -> str:
-    return (f"Reference: {comparison.reference}; {comparison.images} images, paired by image id. "
-            f"Error = 1.96 SE (95% CI). * paired t-test p < {SIGNIFICANCE}, ^ Wilcoxon signed-rank "
-            f"p < {SIGNIFICANCE}, against the reference.")
+    families = (f"Planned comparison: {comparison.reference} vs {comparison.planned}; every other test is "
+                "exploratory. " if comparison.planned else "No comparison was declared planned: every test is "
+                                                            "exploratory. ")
+    rule = EMPTY_CLASS_RULE if comparison.scoring_rule == SCORING_RULE else LEGACY_RULE
+    text = (f"Reference: {comparison.reference}; {comparison.images} images, paired by image id. "
+            f"Error = 1.96 SE (95% CI); (n) = images with a value where fewer than all. {families}"
+            "Holm-adjusted p-values in brackets, per family (planned / exploratory), t-test and Wilcoxon "
+            f"separately; * adjusted t-test p < {SIGNIFICANCE}, ^ adjusted Wilcoxon p < {SIGNIFICANCE}. "
+            "Paired means (reference vs model) are on the n images where both have a value; Δ = model − "
+            "reference. "
+            f"Overall = the paper's (mean of the three class means), not tested; {IMAGE_MEAN} = per-image mean "
+            f"of the classes present (what the tests use). Empty classes: {rule}")
+    if comparison.identical:
+        text += " Equal in every model, not tested: " + ", ".join(comparison.identical) + "."
+    return text
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows]) + "\n"
 
 
 def markdown_table(comparison: Comparison) -> str:
-    header, rows = table(comparison)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n\n" + legend(comparison) + "\n"
+    return (markdown(*summary_table(comparison)) + "\n" + markdown(*table(comparison)) + "\n"
+            + legend(comparison) + "\n")
 
 
 def significance_marks(test: dict[str, Any] | None) -> str:
     if test is None:
         return ""
-    marks = "*" if test["t_p"] < SIGNIFICANCE else ""
-    return marks + ("^" if test["wilcoxon_p"] < SIGNIFICANCE else "")
+    marks = "*" if test.get("t_p_holm", float("nan")) < SIGNIFICANCE else ""
+    return marks + ("^" if test.get("wilcoxon_p_holm", float("nan")) < SIGNIFICANCE else "")
 
 
 def format_mean(mean: float, error: float) -> str:
@@ -189,10 +321,35 @@ def format_mean(mean: float, error: float) -> str:
     return f"{mean:.3f}" if math.isnan(error) else f"{mean:.3f} ± {error:.3f}"
 
 
+def format_summary(summary: dict[str, Any], images: int) -> str:
+    text = format_mean(summary["mean"], summary["ci95"])
+    return text if summary.get("n", images) == images else f"{text} (n={summary['n']})"
+
+
+def format_difference(test: dict[str, Any]) -> str:
+    difference, error = test["mean_difference"], test.get("difference_ci95", float("nan"))
+    if math.isnan(difference):
+        return f"n/a, n={test['pairs']}"
+    interval = "" if math.isnan(error) else f" [{difference - error:+.3f}, {difference + error:+.3f}]"
+    return f"{difference:+.3f}{interval}, n={test['pairs']}"
+
+
+def format_paired(test: dict[str, Any]) -> str:
+    """"reference vs model, Δ [CI], n" (a paired mean that cannot be known prints as n/a)."""
+    means = [test.get("reference_mean", float("nan")), test.get("mean", float("nan"))]
+    if all(math.isnan(m) for m in means):
+        return "Δ " + format_difference(test)
+    return " vs ".join("n/a" if math.isnan(m) else f"{m:.3f}" for m in means) + ", Δ " + format_difference(test)
+
+
 def format_p(p: float) -> str:
     if math.isnan(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_p_pair(test: dict[str, Any], key: str) -> str:
+    return f"{format_p(test[key])} ({format_p(test.get(f'{key}_holm', float('nan')))})"
 
 
 def write_comparison(out_dir: str | Path, comparison: Comparison, overwrite: bool = False) -> Path:

@@ -26,7 +26,11 @@ from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.gallery import GalleryItem, pick, write_gallery
 from ssinfnet.evaluation.infnet_metrics import infnet_scores
-from ssinfnet.evaluation.metrics import INFECTION, OVERALL, binary_scores, mean_ci, multiclass_scores
+from ssinfnet.data.sample import CLASS_NAMES
+from ssinfnet.evaluation.metrics import (
+    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores, mean_ci,
+    multiclass_scores, paper_overall,
+)
 from ssinfnet.evaluation.roc import Roc, pixel_roc, roc
 
 #: Columns of per_image.csv that identify an image rather than score it.
@@ -54,19 +58,33 @@ class Evaluation:
         return [key for key in self.rows[0] if key not in ID_COLUMNS] if self.rows else []
 
     def summary(self) -> dict[str, Any]:
-        """Mean and 95% CI of every per-image column, plus the AUCs."""
+        """Mean and 95% CI of every per-image column, the paper's Overall (multi-class), the AUCs."""
         metrics: dict[str, dict[str, Any]] = {}
         for column in self.metric_columns():
             group, _, name = column.rpartition(".")
             summary = mean_ci(row[column] for row in self.rows).as_dict()
             metrics.setdefault(group or SLICE, {})[name] = summary
+        add_paper_overall(metrics, len(self.rows))
         return {
             "task": self.task,
             "images": len(self.rows),
             "threshold": self.threshold,
+            "scoring_rule": SCORING_RULE,
+            "empty_class_rule": EMPTY_CLASS_RULE,
             "metrics": metrics,
             "auc": {name: curve.auc for name, curve in self.curves.items()},
         }
+
+
+def add_paper_overall(metrics: dict[str, dict[str, Any]], images: int) -> None:
+    """Add the paper's ``Overall`` group (mean of the three class means; no CI) when the classes are there."""
+    if not all(name in metrics for name in CLASS_NAMES):
+        return
+    metrics[OVERALL] = {
+        metric: {"mean": paper_overall({c: metrics[c][metric]["mean"] for c in CLASS_NAMES}),
+                 "ci95": float("nan"), "n": images, "definition": "mean of the three class means"}
+        for metric in METRIC_NAMES if all(metric in metrics[c] for c in CLASS_NAMES)
+    }
 
 
 def score_images(
@@ -119,7 +137,7 @@ def score_images(
 def _image_scores(truth: np.ndarray, prob: np.ndarray, labels: np.ndarray | None, threshold: float) -> dict:
     lesion = truth > 0
     scores: dict[str, float] = {TRUTH_LESION_FRACTION: float(lesion.mean())}
-    for name, value in binary_scores(lesion, prob >= threshold).items():
+    for name, value in class_scores(lesion, prob >= threshold).items():
         scores[f"{INFECTION}.{name}"] = value
     for name, value in infnet_scores(prob, lesion).items():
         scores[f"{INFNET}.{name}"] = value
@@ -131,8 +149,8 @@ def _image_scores(truth: np.ndarray, prob: np.ndarray, labels: np.ndarray | None
 
 
 def _gallery_items(samples, probabilities, label_maps, rows, threshold, per_rank) -> list[GalleryItem]:
-    """Best / median / worst slices by F1 (Overall for two-stage models, infection otherwise)."""
-    rank_column = f"{OVERALL}.f1" if label_maps is not None else f"{INFECTION}.f1"
+    """Best / median / worst slices by F1 (per-image class mean for two-stage models, infection otherwise)."""
+    rank_column = f"{IMAGE_MEAN}.f1" if label_maps is not None else f"{INFECTION}.f1"
     items = []
     for rank, index in pick(rows, rank_column, per_rank):
         sample = samples[index]

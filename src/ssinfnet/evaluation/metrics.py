@@ -1,9 +1,17 @@
 """Paper protocol: per-image overlap metrics, NaN when undefined, summarised as mean +- 1.96 SE.
 
-Each metric is a ratio of confusion counts. When its denominator is zero (e.g. recall on a slice
-without any lesion) the value is NaN, and NaN values are skipped when averaging, as the paper does
-(section V.C). "Overall" in the multi-class protocol is, per image, the mean of the background,
-GGO and consolidation values (NaN classes skipped), so that it can be compared image by image.
+Empty-class rule (stated here once; tables and the model card quote ``EMPTY_CLASS_RULE``): a class
+(infection, background, GGO, consolidation) is scored on an image only when the image's truth holds
+it. There F1, IoU and recall are always defined, so every model is averaged over the same images;
+precision is NaN where the prediction holds none of the class. On an image whose truth lacks the class,
+the overlap metrics are NaN and ``fp_area`` (the fraction of the image's pixels predicted as that class:
+false-positive area) is reported instead. NaN values are skipped when averaging (the paper, V.C).
+
+Two "overall" numbers, never mixed up:
+- ``Overall`` (``paper_overall``): the paper's Table III definition, the mean of the three class means
+  (e.g. (0.43 + 0.46 + 1.0) / 3); a summary-level number, set beside the paper.
+- ``image_mean``: per image, the mean over the classes present in its truth; one value per image, so it
+  is what paired tests use.
 """
 
 from __future__ import annotations
@@ -18,8 +26,25 @@ from ssinfnet.data.sample import CLASS_NAMES
 
 #: Name of the binary (lesion vs not) class in the single-stage protocol.
 INFECTION = "infection"
-#: Name of the per-image average over the three classes in the multi-class protocol.
+#: The paper's Overall: mean of the three class means (a summary, not a per-image column).
 OVERALL = "Overall"
+#: Per-image mean over the classes present in the truth (the per-image column that paired tests use).
+IMAGE_MEAN = "image_mean"
+#: Per-image fraction of pixels predicted as a class on images whose truth lacks it.
+FP_AREA = "fp_area"
+#: Version tag of the rule above, recorded in every evaluation summary.
+SCORING_RULE = "present-only/1"
+EMPTY_CLASS_RULE = (
+    "A class is scored only on images whose truth holds it (F1, IoU and recall are then defined for every "
+    "model; precision is n/a where nothing of the class is predicted); on images without it, the "
+    "false-positive area (fraction of pixels predicted as the class) is reported instead."
+)
+#: The rule of evaluations written before SCORING_RULE existed (their summaries carry no "scoring_rule").
+LEGACY_RULE = (
+    "Scored with the earlier rule: a class counts on an image when its truth or its prediction holds it "
+    "(NaN only when both are empty), so models can be averaged over different images; paired tests use the "
+    "images where both models have a value."
+)
 
 
 @dataclass(frozen=True)
@@ -73,15 +98,31 @@ def binary_scores(truth: np.ndarray, prediction: np.ndarray) -> dict[str, float]
     return {metric.name: metric(counts) for metric in PAPER_METRICS}
 
 
+def class_scores(truth: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """One class on one image under the empty-class rule: overlap metrics where the truth holds the
+    class (``fp_area`` NaN), else NaN overlap metrics and the predicted fraction as ``fp_area``."""
+    truth = np.asarray(truth, dtype=bool)
+    prediction = np.asarray(prediction, dtype=bool)
+    if truth.any():
+        return {**binary_scores(truth, prediction), FP_AREA: float("nan")}
+    return {**{name: float("nan") for name in METRIC_NAMES}, FP_AREA: float(prediction.mean())}
+
+
 def multiclass_scores(truth: np.ndarray, prediction: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per-class paper metrics of label maps (0 background, 1 GGO, 2 consolidation) plus "Overall"."""
+    """Per-class scores of label maps (0 background, 1 GGO, 2 consolidation) plus "image_mean"."""
     scores = {
-        name: binary_scores(truth == label, prediction == label) for label, name in enumerate(CLASS_NAMES)
+        name: class_scores(truth == label, prediction == label) for label, name in enumerate(CLASS_NAMES)
     }
-    scores[OVERALL] = {
+    scores[IMAGE_MEAN] = {
         metric: _nanmean([scores[name][metric] for name in CLASS_NAMES]) for metric in METRIC_NAMES
     }
     return scores
+
+
+def paper_overall(class_means: dict[str, float]) -> float:
+    """The paper's Overall: the mean of the background, GGO and consolidation means (NaN if one is)."""
+    values = [float(class_means[name]) for name in CLASS_NAMES]
+    return float("nan") if any(math.isnan(v) for v in values) else sum(values) / len(values)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class ModelUnderTest:
     threshold_source: str
     """Where the threshold came from: "validation", "command line", "pipeline.json" or "default"."""
     description: dict[str, Any]
-    """Per stage: path, model name and config (written into summary.json)."""
+    """Per stage: run folder name (no machine paths), model name and config (written into summary.json)."""
 
 
 @dataclass
@@ -49,7 +49,7 @@ class _Stage:
         return cls(path, None, read_sidecar(path))
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.run or self.weights), "model": self.sidecar["model"],
+        return {"path": (self.run or self.weights).name, "model": self.sidecar["model"],
                 "config": self.sidecar.get("config", {})}
 
     def threshold(self) -> float | None:
@@ -87,7 +87,7 @@ def load_model_under_test(
             loaded.threshold, source = float(threshold), "command line"
         if size is not None:
             loaded.size = int(size)
-        description = {"pipeline": str(pipeline), "size": loaded.size, **loaded.meta}
+        description = {"pipeline": Path(pipeline).name, "size": loaded.size, **loaded.meta}
         return ModelUnderTest(loaded, source, description)
 
     stages = {"single": _Stage.locate(single)}

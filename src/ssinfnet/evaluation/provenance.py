@@ -25,7 +25,8 @@ def data_fingerprint(*paths: str | Path) -> dict[str, Any]:
             name = file.relative_to(root).as_posix() if root.is_dir() else file.name
             digest.update(f"{name}\t{_file_sha256(file)}\n".encode())
         count += len(files)
-    return {"path": [str(Path(p).resolve()) for p in paths], "files": count, "sha256": digest.hexdigest()}
+    # Names only: a shipped summary must not carry the machine's absolute paths (the sha256 identifies the data).
+    return {"path": [Path(p).resolve().name for p in paths], "files": count, "sha256": digest.hexdigest()}
 
 
 def _file_sha256(path: Path) -> str:
