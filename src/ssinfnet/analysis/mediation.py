@@ -1,15 +1,33 @@
-"""Causal mediation analysis: exposure -> mediator(s) -> outcome, with statsmodels' ``Mediation``.
+"""Mediation analysis: exposure -> mediator(s) -> outcome, with statsmodels' ``Mediation``.
 
-For each mediator a mediator model (OLS; logit GLM for a 0/1 mediator) and an outcome model are fitted on
-the complete cases, and ``statsmodels.stats.mediation.Mediation`` simulates the average causal mediation
-effect (ACME), average direct effect (ADE), total effect and proportion mediated, with percentile CIs
+For each mediator a mediator model (OLS; logit GLM for a 0/1 mediator) and an outcome model are fitted,
+and ``statsmodels.stats.mediation.Mediation`` simulates the average causal mediation effect (ACME, the
+indirect effect), average direct effect (ADE), total effect and proportion mediated, with percentile CIs
 and simulation p-values (quasi-Bayesian = statsmodels' "parametric" draws from the estimates' normal
 approximation; or the nonparametric bootstrap). Benjamini-Hochberg FDR q-values are computed across
-mediators for every (outcome model, effect) pair.
+mediators for every (analysis, outcome model, effect).
+
+The effects are causal only under assumptions the data cannot check: sequential ignorability (no
+unmeasured confounding of exposure-mediator, exposure-outcome and mediator-outcome relations given the
+covariates, and no mediator-outcome confounder affected by the exposure) and temporal order (exposure
+before mediator before outcome). An ACME whose CI excludes 0 is *consistent with* mediation.
+
+Rows analysed, each its own row family (``analysis`` column of the results):
+
+- ``complete cases``: the rows where this mediator, exposure, outcome and covariates are present (the
+  most rows each mediator allows; mediators then differ in rows and are not comparable with each other).
+- ``common complete cases`` (more than one mediator): the rows complete for every mediator, the only
+  rows on which mediators can be compared or ranked.
+- ``multiple imputation`` (``imputations > 0``): missing mediator values imputed by chained equations
+  (:mod:`ssinfnet.analysis.missing_data`); the simulation draws of the imputed data sets are pooled, as
+  R mediation's ``amelidiate`` does (``ceil(sims / imputations)`` draws per data set).
 
 Exposure contrast: statsmodels compares the exposure at 0 and 1, so the exposure is recoded
 ``(x - low) / (high - low)`` and every effect compares ``low`` with ``high``: 0 vs 1 for a 0/1 exposure,
-mean vs mean + 1 SD (of the analysed table) for a continuous one, or the values given by the user.
+mean vs mean + 1 SD *of the rows of that analysis* for a continuous one, or the values given by the user.
+
+Covariates: text columns dummy-coded; one with a single value in the analysed rows is left out and the
+reason recorded (:mod:`ssinfnet.analysis.covariates`).
 
 Outcome models:
 
@@ -25,20 +43,27 @@ Outcome models:
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsmodels.stats.mediation import Mediation
+from statsmodels.stats.mediation import Mediation, MediationResults
 from statsmodels.stats.multitest import multipletests
 
+from ssinfnet.analysis.covariates import covariate_design
+from ssinfnet.analysis.missing_data import impute_mediator, missingness_by_outcome
 from ssinfnet.errors import InputError
 
 METHODS = {"quasi-bayesian": "parametric", "bootstrap": "bootstrap"}
 OUTCOME_TYPES = ("binary", "ordinal", "continuous")
 LINKS = {"logit": sm.families.links.Logit, "probit": sm.families.links.Probit}
+#: the row sets analysed (``analysis`` column), in the order the outputs show them
+COMPLETE, COMMON, IMPUTED = "complete cases", "common complete cases", "multiple imputation"
+ANALYSES = (COMPLETE, COMMON, IMPUTED)
+MIN_ROWS = 10
 #: statsmodels summary rows reported, and the short names used in our tables.
 EFFECTS = {
     "ACME (average)": "acme",
@@ -72,23 +97,30 @@ class MediationSpec:
     seed: int = 0
     contrast: tuple[float, float] | None = None
     transforms: dict[str, str] = field(default_factory=dict)
-    """{mediator: name in TRANSFORMS} applied before the mediator model."""
+    """{mediator: name in TRANSFORMS} applied before the mediator model (and before imputation)."""
     alpha: float = 0.05
+    imputations: int = 0
+    """Multiply imputed data sets for the missing-data sensitivity analysis; 0: complete cases only."""
 
 
 @dataclass
 class MediationResult:
     spec: MediationSpec
     rows: list[dict]
-    """One row per mediator x outcome model x effect (see :data:`EFFECTS`)."""
-    cases: list[dict]
-    """Complete-case report per mediator: rows used, dropped, and the missing count per column."""
-    contrast: tuple[float, float]
+    """One row per analysis x mediator x outcome model x effect (see :data:`ANALYSES`, :data:`EFFECTS`)."""
+    analyses: list[dict]
+    """Per analysis x mediator: rows used and dropped, missing counts, exposure contrast, covariates
+    entered and left out (with the reason), imputation details."""
+    missingness: list[dict]
+    """Missing mediator values by outcome level (:func:`missing_data.missingness_by_outcome`)."""
     outcome_type: str
     notes: list[str]
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+    def analysis(self, analysis: str, mediator: str) -> dict | None:
+        return next((a for a in self.analyses if a["analysis"] == analysis and a["mediator"] == mediator), None)
 
 
 @dataclass(frozen=True)
@@ -102,30 +134,68 @@ class _OutcomeModel:
 
 def run_mediation(frame: pd.DataFrame, spec: MediationSpec) -> MediationResult:
     _check_spec(frame, spec)
-    notes: list[str] = []
+    frame = _transform_mediators(frame, spec)
     outcome_type = spec.outcome_type or infer_outcome_type(frame[spec.outcome])
-    contrast = spec.contrast or default_contrast(frame[spec.exposure])
-    rows, cases = [], []
-    for mediator in spec.mediators:
-        data, case_report = complete_cases(frame, spec, mediator)
-        cases.append(case_report)
-        if len(data) < 10:
-            raise InputError(f"mediator {mediator!r}: only {len(data)} complete rows (need at least 10)")
-        design, dropped = _covariate_design(data, spec.covariates)
-        if dropped:
-            notes.append(f"{mediator}: covariate columns constant in the complete cases, left out: {', '.join(dropped)}")
-        exposure = (data[spec.exposure].astype(float) - contrast[0]) / (contrast[1] - contrast[0])
-        m_values = _transformed(data[mediator].astype(float), spec.transforms.get(mediator), mediator)
-        for model in _outcome_models(data[spec.outcome], outcome_type, spec):
-            summary, caught = _fit_one(model, exposure, m_values, design, spec)
-            notes += [f"{mediator}, {model.name}: {w}" for w in caught]
-            for label, short in EFFECTS.items():
-                est, lo, hi, p = summary.loc[label]
-                rows.append({"exposure": spec.exposure, "mediator": mediator, "outcome": spec.outcome,
-                             "outcome_model": model.name, "effect": short, "estimate": est, "ci_low": lo,
-                             "ci_high": hi, "p_value": p, "n": len(data)})
+    rows, analyses, notes = [], [], []
+    for analysis, mediator, datasets, report in _row_sets(frame, spec, notes):
+        new_rows, info, caught = _analyse(analysis, mediator, datasets, report, spec, outcome_type)
+        rows += new_rows
+        analyses.append(info)
+        notes += caught
     _add_fdr(rows)
-    return MediationResult(spec, rows, cases, contrast, outcome_type, notes)
+    return MediationResult(spec, rows, analyses, missingness_by_outcome(frame, spec), outcome_type, notes)
+
+
+def _row_sets(frame: pd.DataFrame, spec: MediationSpec, notes: list[str]):
+    """(analysis, mediator, data sets, report) for every analysis that has enough rows."""
+    for mediator in spec.mediators:
+        data, report = complete_cases(frame, spec, [mediator])
+        if len(data) < MIN_ROWS:
+            raise InputError(f"mediator {mediator!r}: only {len(data)} complete rows (need at least {MIN_ROWS})")
+        yield COMPLETE, mediator, [data], report
+    if len(spec.mediators) > 1:
+        data, report = complete_cases(frame, spec, spec.mediators)
+        if len(data) < MIN_ROWS:
+            notes.append(f"{COMMON}: only {len(data)} rows have every mediator; mediators are not compared on common rows")
+        else:
+            for mediator in spec.mediators:
+                yield COMMON, mediator, [data], {**report, "mediator": mediator}
+    if spec.imputations > 0:
+        for mediator in spec.mediators:
+            datasets, report = impute_mediator(frame, spec, mediator)
+            if datasets:
+                yield IMPUTED, mediator, datasets, report
+            else:
+                notes.append(f"{mediator}, {IMPUTED}: not run, {report['skipped']}")
+
+
+def _analyse(analysis: str, mediator: str, datasets: list[pd.DataFrame], report: dict, spec: MediationSpec,
+             outcome_type: str) -> tuple[list[dict], dict, list[str]]:
+    """One mediator on one row set (several data sets for multiple imputation, draws pooled)."""
+    data = datasets[0]
+    contrast = spec.contrast or default_contrast(data[spec.exposure])
+    design, covariates = covariate_design(data, spec.covariates)
+    draws = math.ceil(spec.sims / len(datasets))
+    exposure = (data[spec.exposure].astype(float) - contrast[0]) / (contrast[1] - contrast[0])
+    rows, notes = [], []
+    for model in _outcome_models(data[spec.outcome], outcome_type, spec):
+        fits = []
+        for index, completed in enumerate(datasets):
+            fit, caught = _fit_one(model, exposure, completed[mediator].astype(float), design, spec, draws,
+                                   spec.seed + index)
+            fits.append(fit)
+            notes += [f"{mediator}, {analysis}, {model.name}: {w}" for w in caught]
+        summary = _pooled(fits).summary(alpha=spec.alpha)
+        for label, short in EFFECTS.items():
+            est, lo, hi, p = summary.loc[label]
+            rows.append({"analysis": analysis, "exposure": spec.exposure, "mediator": mediator,
+                         "outcome": spec.outcome, "outcome_model": model.name, "effect": short, "estimate": est,
+                         "ci_low": lo, "ci_high": hi, "p_value": p, "n": len(data), "draws": draws * len(datasets),
+                         "imputations": len(datasets) if analysis == IMPUTED else 0,
+                         "contrast_low": contrast[0], "contrast_high": contrast[1]})
+    info = {"analysis": analysis, **report, "contrast": list(contrast), "covariates": covariates,
+            "draws": draws * len(datasets)}
+    return rows, info, sorted(set(notes))
 
 
 def _check_spec(frame: pd.DataFrame, spec: MediationSpec) -> None:
@@ -141,6 +211,8 @@ def _check_spec(frame: pd.DataFrame, spec: MediationSpec) -> None:
         raise InputError(f"unknown link {spec.link!r} (use {' or '.join(LINKS)})")
     if spec.sims < 10:
         raise InputError(f"--sims must be at least 10, got {spec.sims}")
+    if spec.imputations < 0 or (spec.imputations and spec.sims < 2 * spec.imputations):
+        raise InputError(f"--imputations must be 0 or between 1 and sims / 2 ({spec.sims // 2}), got {spec.imputations}")
     for name in (spec.exposure, spec.outcome, *spec.mediators):
         if not pd.api.types.is_numeric_dtype(frame[name]):
             raise InputError(f"column {name!r} must be numeric (code categories as numbers, e.g. 0/1)")
@@ -175,13 +247,13 @@ def default_contrast(exposure: pd.Series) -> tuple[float, float]:
     return (mean, mean + sd)
 
 
-def complete_cases(frame: pd.DataFrame, spec: MediationSpec, mediator: str) -> tuple[pd.DataFrame, dict]:
-    """Rows with every analysis column present, and a report of what was dropped and why."""
-    columns = list(dict.fromkeys([spec.exposure, mediator, spec.outcome, *spec.covariates]))
+def complete_cases(frame: pd.DataFrame, spec: MediationSpec, mediators: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Rows with every analysis column (and each of ``mediators``) present, and a report of what was dropped."""
+    columns = list(dict.fromkeys([spec.exposure, *mediators, spec.outcome, *spec.covariates]))
     missing = frame[columns].isna()
     keep = ~missing.any(axis=1)
     report = {
-        "mediator": mediator,
+        "mediator": mediators[0] if len(mediators) == 1 else None,
         "rows": int(len(frame)),
         "used": int(keep.sum()),
         "dropped": int((~keep).sum()),
@@ -190,23 +262,19 @@ def complete_cases(frame: pd.DataFrame, spec: MediationSpec, mediator: str) -> t
     return frame.loc[keep].reset_index(drop=True), report
 
 
-def _covariate_design(data: pd.DataFrame, covariates: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Intercept + covariates (text columns dummy-coded, first level as reference); constant columns dropped."""
-    design = pd.get_dummies(data[covariates], drop_first=True, dtype=float) if covariates else pd.DataFrame(index=data.index)
-    constant = [c for c in design.columns if design[c].nunique() < 2]
-    design = design.drop(columns=constant).astype(float)
-    design.insert(0, "const", 1.0)
-    return design, constant
-
-
-def _transformed(values: pd.Series, name: str | None, mediator: str) -> pd.Series:
-    if name is None:
-        return values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = pd.Series(TRANSFORMS[name][1](values.to_numpy()), index=values.index)
-    if not np.all(np.isfinite(out)):
-        raise InputError(f"mediator {mediator!r}: transform {name} gives non-finite values ({TRANSFORMS[name][0]})")
-    return out
+def _transform_mediators(frame: pd.DataFrame, spec: MediationSpec) -> pd.DataFrame:
+    """A copy with each transformed mediator on its modelled scale (missing values stay missing)."""
+    frame = frame.copy()
+    for mediator, name in spec.transforms.items():
+        values = frame[mediator].astype(float)
+        present = values.notna()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = TRANSFORMS[name][1](values[present].to_numpy())
+        if not np.all(np.isfinite(out)):
+            raise InputError(f"mediator {mediator!r}: transform {name} gives non-finite values ({TRANSFORMS[name][0]})")
+        values.loc[present] = out
+        frame[mediator] = values
+    return frame
 
 
 def _outcome_models(outcome: pd.Series, outcome_type: str, spec: MediationSpec) -> list[_OutcomeModel]:
@@ -230,8 +298,8 @@ def _outcome_models(outcome: pd.Series, outcome_type: str, spec: MediationSpec) 
 
 
 def _fit_one(model: _OutcomeModel, exposure: pd.Series, mediator: pd.Series, design: pd.DataFrame,
-             spec: MediationSpec) -> tuple[pd.DataFrame, list[str]]:
-    """statsmodels' Mediation for one mediator and one outcome model; returns its summary and warnings."""
+             spec: MediationSpec, draws: int, seed: int) -> tuple[MediationResults, list[str]]:
+    """statsmodels' Mediation for one mediator and one outcome model; returns the fit and its warnings."""
     med_exog = pd.concat([design, exposure.rename("exposure")], axis=1)
     out_exog = pd.concat([med_exog, mediator.rename("mediator")], axis=1)
     binary_mediator = set(np.unique(mediator)) <= {0.0, 1.0}
@@ -242,17 +310,33 @@ def _fit_one(model: _OutcomeModel, exposure: pd.Series, mediator: pd.Series, des
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fitted = Mediation(outcome_model, mediator_model, "exposure", "mediator").fit(
-            method=METHODS[spec.method], n_rep=spec.sims, rng=np.random.default_rng(spec.seed))
-        summary = fitted.summary(alpha=spec.alpha)
+            method=METHODS[spec.method], n_rep=draws, rng=np.random.default_rng(seed))
     messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-    return summary, messages
+    return fitted, messages
+
+
+def _pooled(fits: list[MediationResults]) -> MediationResults:
+    """One result from the simulation draws of several (imputed) data sets on the same rows."""
+    if len(fits) == 1:
+        return fits[0]
+    return MediationResults([np.concatenate([f.indirect_effects[t] for f in fits], axis=1) for t in (0, 1)],
+                            [np.concatenate([f.direct_effects[t] for f in fits], axis=1) for t in (0, 1)])
+
+
+def p_value_floor(draws: int) -> float:
+    """The smallest non-zero simulation p-value (statsmodels: 2 * min(share > 0, share < 0))."""
+    return 2.0 / draws
 
 
 def _add_fdr(rows: list[dict]) -> None:
-    """Benjamini-Hochberg q-values across mediators within each (outcome model, effect)."""
+    """Benjamini-Hochberg q-values across mediators within each (analysis, outcome model, effect).
+
+    A p-value of 0 only says p < 2/draws, so it enters as 2/draws (q-values are then conservative, never 0).
+    """
     table = pd.DataFrame(rows)
-    for _, group in table.groupby(["outcome_model", "effect"], sort=False):
+    for _, group in table.groupby(["analysis", "outcome_model", "effect"], sort=False):
         p = group["p_value"].to_numpy(float)
-        q = multipletests(p, method="fdr_bh")[1] if np.all(np.isfinite(p)) else np.full(len(p), np.nan)
+        bounded = np.maximum(p, [p_value_floor(d) for d in group["draws"]])
+        q = multipletests(bounded, method="fdr_bh")[1] if np.all(np.isfinite(p)) else np.full(len(p), np.nan)
         for index, value in zip(group.index, q):
             rows[index]["q_value"] = float(value)
