@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "comparison.md, comparison.csv and comparison.json.",
     )
     comparison.add_argument("evaluations", nargs="+", metavar="EVAL", help="evaluation folders (first = reference)")
+    comparison.add_argument("--planned", metavar="MODEL",
+                            help="the model (folder name) whose comparison with the reference was planned; "
+                                 "its tests are Holm-adjusted as their own family, every other one is exploratory")
     comparison.add_argument("--out", required=True, help="comparison folder to write")
     comparison.add_argument("--overwrite", action="store_true")
     comparison.set_defaults(func=run_compare)
@@ -85,7 +88,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
     summary = evaluation.summary()
-    headline = summary["metrics"].get("Overall" if task == "multi" else "infection", {}).get("f1")
+    metrics = summary["metrics"]
+    if task == "multi" and "Overall" in metrics:
+        print(f"Overall F1 (paper: mean of the class means) {metrics['Overall']['f1']['mean']:.3f}")
+    headline = metrics.get("image_mean" if task == "multi" else "infection", {}).get("f1")
     if headline:
         print(f"F1 {headline['mean']:.3f} ± {headline['ci95']:.3f} on {headline['n']} images")
     for name, auc in summary["auc"].items():
@@ -97,7 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from ssinfnet.evaluation.compare import compare, markdown_table, write_comparison
 
-    comparison = compare(args.evaluations)
+    comparison = compare(args.evaluations, planned=args.planned)
     write_comparison(args.out, comparison, overwrite=args.overwrite)
     print(markdown_table(comparison), end="")
     print(f"wrote {args.out}")

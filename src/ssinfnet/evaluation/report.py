@@ -1,6 +1,11 @@
 """One self-contained HTML report (figures embedded as base64 PNG) from evaluation, comparison,
 training, pretraining and mediation folders.
 
+It opens with one summary table per comparison (every model side by side, with the primary metric's
+paired difference against the reference, its 95% CI and Holm-adjusted p-values, planned or
+exploratory), then the full comparison tables, then per-model detail, ROC curves, galleries and each
+run's training curves (losses and validation scores per epoch). Paths are shown as folder names only.
+
 What each input folder contributes is recognised from its files:
 
 - evaluation (``summary.json`` with kind "evaluation"): metric tables with 95% CI, ROC curves,
@@ -26,7 +31,9 @@ from typing import Any
 from ssinfnet import __version__, fileio
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation import figures
-from ssinfnet.evaluation.compare import Comparison, compare, format_mean, legend, table
+from ssinfnet.evaluation.compare import Comparison, compare, format_mean, legend, summary_table, table
+from ssinfnet.evaluation.legacy import strip_paths, upgrade_summary
+from ssinfnet.evaluation.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
 from ssinfnet.evaluation.folders import read_json, read_jsonl
 from ssinfnet.evaluation.gallery import read_gallery
 from ssinfnet.evaluation.evaluate import INFNET, LESION_FRACTION, SLICE, TRUTH_LESION_FRACTION
@@ -86,10 +93,12 @@ def build_report(paths: list[str | Path], title: str = "ssinfnet report") -> str
     inputs = classify(paths)
     parts = [f"<h1>{_e(title)}</h1>", _p(
         f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by ssinfnet {__version__} from: "
-        + ", ".join(f"<code>{_e(str(Path(p)))}</code>" for p in paths), "note")]
+        + ", ".join(f"<code>{_e(Path(p).resolve().name)}</code>" for p in paths), "note")]
+    comparisons, note = _comparisons(inputs)
+    parts.append(_summary_section(comparisons))
+    parts.append(_comparison_section(comparisons, note))
     for name, path in inputs.evaluations.items():
         parts.append(_evaluation_section(name, path))
-    parts.append(_comparison_section(inputs))
     parts.append(_roc_section(inputs.evaluations))
     for name, path in inputs.evaluations.items():
         parts.append(_gallery_section(name, path))
@@ -113,7 +122,7 @@ def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfne
 # --- sections -----------------------------------------------------------------------------------
 
 def _evaluation_section(name: str, path: Path) -> str:
-    summary = read_json(path / "summary.json")
+    summary = upgrade_summary(read_json(path / "summary.json"))
     metrics = summary.get("metrics", {})
     images = summary.get("images", 0)
     data = summary.get("data", {})
@@ -135,9 +144,11 @@ def _evaluation_section(name: str, path: Path) -> str:
     paper = {g: m for g, m in metrics.items() if g not in (SLICE, INFNET)}
     parts = [f"<h2>Evaluation: {_e(name)}</h2>", "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"]
     if paper:
+        rule = EMPTY_CLASS_RULE if summary.get("scoring_rule") == SCORING_RULE else LEGACY_RULE
         parts += ["<h3>Paper protocol (mean ± 95% CI)</h3>", _metric_table(paper, images), _p(
-            "Per-image values at the threshold; NaN (empty denominators) skipped, n shown where fewer "
-            "images count. Overall = per-image mean of background, GGO and consolidation.", "note")]
+            "Per-image values at the threshold; n shown where fewer images count. Overall = the paper's "
+            "(mean of the background, GGO and consolidation means, no CI); image_mean = per-image mean of "
+            f"the classes present. Empty classes: {_e(rule)}", "note")]
     if INFNET in metrics:
         parts += ["<h3>Inf-Net protocol (mean ± 95% CI)</h3>", _metric_table({"infection": metrics[INFNET]}, images),
                   _p("Dice, sensitivity, specificity and E-phi averaged over 256 thresholds per image; "
@@ -162,7 +173,8 @@ def _metric_table(groups: dict[str, dict[str, dict]], images: int) -> str:
     return _table(["Class"] + columns, rows)
 
 
-def _comparison_section(inputs: Inputs) -> str:
+def _comparisons(inputs: Inputs) -> tuple[list[Comparison], str]:
+    """The given comparison folders, else one computed from the evaluations (and a note why not)."""
     comparisons = [Comparison.from_dict(read_json(p / "comparison.json")) for p in inputs.comparisons]
     note = ""
     if not comparisons and len(inputs.evaluations) >= 2:
@@ -170,6 +182,25 @@ def _comparison_section(inputs: Inputs) -> str:
             comparisons.append(compare(list(inputs.evaluations.values()), list(inputs.evaluations)))
         except InputError as err:  # different image sets: say so rather than compare unpaired
             note = _p(f"No comparison: {_e(str(err))}", "note")
+    return comparisons, note
+
+
+def _summary_section(comparisons: list[Comparison]) -> str:
+    if not comparisons:
+        return ""
+    parts = ["<h2>Summary</h2>"]
+    for comparison in comparisons:
+        header, rows = summary_table(comparison)
+        planned = (f"planned comparison: {comparison.reference} vs {comparison.planned}" if comparison.planned
+                   else "no planned comparison declared (every test exploratory)")
+        parts += [_table(header, rows), _p(_e(
+            f"{comparison.task} stage, {comparison.images} images; {planned}. Δ = model − reference on the "
+            "primary metric, paired by image, 95% CI; p-values raw (Holm-adjusted within the family). "
+            "Full table and legend below."), "note")]
+    return "\n".join(parts)
+
+
+def _comparison_section(comparisons: list[Comparison], note: str) -> str:
     if not comparisons:
         return f"<h2>Comparison</h2>{note}" if note else ""
     return "<h2>Comparison</h2>\n" + "\n".join(_comparison_table(c) for c in comparisons)
@@ -204,7 +235,7 @@ def _gallery_section(name: str, path: Path) -> str:
 
 def _run_section(name: str, path: Path) -> str:
     parts = [f"<h2>Training run: {_e(name)}</h2>"]
-    summary = read_json(path / "summary.json")
+    summary = strip_paths(read_json(path / "summary.json"))
     if summary:
         parts.append(_table(["Summary", "Value"], [[k, _cell(v)] for k, v in _scalars(summary).items()]))
     history = read_jsonl(path / "metrics.jsonl")

@@ -27,7 +27,7 @@ from ssinfnet.training.supervised import train_multi, train_single
 
 #: Metrics printed in the summary: (evaluation group, metric, label).
 SHOWN = (("infection", "f1", "lesion (infection) Dice"), ("GGO", "f1", "GGO Dice"),
-         ("consolidation", "f1", "consolidation Dice"), ("Overall", "f1", "overall Dice (3 classes)"))
+         ("consolidation", "f1", "consolidation Dice"), ("Overall", "f1", "Overall Dice (class means)"))
 
 
 def run_demo(out: str | Path, overrides: Iterable[str] = (), cohort: dict[str, Any] | None = None,

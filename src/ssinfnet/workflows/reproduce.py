@@ -6,13 +6,16 @@ step whose run folder exists but is unfinished is continued with ``--resume``. S
 stopped (Ctrl-C, SIGKILL, end of a session) and started again any number of times.
 
 Design (issue "Reproduce the paper on real data"):
-- self-supervised pretraining on the unlabeled slices + the training images (never test images);
+- self-supervised pretraining on the unlabeled slices + the training images that the supervised stage
+  trains on (never its validation slices, never test images);
 - single stage: U-Net, SInfNet (random init), SSInfNet (self-supervised init), SSInfNet + focal +
   Lookahead, with the same fine-tuning budget; the prior for the multi stage comes from the single
   model with the best *validation* Dice (carved from the training slices);
 - multi stage likewise (multi U-Net, multi SInfNet, multi SSInfNet, + focal + Lookahead);
 - each final model is scored once on the 48 test slices with both protocols, then compared with
-  paired tests, and one HTML report gathers everything.
+  paired tests (planned: SSInfNet vs SInfNet; the rest exploratory, Holm-adjusted per family), and one
+  HTML report gathers everything, with every run's training curves;
+- the bundled pipeline's MODEL_CARD.md is generated from the runs' records (``workflows.model_card``).
 Heavy files (checkpoints, run folders) live in ``--work``; ``--out`` receives only small results.
 """
 
@@ -34,6 +37,7 @@ from pathlib import Path
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import write_json, write_text
 from ssinfnet.training.config import load_config
+from ssinfnet.workflows.export import card_from_runs
 
 FOCAL_LOOKAHEAD = ("focal={alpha: 0.25, gamma: 2.0}", "lookahead={k: 5, alpha: 0.5}")
 PLAIN = ("focal=null", "lookahead=null")
@@ -166,19 +170,22 @@ class Experiment:
         w = self.work
         pre_single = self.pretrain("single", prior=None)
         singles = self.train_stage("single", SINGLE_VARIANTS, pre_single, prior=None)
-        single_evals = self.score_stage("single", {n: ["--single", str(r)] for n, r in singles.items()}, "SSInfNet")
+        single_evals = self.score_stage("single", {n: ["--single", str(r)] for n, r in singles.items()},
+                                        "SSInfNet", "SInfNet")
         prior_name = max(singles, key=lambda n: self._val_dice(singles[n]))
         prior = singles[prior_name]
         # The single stage's tables land in --out now: on a CPU the multi stage takes hours more.
         self.collect(prior_name)
         multis = self.train_stage("multi", MULTI_VARIANTS, self.pretrain("multi", prior), prior)
         multi_evals = self.score_stage(
-            "multi", {n: ["--single", str(prior), "--multi", str(r)] for n, r in multis.items()}, "Multi SSInfNet")
+            "multi", {n: ["--single", str(prior), "--multi", str(r)] for n, r in multis.items()},
+            "Multi SSInfNet", "Multi SInfNet")
 
         report = self.out / "report.html"
+        runs = [pre_single, *singles.values(), w / "pretrain-multi", *multis.values()]  # training curves of each
         self.step("report", self.ssinfnet(
             "report", *map(str, single_evals + multi_evals), str(w / "compare-single"), str(w / "compare-multi"),
-            str(pre_single), "--out", str(report), "--title", f"ssinfnet reproduction ({self.preset} preset)"),
+            *map(str, runs), "--out", str(report), "--title", f"ssinfnet reproduction ({self.preset} preset)"),
             report)
         best_multi = max(multis, key=lambda n: self._val_dice(multis[n]))
         bundle = w / "bundle"
@@ -189,23 +196,29 @@ class Experiment:
         self.collect(prior_name)
         # The test metrics travel with the weights: the model card quotes them, a test re-checks them.
         shutil.copy2(bundled / "summary.json", bundle / "metrics.json")
-        write_model_card(bundle, self._read_json(bundled / "summary.json"), self.preset,
-                         self.overrides, prior_name, best_multi, self.out)
+        card_from_runs(bundle, prior, multis[best_multi], self._read_json(bundled / "summary.json"),
+                       chosen_by=f"best validation Dice among the single-stage models ({prior_name}) and among the "
+                                 f"multi-stage models ({best_multi}); the test slices were used once, for the metrics",
+                       preset=self.preset, overrides=self.overrides,
+                       regenerate=[f"ssinfnet reproduce ... (every step: {_shown(self.out)}/commands.sh)"])
         if self.bundle_to is not None:
             shutil.copytree(bundle, self.bundle_to, dirs_exist_ok=True)
 
-    def score_stage(self, label: str, models: dict[str, list[str]], reference: str) -> list[Path]:
+    def score_stage(self, label: str, models: dict[str, list[str]], reference: str, planned: str) -> list[Path]:
         """Evaluate a stage's models once on the test slices and compare them with paired tests; the
-        paper's model (``reference``) comes first, so every other model is tested against it."""
+        paper's model (``reference``) comes first, so every other model is tested against it, and its
+        comparison with ``planned`` is the planned one (the others are exploratory)."""
         evals = [self.evaluate(name, args) for name, args in sorted(models.items(), key=lambda m: m[0] != reference)]
         dest = self.work / f"compare-{label}"
         self.step(f"compare {label}", self.ssinfnet(
-            "compare", *map(str, evals), "--out", str(dest), "--overwrite"), dest / "comparison.json")
+            "compare", *map(str, evals), "--planned", slug(planned), "--out", str(dest), "--overwrite"),
+            dest / "comparison.json")
         return evals
 
     def pretrain(self, network: str, prior: Path | None) -> Path:
         run = self.work / f"pretrain-{network}"
-        argv = ["pretrain", "--network", network, "--data", str(self.unlabeled), str(self.semiseg),
+        labeled = pretraining_view(self.semiseg, self.work / "pretrain-labeled", self.config)
+        argv = ["pretrain", "--network", network, "--data", str(self.unlabeled), str(labeled),
                 "--out", str(run), "--preset", self.preset, "--no-progress"]
         if prior is not None:
             argv += ["--prior-from", str(prior)]
@@ -261,49 +274,37 @@ class Experiment:
         return json.loads(path.read_text()) if path.exists() else None
 
 
-def write_model_card(bundle: Path, summary: dict, preset: str, overrides: list[str], single: str, multi: str,
-                     results: Path) -> None:
-    """MODEL_CARD.md beside the bundled weights: data and terms, how it was trained, its test metrics."""
-    metrics = summary["metrics"]
+def pretraining_view(semiseg: Path, dest: Path, config: dict) -> Path:
+    """A COVID-SemiSeg-layout folder of links to the training slices that the supervised stages train
+    on, without their validation slices (the same seeded split ``train`` makes: ``data.val_fraction``,
+    ``seed``), so that pretraining never sees a slice that later selects a model or a threshold.
+    The split is by slice: the data set gives no patient ids (each slice is its own group)."""
+    from ssinfnet.data.readers import read_dataset
+    from ssinfnet.data.splits import train_val_split
 
-    def cell(group: str, metric: str) -> str:
-        value = metrics.get(group, {}).get(metric)
-        return "-" if not value else f"{value['mean']:.3f} ± {value['ci95']:.3f}"
+    samples = read_dataset(semiseg, split="train")
+    train, _ = train_val_split(samples, config["data"]["val_fraction"], int(config["seed"]))
+    keep = {Path(s.meta.source).stem for s in train}
+    if dest.exists():
+        shutil.rmtree(dest)
+    for file in sorted((semiseg / "TrainingSet").rglob("*")):
+        if file.is_file() and file.stem in keep:
+            link = dest / file.relative_to(semiseg)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(file.resolve())
+    seen = sorted(s.meta.id for s in read_dataset(dest, split="train"))
+    if seen != sorted(s.meta.id for s in train):
+        raise InputError("could not make the pretraining view of the training slices (file names and ids differ)",
+                         semiseg)
+    return dest
 
-    rows = [f"| {group} | {cell(group, 'f1')} | {cell(group, 'iou')} | {cell(group, 'recall')} | "
-            f"{cell(group, 'precision')} |" for group in ("infection", "background", "GGO", "consolidation", "Overall")]
-    infnet = " / ".join(f"{m} {cell('infnet', m)}" for m in ("dice", "sensitivity", "specificity", "s_alpha",
-                                                              "e_phi", "mae"))
-    text = f"""# ssinfnet default model
 
-Two-stage pipeline: single-stage **{single}** (infection) + multi-class **{multi}** (background / GGO /
-consolidation, with the single stage's prediction as prior), chosen by validation Dice among the models of
-`ssinfnet reproduce` (validation slices carved from the training slices; the test slices were used once,
-for the numbers below). Weights stored in bf16 (safetensors); networks run in fp32 or bf16.
-
-## Training data and terms
-- Labeled: the 50 COVID-SemiSeg training slices (Inf-Net authors, from the MedSeg COVID-19 CT segmentation
-  data set, images from the Italian Society of Medical and Interventional Radiology). **Non-commercial
-  use only.**
-- Unlabeled (self-supervised pretraining): 4597 CT slices (SARS-CoV-2 CT-scan data set, UCSD COVID-CT,
-  MosMed-style hospital slices) plus the 50 training images; never the test slices.
-- Preset `{preset}`{', overrides: `' + ' '.join(overrides) + '`' if overrides else ''}; input size
-  {summary.get('model', {}).get('size', '?')} px; threshold {summary['threshold']:.3f} ({summary['threshold_source']}).
-
-## Metrics on the {summary['images']} COVID-SemiSeg test slices (mean ± 95% CI half-width, per image)
-Paper protocol:
-
-| class | F1 (Dice) | IoU | recall | precision |
-|---|---|---|---|---|
-{chr(10).join(rows)}
-
-Inf-Net protocol (infection, averaged over 256 thresholds): {infnet}.
-
-The full evaluation summary is `metrics.json` beside this card. Regenerate: see `{results}/commands.sh`
-(the `ssinfnet reproduce` steps); this card is written by it.
-Limits: trained on 50 slices of about 40 patients from one source; 2D slice-wise; not a medical device.
-"""
-    write_text(bundle / "MODEL_CARD.md", text)
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, else its name (no machine paths)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 def _resume_argv(argv: list[str]) -> list[str]:
