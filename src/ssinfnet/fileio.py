@@ -1,58 +1,162 @@
-"""Atomic writes: a reader never sees a half-written output or checkpoint."""
+"""Atomic writes: a reader never sees a half-written output or checkpoint.
+
+Every writer here works in a temporary file or folder beside its target, named
+``.NAME.HOST-pidPID.XXXXXXXX.tmp``, and renames it onto ``NAME`` when done. A process killed
+mid-write (SIGKILL, power cut) leaves that temporary behind: :func:`is_temporary` tells readers
+that scan folders to skip it, and the writers remove the stale temporaries of their target (whose
+process no longer runs) before they write it again (:func:`remove_stale_temporaries`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
+
+TEMP_SUFFIX = ".tmp"
+#: A temporary that names no process (written by an older version) is stale after this long.
+STALE_AFTER_S = 3600.0
+_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-pid(?P<pid>\d+)\.")
+#: Target names are cut to this length in temporary names (file names have at most 255 bytes).
+_NAME_CHARS = 100
+
+
+def is_temporary(path: str | Path) -> bool:
+    """True for the temporary files and folders of these writers (hidden, ``.tmp`` at the end)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and len(name) > len(TEMP_SUFFIX) + 1
+
+
+def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> list[Path]:
+    """Delete the stale temporaries in ``folder`` (only those of ``target`` when given); return them.
+
+    Stale: written on this machine by a process that no longer runs, or naming no process and
+    older than :data:`STALE_AFTER_S`. Temporaries of running processes (this one included) and of
+    other machines sharing the folder are left alone until they are that old.
+    """
+    folder = Path(folder)
+    prefix = "." if target is None else f".{target[:_NAME_CHARS]}."
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and is_temporary(e.name)]
+    except OSError:  # no folder (yet), or one we cannot list: nothing to clean
+        return []
+    removed = []
+    for entry in entries:
+        if _is_stale(entry):
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _is_stale(entry: os.DirEntry) -> bool:
+    owner = _OWNER.search(entry.name)
+    if owner and owner["host"] == _host():
+        return not _process_runs(int(owner["pid"]))
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+    except OSError:
+        return False
+
+
+def _process_runs(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, as another user
+        return True
+    return True
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name[:_NAME_CHARS]}.{_host()}-pid{os.getpid()}."
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` with ``path`` as its file name when it names none (a failed write() of a full disk)."""
+    if err.filename is not None:
+        return err
+    return OSError(err.errno, err.strerror or str(err) or type(err).__name__, str(path))
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success it is renamed onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched; an OSError
+    that names no file (a full disk) is raised naming ``path``. A folder at ``path`` is refused
+    before anything is written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as err:
+        raise _named(err, path)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as err:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _named(err, path)
         raise
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
+
+    Like :func:`atomic_path`, an OSError that names no file is raised naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent))
+    except OSError as err:
+        raise _named(err, path)
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():
             if not overwrite:
                 raise FileExistsError(path)
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = tmp.with_name(f"{tmp.name[: -len(TEMP_SUFFIX)]}-old{TEMP_SUFFIX}")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, FileExistsError):
+            raise _named(err, path)
         raise
 
 

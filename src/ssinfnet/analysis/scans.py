@@ -23,6 +23,7 @@ import pandas as pd
 
 from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import is_temporary
 
 SEGMENT_LABELS, SEGMENT_LUNG = "labels.nii.gz", "lung.nii.gz"
 SEGMENT_IMAGES = ("ct.nii.gz", "image.nii.gz")
@@ -47,7 +48,7 @@ def find_scans(inputs: list[str | Path] = (), triplets: list[tuple[str, str, str
             raise InputError("not a folder (give segment output folders, a cohort volumes folder, or --scan triplets)", path)
         found = _scan_in_folder(path)
         if found is None:
-            found = [s for sub in sorted(p for p in path.iterdir() if p.is_dir()) if (s := _scan_in_folder(sub))]
+            found = [s for sub in sorted(p for p in path.iterdir() if p.is_dir() and not is_temporary(p)) if (s := _scan_in_folder(sub))]
             if not found:
                 raise InputError(
                     f"no segmentation outputs found: expected {SEGMENT_LABELS} + {SEGMENT_LUNG}, or "

@@ -103,6 +103,9 @@ def _open(path: str | Path) -> Image.Image:
     check_readable_file(path)
     try:
         image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise InputError(f"header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; refused as a broken "
+                         "header or decompression bomb", path) from None
     except UnidentifiedImageError:
         if _is_zero_size_png(path):
             raise InputError("zero-size image (0 pixels wide or high)", path) from None

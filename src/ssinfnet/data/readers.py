@@ -31,6 +31,7 @@ from ssinfnet.data.volumes import (
     load_nifti, volume_plane_to_slice,
 )
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import is_temporary
 
 #: COVID-SemiSeg sub-folders (image dir, mask dir) for each (split, task). The test GT folder holds
 #: 0/1/2 PNGs equal to GT-1 (GGO) and GT-2 (consolidation) combined, so GT is read directly.
@@ -62,10 +63,12 @@ def natural_key(path: Path) -> list[Any]:
 
 
 def list_slice_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image and NIfTI files in ``folder`` (hidden files skipped), in natural order."""
+    """Image and NIfTI files in ``folder`` (hidden files and the writers' temporary folders left by
+    a killed run skipped), in natural order."""
     pattern = folder.rglob("*") if recursive else folder.glob("*")
     files = [p for p in pattern if p.is_file() and not p.name.startswith(".")
-             and (is_image_file(p) or is_nifti_file(p))]
+             and (is_image_file(p) or is_nifti_file(p))
+             and not any(is_temporary(part) for part in p.relative_to(folder).parts)]
     return sorted(files, key=natural_key)
 
 

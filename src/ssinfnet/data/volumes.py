@@ -11,12 +11,14 @@ them exactly, so a prediction can be written back into the original file's grid.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -30,6 +32,17 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: MedSeg label values: 0 background, 1 GGO, 2 consolidation, 3 pleural effusion.
 EFFUSION_LABEL = 3
 MEDSEG_LABELS = (0, 1, 2, EFFUSION_LABEL)
+#: A volume of integers in 0..this is a label map (no CT, not even an 8-bit one, is that dark).
+MAX_LABEL_VALUE = 15
+#: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
+HU_AIR_MAX = -500.0
+#: Voxel sizes outside this range (mm) are refused as broken headers.
+SPACING_RANGE_MM = (0.05, 50.0)
+#: NIfTI headers promising more voxels are refused before any memory is taken (a chest CT holds
+#: well under 1e9; 2**31 float32 voxels are 8 GiB).
+MAX_VOXELS = 2**31
+#: deflate compresses at most about 1032:1, so a .nii.gz cannot hold more data than this many times its size.
+MAX_GZIP_RATIO = 1100
 
 
 def is_nifti_file(path: Path) -> bool:
@@ -52,6 +65,8 @@ class Volume:
     array: np.ndarray
     affine: np.ndarray
     spacing: tuple[float, float, float]
+    header: Any = None
+    """The NIfTI header the volume was read with (None for DICOM)."""
 
 
 def load_nifti(path: str | Path) -> Volume:
@@ -59,20 +74,45 @@ def load_nifti(path: str | Path) -> Volume:
     path = Path(path)
     image = open_nifti(path)
     try:
-        array = np.asarray(image.dataobj, dtype=np.float32)
+        with quiet_nibabel():
+            array = np.asarray(image.dataobj, dtype=np.float32)
+    except MemoryError:
+        raise InputError(f"header shape {tuple(image.shape)} does not fit in memory", path) from None
     except (OSError, EOFError, zlib.error, ValueError) as err:
         raise InputError(f"corrupt or truncated NIfTI data: {err}", path) from None
     array = array.reshape(_shape3d(image.shape, path))
     if not np.isfinite(array).all():
         raise InputError(f"NIfTI contains {int((~np.isfinite(array)).sum())} NaN/inf voxels", path)
     zooms = tuple(float(z) for z in (tuple(image.header.get_zooms()) + (1.0, 1.0))[:3])
-    return Volume(array=array, affine=np.asarray(image.affine, dtype=np.float64), spacing=zooms)
+    return Volume(array=array, affine=np.asarray(image.affine, dtype=np.float64), spacing=zooms,
+                  header=image.header)
+
+
+@contextlib.contextmanager
+def quiet_nibabel() -> Iterator[None]:
+    """No stray output from nibabel: its header fix-up log lines and numpy warnings while reading.
+    What matters in them is checked and refused with a one-line error instead (:func:`open_nifti`)."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_label_volume(path: str | Path, effusion_to: int = 0) -> np.ndarray:
     """A MedSeg-convention label NIfTI as int64 0/1/2 (effusion, label 3, becomes ``effusion_to``)."""
     labels = check_label_values(load_nifti(path).array, path)
     return map_effusion(labels, effusion_to)
+
+
+def looks_like_labels(array: np.ndarray) -> bool:
+    """Integers in 0..:data:`MAX_LABEL_VALUE` only: a label map, whatever file it came in."""
+    return bool(array.size) and float(array.min()) >= 0 and float(array.max()) <= MAX_LABEL_VALUE \
+        and bool(np.array_equal(array, np.round(array)))
 
 
 def check_label_values(array: np.ndarray, path: str | Path) -> np.ndarray:
@@ -92,13 +132,46 @@ def map_effusion(labels: np.ndarray, effusion_to: int) -> np.ndarray:
 
 
 def open_nifti(path: Path) -> nib.Nifti1Image:
+    """The NIfTI image (data not read yet), refusing headers that promise more data than the file
+    can hold (truncated files, decompression bombs) and voxel sizes of 0."""
     check_readable_file(path)
     try:
-        image = nib.load(path)
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as err:
+        with quiet_nibabel():
+            image = nib.load(path)
+            raw = _raw_header(image, path)
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
+            zlib.error, ValueError) as err:
         raise InputError(f"not a readable NIfTI file: {err}", path) from None
     _shape3d(image.shape, path)
+    _check_data_size(image, path)
+    zooms = [float(z) for z in raw["pixdim"][1 : 1 + min(3, len(image.shape))]]
+    if not all(np.isfinite(z) and z != 0 for z in zooms):
+        raise InputError(f"header voxel size (pixdim) {tuple(zooms)} holds 0 or NaN; "
+                         "the header geometry is broken", path)
     return image
+
+
+def _raw_header(image: nib.Nifti1Image, path: Path) -> Any:
+    """The header as stored, before nibabel's fix-ups (it turns a voxel size of 0 into 1)."""
+    with nib.openers.ImageOpener(path) as fh:
+        return type(image.header).from_fileobj(fh, check=False)
+
+
+def _check_data_size(image: nib.Nifti1Image, path: Path) -> None:
+    header = image.header
+    voxels = int(np.prod([int(s) for s in header.get_data_shape()], dtype=object))
+    needed = voxels * header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if voxels > MAX_VOXELS:
+        raise InputError(f"header shape {tuple(image.shape)} promises {voxels:,} voxels "
+                         f"(more than {MAX_VOXELS:,}); refused as a broken header or decompression bomb", path)
+    if path.name.lower().endswith(".gz"):
+        if needed > size * MAX_GZIP_RATIO:
+            raise InputError(f"header shape {tuple(image.shape)} promises {needed:,} bytes, more than "
+                             f"{size:,} compressed bytes can hold; a broken header or decompression bomb", path)
+    elif needed > size - int(header.get_data_offset()):
+        raise InputError(f"truncated NIfTI: the header promises {needed:,} bytes of data, the file holds "
+                         f"{max(0, size - int(header.get_data_offset())):,}", path)
 
 
 def _shape3d(shape: Sequence[int], path: Path) -> tuple[int, int, int]:
@@ -112,6 +185,41 @@ def _shape3d(shape: Sequence[int], path: Path) -> tuple[int, int, int]:
     if 0 in shape:
         raise InputError(f"NIfTI has an empty dimension {shape}", path)
     return shape
+
+
+def check_spacing(spacing: Iterable[float], source: str | Path) -> None:
+    """Refuse voxel sizes outside :data:`SPACING_RANGE_MM` (0, NaN, 0.001 mm...) as a broken header."""
+    low, high = SPACING_RANGE_MM
+    values = [float(s) for s in spacing]
+    if not all(low <= s <= high for s in values):
+        raise InputError(f"voxel spacing {tuple(round(s, 4) for s in values)} mm is outside "
+                         f"{low}..{high} mm; the header geometry is broken", source)
+
+
+def check_affine(affine: np.ndarray, source: str | Path) -> tuple[float, float, float]:
+    """Voxel sizes (mm per array axis) of a voxel-to-world affine, refusing singular ones and
+    sizes outside :data:`SPACING_RANGE_MM`."""
+    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if not np.isfinite(columns).all() or abs(np.linalg.det(columns)) < 1e-9:
+        raise InputError("affine is singular (voxel axes collapse); the header geometry is broken", source)
+    voxel_size = tuple(float(v) for v in np.linalg.norm(columns, axis=0))
+    check_spacing(voxel_size, source)
+    return voxel_size
+
+
+def value_modality(array: np.ndarray, source: str | Path) -> str:
+    """"8bit" when every value is an integer in 0..255 (display values), "hu" when the values reach
+    down to air (a chest CT in HU always holds air: about -1000 HU). Refused: label maps (integers
+    in 0..:data:`MAX_LABEL_VALUE` only) and anything else (raw scanner values)."""
+    low, high = float(array.min()), float(array.max())
+    if looks_like_labels(array):
+        raise InputError(f"holds only the integers {low:.0f}..{high:.0f}: a label map, not a CT image", source)
+    if low >= 0 and high <= 255 and np.array_equal(array, np.round(array)):
+        return "8bit"
+    if low > HU_AIR_MAX:
+        raise InputError(f"values {low:.0f}..{high:.0f} are neither 8-bit nor Hounsfield units (no air below "
+                         f"{HU_AIR_MAX:.0f}); raw scanner values without RescaleIntercept?", source)
+    return "hu"
 
 
 def display_plane(affine: np.ndarray, shape: Sequence[int], orientation: str = "radiological") -> dict[str, Any]:
@@ -217,6 +325,7 @@ def load_dicom_volume(folder: Path, series_uid: str | None = None, *,
     positions = np.array([np.asarray(h.ImagePositionPatient, float) for _, h in files])
     if len(files) > 1 and np.any(np.linalg.norm(np.diff(positions, axis=0), axis=1) < 1e-3):
         raise InputError("two slices of the series share one position (duplicate files?)", folder)
+    _check_slice_steps(folder, [path for path, _ in files], positions @ normal)
     planes = [_hu_plane(path, pydicom) for path, _ in files]
     if len({p.shape for p in planes}) > 1:
         raise InputError(f"slices of the series differ in size: {sorted({p.shape for p in planes})}", folder)
@@ -233,6 +342,36 @@ def load_dicom_volume(folder: Path, series_uid: str | None = None, *,
     volume = Volume(array=np.stack(planes, axis=-1), affine=_LPS_TO_RAS @ lps,
                     spacing=(row_spacing, col_spacing, float(np.linalg.norm(step))))
     return volume, {"series_uid": uid, "patient_id": str(files[0][1].get("PatientID", "")) or None}
+
+
+#: Steps between neighbouring slices may differ from the series' usual step by this fraction
+#: (positions are stored as rounded decimal strings), or by :data:`SLICE_STEP_TOLERANCE_MM`.
+SLICE_STEP_TOLERANCE = 0.01
+SLICE_STEP_TOLERANCE_MM = 0.01
+
+
+def _check_slice_steps(folder: Path, paths: list[Path], offsets: np.ndarray) -> None:
+    """Refuse a series whose slices are not evenly spaced along the slice normal (a missing file
+    leaves a gap; the volume would put every slice after it at the wrong position), naming where.
+
+    The usual step is the most common one (the smallest of equally common ones).
+    """
+    steps = np.diff(offsets)
+    if len(steps) < 2:
+        return
+    values, counts = np.unique(np.round(steps, 2), return_counts=True)
+    usual = float(values[counts == counts.max()].min())
+    uneven = np.flatnonzero(np.abs(steps - usual) > max(SLICE_STEP_TOLERANCE * usual, SLICE_STEP_TOLERANCE_MM))
+    if not len(uneven):
+        return
+    k = int(uneven[0])
+    step = float(steps[k])
+    missing = round(step / usual) - 1
+    what = f"gap in the series, about {missing} slice(s) missing" if missing >= 1 else "uneven slice spacing"
+    more = f"; {len(uneven) - 1} more uneven step(s)" if len(uneven) > 1 else ""
+    raise InputError(f"{what}: {step:.2f} mm between slice {k + 1} ({paths[k].name}, at {offsets[k]:.2f} mm) "
+                     f"and slice {k + 2} of {len(paths)} ({paths[k + 1].name}, at {offsets[k + 1]:.2f} mm), "
+                     f"where the slices are {usual:.2f} mm apart{more}", folder)
 
 
 def _choose_series(folder: Path, series: dict[str, list], series_uid: str | None, pick_largest: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from ssinfnet.inference.segment import (  # noqa: PLC0415
         DEFAULT_BATCH_SIZE, find_inputs, read_scan, resolve_pipeline, segment)
 
-    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size  # >= 1: ssinfnet.cli
+    _check_out(args.out)
+    fileio.remove_stale_temporaries(args.out)  # left by a killed run
     inputs = find_inputs(args.inputs)
     outputs = _output_folders(inputs, args.out)
     existing = [out for out in outputs if out.exists()]
@@ -63,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=batch_size, progress=not args.no_progress)
             result.save(out, overwrite=args.overwrite)
         except InputError as err:
+            if err.path is None:  # e.g. the model refusing a slice: name the scan
+                err = InputError(err.problem, path)
             if len(inputs) == 1:
-                raise
+                raise err from None
             print(f"ssinfnet: error: {err}", file=sys.stderr)  # the other scans still run
             failures += 1
             continue
@@ -73,6 +76,21 @@ def run(args: argparse.Namespace) -> int:
     if rows:
         fileio.write_csv(args.out / "summary.csv", rows)
     return 2 if failures else 0
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become the output folder before any scan is read."""
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("--out: folder name is not valid UTF-8", out) from None
+    if out.exists() and not out.is_dir():
+        raise InputError("--out is a file; expected a folder to write the scans' folders into", out)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError("--out lies below a file, not a folder", existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("--out: cannot write here (permission denied or read-only file system)", existing)
 
 
 def _output_folders(inputs: list[Path], out: Path) -> list[Path]:

@@ -51,9 +51,9 @@ from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
 from ssinfnet.inference.quantify import quantify
 
 #: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
-HU_AIR_MAX = -500.0
+HU_AIR_MAX = volumes.HU_AIR_MAX
 #: Voxel sizes outside this range (mm) are refused as broken headers.
-SPACING_RANGE_MM = (0.05, 50.0)
+SPACING_RANGE_MM = volumes.SPACING_RANGE_MM
 MAX_TILT_DEGREES = 30.0
 DEFAULT_BATCH_SIZE = 8
 #: Margin around the lungs' bounding box when cropping volumes, as a fraction of each dimension.
@@ -132,6 +132,11 @@ def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
         if not scans:
             raise InputError("no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder", path)
         found.extend(scans)
+    for scan in found:  # names end up in outputs (quantities.json/.csv, summary lines): refuse before any work
+        try:
+            str(scan).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("file name is not valid UTF-8; rename it (or its folder) to segment it", scan) from None
     return found
 
 
@@ -149,7 +154,7 @@ def read_scan(path: str | Path, series_uid: str | None = None,
                             {"series_uid": info["series_uid"]})
     if volumes.is_nifti_file(path):
         volume = volumes.load_nifti(path)
-        return _volume_scan(scan_name(path), path, volume.array, volume.affine, nib.load(path).header, {})
+        return _volume_scan(scan_name(path), path, volume.array, volume.affine, volume.header, {})
     if is_image_file(path):
         array, modality = read_image_2d(path)
         return _image_scan(scan_name(path), path, array, modality, spacing)
@@ -354,11 +359,8 @@ def _check_geometry(shape: tuple[int, ...], affine: np.ndarray, source: str | Pa
     if sum(size > 1 for size in shape) < 3:
         raise InputError(f"holds a single 2D slice (shape {tuple(shape)}), not a volume; "
                          "save the slice as PNG/TIFF to segment it as a 2D image", source)
+    voxel_size = volumes.check_affine(affine, source)
     columns = affine[:3, :3]
-    if abs(np.linalg.det(columns)) < 1e-9:
-        raise InputError("affine is singular (voxel axes collapse); the header geometry is broken", source)
-    voxel_size = tuple(float(v) for v in np.linalg.norm(columns, axis=0))
-    _check_spacing(voxel_size, source)
     codes = nib.aff2axcodes(affine)
     axis = codes.index("S") if "S" in codes else codes.index("I")
     normal = np.cross(*(columns[:, a] for a in range(3) if a != axis))
@@ -370,23 +372,12 @@ def _check_geometry(shape: tuple[int, ...], affine: np.ndarray, source: str | Pa
 
 
 def _check_spacing(spacing: Iterable[float], source: str | Path) -> None:
-    low, high = SPACING_RANGE_MM
-    values = [float(s) for s in spacing]
-    if not all(low <= s <= high for s in values):
-        raise InputError(f"voxel spacing {tuple(round(s, 4) for s in values)} mm is outside "
-                         f"{low}..{high} mm; the header geometry is broken", source)
+    volumes.check_spacing(spacing, source)
 
 
 def _array_modality(array: np.ndarray, source: str | Path) -> str:
-    """"8bit" when every value is an integer in 0..255 (display values), "hu" when the values reach
-    down to air (a chest CT in HU always holds air: about -1000 HU); anything else is refused."""
-    low, high = float(array.min()), float(array.max())
-    if low >= 0 and high <= 255 and np.array_equal(array, np.round(array)):
-        return "8bit"
-    if low > HU_AIR_MAX:
-        raise InputError(f"values {low:.0f}..{high:.0f} are neither 8-bit nor Hounsfield units (no air below "
-                         f"{HU_AIR_MAX:.0f}); raw scanner values without RescaleIntercept?", source)
-    return "hu"
+    """See :func:`ssinfnet.data.volumes.value_modality` (shared with ``data validate``)."""
+    return volumes.value_modality(array, source)
 
 
 def _radiological_stack_affine(spacing: tuple[float, ...]) -> np.ndarray:
