@@ -40,10 +40,12 @@ def workspace(tmp_path_factory):
         run.mkdir()
         save_model(build_model(model_name, width=4), run / "model.safetensors")
         (run / "config.json").write_text(json.dumps({"data": {"size": SIZE}}))
+        # The shape `ssinfnet train` writes: summary.json marks a finished run; the single stage's
+        # validation record holds the chosen threshold.
+        validation = {"val_dice": 0.1} if threshold is None else {"val_dice": 0.1, "threshold": threshold}
+        (run / "summary.json").write_text(json.dumps({"stage": "single" if threshold else "multi", "best_epoch": 3,
+                                                      "validation": validation}))
         if threshold is not None:
-            # The shape `ssinfnet train` writes: the validation record holds the chosen threshold.
-            (run / "summary.json").write_text(json.dumps({"stage": "single", "best_epoch": 3,
-                                                          "validation": {"val_dice": 0.1, "threshold": threshold}}))
             (run / "metrics.jsonl").write_text(
                 "".join(json.dumps({"epoch": e, "phase": "train", "loss": 1 / e, "val_dice": 0.05 * e}) + "\n"
                         for e in range(1, 4)))

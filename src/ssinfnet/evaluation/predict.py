@@ -20,6 +20,7 @@ from ssinfnet.errors import InputError
 from ssinfnet.evaluation.folders import read_json
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
 from ssinfnet.models.weights import load_model, read_sidecar
+from ssinfnet.training.runs import finished_model
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -43,9 +44,8 @@ class _Stage:
     def locate(cls, path: str | Path) -> "_Stage":
         path = Path(path)
         if path.is_dir():
-            if not (path / "model.safetensors").is_file():
-                raise InputError("not a training run (no model.safetensors) nor a pipeline folder", path)
-            return cls(path / "model.safetensors", path, read_sidecar(path / "model.safetensors"))
+            weights = finished_model(path)  # a run is a model only once finished (summary.json)
+            return cls(weights, path, read_sidecar(weights))
         return cls(path, None, read_sidecar(path))
 
     def describe(self) -> dict[str, Any]:

@@ -5,16 +5,22 @@ what a step computes. Determinism: every epoch starts by seeding python/numpy/to
 epoch, rank) and draws its batch order from the same seed, so an epoch's randomness does not depend
 on what ran before it. A run killed at any point (SIGKILL included) and resumed from its last
 end-of-epoch checkpoint therefore ends with the same numbers as an uninterrupted run on the same
-machine. Ctrl-C saves a mid-epoch checkpoint (weights, optimisers, RNG states, step, partial loss
-sums) and the resumed epoch skips the batches already done; its augmentation stream restarts from the
-epoch's seed, so that one epoch sees different augmentations than an uninterrupted run would.
+machine. Ctrl-C is deferred to the end of the current step (an optimiser step is never cut in
+two): the loop then saves a mid-epoch checkpoint (weights, optimisers, global and augmentation RNG
+states, step, partial loss sums) and the resumed epoch continues with the next batch, so Ctrl-C +
+``--resume`` also ends bit-identical to an uninterrupted run (with ``num_workers: 0``; worker
+processes' augmentation streams cannot be saved, so with workers the cut epoch's augmentations
+differ). A second Ctrl-C stops at once without saving: ``--resume`` then continues from the last
+checkpoint. Same thread count required for bit-identity: ``run.json`` records it.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
+import threading
 import time
 from typing import Any, Protocol
 
@@ -24,15 +30,56 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
 from ssinfnet.training import distributed
-from ssinfnet.training.runs import RunDir, derived_seed, rng_state, seed_everything, set_rng_state
+from ssinfnet.training.runs import (
+    RunDir, derived_seed, rng_state, seed_everything, set_rng_state, set_streams_state, streams_state,
+)
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training; the state was checkpointed so ``--resume`` continues from it."""
+    """Ctrl-C during training. ``saved``: the state after ``step`` steps of ``epoch`` (0-based) was
+    checkpointed; otherwise (a second Ctrl-C) ``--resume`` continues from the previous checkpoint."""
 
-    def __init__(self, run: RunDir, epoch: int, step: int):
-        self.run, self.epoch, self.step = run, epoch, step
-        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; checkpoint saved, continue with --resume {run.path}")
+    def __init__(self, run: RunDir, epoch: int, step: int, saved: bool = True):
+        self.run, self.epoch, self.step, self.saved = run, epoch, step, saved
+        where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+        done = "checkpoint saved" if saved else "stopped at once, not saved (the previous checkpoint is kept)"
+        super().__init__(f"interrupted at {where}; {done}; continue with --resume {run.path}")
+
+
+class DeferredInterrupt:
+    """Context manager turning Ctrl-C (SIGINT) into a request that the loop honours at the next step
+    boundary; a second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread (where no
+    signal handler can be set) it does nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nssinfnet: Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again: stop now, unsaved)",
+              file=sys.stderr, flush=True)
+
+    def stop(self, ctx: distributed.Context) -> bool:
+        """Whether to stop here; every rank gets the same answer (each may have seen the signal at
+        another step), so that all of them stop at the same step."""
+        if not ctx.distributed:
+            return self.requested
+        return distributed.mean_across_ranks({"stop": float(self.requested)}, ctx)["stop"] > 0
 
 
 class Objective(Protocol):
@@ -42,7 +89,9 @@ class Objective(Protocol):
     optimizers: dict[str, Any]
     batch_size: int
     augment: Any
-    """The training augmentation (with ``reseed(seed)``) or None; the loop reseeds it every epoch."""
+    """The training augmentation (with ``reseed(seed)``), a tuple of them, or None. The loop reseeds
+    each every epoch and checkpoints its random state mid-epoch: with ``state()``/``set_state()``
+    when it has them, else every numpy/torch/python generator reachable from its attributes."""
 
     def dataset(self, epoch: int) -> Dataset:
         """Training data of ``epoch`` (may differ by phase)."""
@@ -76,6 +125,33 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, ctx: distribut
     return batches
 
 
+def augmentations(objective: Objective) -> list[Any]:
+    """The objective's augmentation streams (``augment``: None, one, or a tuple/list of them)."""
+    augment = getattr(objective, "augment", None)
+    if augment is None:
+        return []
+    return [a for a in augment if a is not None] if isinstance(augment, (list, tuple)) else [augment]
+
+
+def reseed_augmentations(streams: list[Any], seed: int, epoch: int, rank: int) -> None:
+    """Restart every augmentation stream per epoch, like the global generators (the first one keeps
+    the seed it had when there was only one)."""
+    for index, augment in enumerate(streams):
+        parts = (seed, epoch, rank, 2) if index == 0 else (seed, epoch, rank, 2, index)
+        augment.reseed(derived_seed(*parts) % 2**31)
+
+
+def augmentation_state(streams: list[Any]) -> list[Any]:
+    return [a.state() if hasattr(a, "state") else streams_state(a) for a in streams]
+
+
+def set_augmentation_state(streams: list[Any], states: list[Any]) -> None:
+    if len(states) != len(streams):
+        raise ValueError(f"checkpoint holds {len(states)} augmentation states, the run has {len(streams)}")
+    for augment, state in zip(streams, states):
+        augment.set_state(state) if hasattr(augment, "set_state") else set_streams_state(augment, state)
+
+
 def checkpoint_state(
     objective: Objective, epoch: int, step: int, history: list, best: float | None, partial: dict | None = None
 ) -> dict[str, Any]:
@@ -87,6 +163,7 @@ def checkpoint_state(
         "best": best,
         "history": history,
         "rng": rng_state(),
+        "augment": augmentation_state(augmentations(objective)),
         "modules": {name: distributed.unwrap(m).state_dict() for name, m in objective.modules.items()},
         "optimizers": {name: opt.state_dict() for name, opt in objective.optimizers.items()},
     }
@@ -126,41 +203,57 @@ def fit(
         total=sum(sizes.values()) - start_step, disable=not (progress and ctx.is_main),
         file=sys.stderr, unit="step", dynamic_ncols=True,
     )
-    try:
-        for epoch in range(start_epoch, epochs):
-            if reached(best, stop_at, ctx):
-                break  # also on resume: a run that already reached its target stays finished
-            if state is not None and epoch == start_epoch and start_step > 0:
-                set_rng_state(state["rng"])  # continue an epoch cut by Ctrl-C exactly where it stopped
-            else:
-                seed_everything(derived_seed(seed, epoch, ctx.rank))
-            if objective.augment is not None:
-                # Augmentation keeps its own random stream: restart it per epoch like the global ones.
-                objective.augment.reseed(derived_seed(seed, epoch, ctx.rank, 2) % 2**31)
-            started = time.perf_counter()
-            partial = state["partial"] if state is not None and epoch == start_epoch else {}
-            train_metrics = run_epoch(
-                objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best
-            )
-            start_step = 0
-            for module in objective.modules.values():
-                distributed.sync_buffers(module, ctx)
-            row = {"epoch": epoch + 1, "phase": objective.phase(epoch), **train_metrics}
-            if ctx.is_main:
-                row.update(objective.end_epoch(epoch, run))
-                row["seconds"] = round(time.perf_counter() - started, 3)
-                score = row.get("score")
-                if score is not None and (best is None or score > best):
-                    best = float(score)
-                    objective.save_best(run)
-                    run.save("best", checkpoint_state(objective, epoch + 1, 0, history + [row], best))
-            history.append(row)
-            run.save("last", checkpoint_state(objective, epoch + 1, 0, history, best))
-            run.write_metrics(history)
-            distributed.barrier(ctx)
-    finally:
-        bar.close()
+    streams = augmentations(objective)
+    with DeferredInterrupt() as interrupt:
+        try:
+            for epoch in range(start_epoch, epochs):
+                if reached(best, stop_at, ctx):
+                    break  # also on resume: a run that already reached its target stays finished
+                # Augmentation keeps its own random streams: restart them per epoch like the global ones.
+                reseed_augmentations(streams, seed, epoch, ctx.rank)
+                if state is not None and epoch == start_epoch and start_step > 0:
+                    # Continue an epoch cut by Ctrl-C exactly where it stopped.
+                    set_rng_state(state["rng"])
+                    if "augment" in state:  # (checkpoints written before it was saved lack it)
+                        set_augmentation_state(streams, state["augment"])
+                else:
+                    seed_everything(derived_seed(seed, epoch, ctx.rank))
+                history, best = train_and_score(
+                    objective, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best, interrupt
+                )
+                start_step = 0
+                if interrupt.stop(ctx) and epoch + 1 < epochs:
+                    raise TrainingInterrupted(run, epoch + 1, 0)
+        finally:
+            bar.close()
     return history
+
+
+def train_and_score(
+    objective, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best, interrupt
+) -> tuple[list[dict[str, Any]], float | None]:
+    """One epoch: train, validate, checkpoint ("best" when it is the best so far, and "last")."""
+    started = time.perf_counter()
+    partial = state["partial"] if state is not None and epoch == state["epoch"] else {}
+    train_metrics = run_epoch(
+        objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt
+    )
+    for module in objective.modules.values():
+        distributed.sync_buffers(module, ctx)
+    row = {"epoch": epoch + 1, "phase": objective.phase(epoch), **train_metrics}
+    if ctx.is_main:
+        row.update(objective.end_epoch(epoch, run))
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        score = row.get("score")
+        if score is not None and (best is None or score > best):
+            best = float(score)
+            objective.save_best(run)
+            run.save("best", checkpoint_state(objective, epoch + 1, 0, history + [row], best))
+    history = history + [row]
+    run.save("last", checkpoint_state(objective, epoch + 1, 0, history, best))
+    run.write_metrics(history)
+    distributed.barrier(ctx)
+    return history, best
 
 
 def reached(best: float | None, stop_at: float | None, ctx: distributed.Context) -> bool:
@@ -173,14 +266,19 @@ def reached(best: float | None, stop_at: float | None, ctx: distributed.Context)
 
 
 def run_epoch(
-    objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best
+    objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt=None
 ) -> dict[str, float]:
-    """Train one epoch from ``start_step`` (``partial``: loss sums of the steps before it)."""
+    """Train one epoch from ``start_step`` (``partial``: loss sums of the steps before it).
+
+    A Ctrl-C (``interrupt``) is honoured after the step it arrived in: the checkpoint then holds the
+    state after ``step + 1`` whole steps. A KeyboardInterrupt raised inside a step (a second Ctrl-C)
+    saves nothing: that step may have half-updated the weights.
+    """
     dataset = objective.dataset(epoch)
     batches = epoch_batches(len(dataset), objective.batch_size, seed, epoch, ctx)
-    reseed = functools.partial(reseed_worker, objective.augment) if objective.augment is not None else None
     loader = DataLoader(
-        dataset, batch_sampler=batches[start_step:], num_workers=num_workers, worker_init_fn=reseed,
+        dataset, batch_sampler=batches[start_step:], num_workers=num_workers,
+        worker_init_fn=functools.partial(init_worker, augmentations(objective)),
         generator=torch.Generator().manual_seed(derived_seed(seed, epoch, ctx.rank, 1)),
     )
     for module in objective.modules.values():
@@ -194,15 +292,19 @@ def run_epoch(
                 totals[key] = totals.get(key, 0.0) + value
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, phase=objective.phase(epoch), **{k: f"{v:.4f}" for k, v in values.items()})
-        step = len(batches)
+            if interrupt is not None and interrupt.stop(ctx):
+                run.save("last", checkpoint_state(objective, epoch, step + 1, history, best, totals))
+                raise TrainingInterrupted(run, epoch, step + 1)
     except KeyboardInterrupt:
-        run.save("last", checkpoint_state(objective, epoch, step, history, best, totals))
-        raise TrainingInterrupted(run, epoch, step) from None
+        raise TrainingInterrupted(run, epoch, step, saved=False) from None
     count = max(1, len(batches))
     means = {f"train_{k}": v / count for k, v in totals.items()}
     return distributed.mean_across_ranks(means, ctx)
 
 
-def reseed_worker(augment, worker_id: int) -> None:
-    """DataLoader worker hook: each worker its own augmentation stream, derived from the loader's seed."""
-    augment.reseed(int(get_worker_info().seed % 2**31))
+def init_worker(streams: list[Any], worker_id: int) -> None:
+    """DataLoader worker hook: Ctrl-C is the main process's to handle (it stops at a step boundary),
+    and each worker gets its own augmentation streams, derived from the loader's seed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for index, augment in enumerate(streams):
+        augment.reseed(int((get_worker_info().seed + index) % 2**31))

@@ -8,7 +8,12 @@ Layout::
     RUN/checkpoints/last/  full state after the latest epoch (or at Ctrl-C)
     RUN/checkpoints/best/  full state at the best validation score
     RUN/model.safetensors  best (segmentation) or final (pretraining) model, + model.json
-    RUN/summary.json       validation Dice, chosen threshold, where the data/prior/init came from
+    RUN/summary.json       validation Dice, chosen threshold, where the data/prior/init came from;
+                           written last: the run's completion marker
+
+A run is a model only once it is finished: :func:`finished_model` is what every consumer of a run
+(``evaluate``, ``export``, ``train --init``, ``--prior-from``) calls, read-only; a run killed or
+interrupted mid-way already holds a best ``model.safetensors`` but no ``summary.json``.
 
 A checkpoint is a folder with ``state.safetensors`` (every tensor) and ``state.json`` (everything
 else, with references to the tensors): no pickle anywhere. The folder is written beside its final
@@ -36,6 +41,8 @@ from ssinfnet.errors import InputError
 
 CHECKPOINT_TENSORS = "state.safetensors"
 CHECKPOINT_JSON = "state.json"
+SUMMARY = "summary.json"
+MODEL = "model.safetensors"
 
 
 # --- nested state <-> (JSON tree, flat tensor dict) -----------------------------------------------
@@ -118,6 +125,61 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def random_streams(obj: Any) -> list[Any]:
+    """Every random generator reachable from ``obj`` (numpy RandomState/Generator, torch Generator,
+    python Random) through the attributes of ssinfnet/MONAI objects, lists, tuples and dicts, in a
+    fixed order: what an augmentation object draws from (MONAI keeps one RandomState per transform)."""
+    found: list[Any] = []
+    seen: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, (np.random.RandomState, np.random.Generator, torch.Generator, random.Random)):
+            found.append(node)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+        elif type(node).__module__.split(".")[0] in ("ssinfnet", "monai") and hasattr(node, "__dict__"):
+            for item in vars(node).values():
+                walk(item)
+
+    walk(obj)
+    return found
+
+
+def streams_state(obj: Any) -> list[Any]:
+    """The state of :func:`random_streams` of ``obj`` (checkpointable with :func:`save_checkpoint`)."""
+    states = []
+    for stream in random_streams(obj):
+        if isinstance(stream, np.random.RandomState):
+            states.append(stream.get_state())
+        elif isinstance(stream, np.random.Generator):
+            states.append(stream.bit_generator.state)
+        else:  # torch.Generator and random.Random
+            states.append(stream.get_state() if isinstance(stream, torch.Generator) else stream.getstate())
+    return states
+
+
+def set_streams_state(obj: Any, states: list[Any]) -> None:
+    streams = random_streams(obj)
+    if len(streams) != len(states):
+        raise ValueError(f"{type(obj).__name__} has {len(streams)} random streams, the saved state {len(states)}")
+    for stream, state in zip(streams, states):
+        if isinstance(stream, np.random.RandomState):
+            stream.set_state(state)
+        elif isinstance(stream, np.random.Generator):
+            stream.bit_generator.state = state
+        elif isinstance(stream, torch.Generator):
+            stream.set_state(state)
+        else:
+            stream.setstate(state)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -159,6 +221,24 @@ def data_fingerprint(samples: Iterable[Any]) -> dict[str, Any]:
 
 # --- the run directory -------------------------------------------------------------------------
 
+def finished_model(run_dir: str | Path) -> Path:
+    """The exported model of a finished run (read-only); an input error for anything else.
+
+    A folder without ``model.safetensors`` is not a run; one without ``summary.json`` is a run that
+    never finished (killed, interrupted, crashed): its model is an intermediate one and its summary,
+    which holds the threshold chosen on validation, does not exist yet.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputError("not a training run folder (no such directory)", path)
+    if not (path / MODEL).is_file():
+        raise InputError(f"not a training run (no {MODEL})", path)
+    if not (path / SUMMARY).is_file():
+        raise InputError(f"unfinished training run (no {SUMMARY}): finish it with --resume before using it as a model",
+                         path)
+    return path / MODEL
+
+
 class RunDir:
     """One run's folder. Only the main process writes (``writer=False`` on other DDP ranks)."""
 
@@ -172,7 +252,7 @@ class RunDir:
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.safetensors"
+        return self.path / MODEL
 
     def is_run(self) -> bool:
         return (self.path / "config.json").is_file()
@@ -198,6 +278,7 @@ class RunDir:
                 "ssinfnet": __version__,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
+                "torch_threads": torch.get_num_threads(),
                 "command": sys.argv,
                 **info,
             },
@@ -229,7 +310,7 @@ class RunDir:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
-            fileio.write_json(self.path / "summary.json", summary)
+            fileio.write_json(self.path / SUMMARY, summary)
 
     def write_json(self, name: str, obj: Any) -> None:
         if self.writer:

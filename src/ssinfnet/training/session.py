@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,10 @@ from torch import nn
 from ssinfnet.errors import InputError
 from ssinfnet.models.speed import to_channels_last
 from ssinfnet.training import distributed
-from ssinfnet.training.runs import RunDir, seed_everything
+from ssinfnet.training.runs import RunDir, finished_model, seed_everything
+
+#: Inputs that name another run whose model this run reads: it must be a finished run.
+RUN_INPUTS = ("init", "prior_from")
 
 
 @dataclass
@@ -54,6 +59,10 @@ def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inpu
         if info["kind"] != kind:
             raise InputError(f"is a {info['kind']} run, cannot resume it as {kind}", out)
         inputs = info["inputs"]
+        warn_on_other_thread_count(info, out)
+    for key in RUN_INPUTS if not resume else ("prior_from",):  # a resumed run does not read --init again
+        if inputs.get(key):
+            finished_model(inputs[key])  # before anything is written
     ctx = distributed.setup(config["device"])
     run.writer = ctx.is_main
     if not resume:
@@ -64,3 +73,13 @@ def open_session(kind: str, out: str | Path, config: dict[str, Any] | None, inpu
     seed_everything(int(config["seed"]))
     torch.set_float32_matmul_precision("high")
     return Session(kind, run, config, inputs, ctx, resume)
+
+
+def warn_on_other_thread_count(info: dict[str, Any], out: str | Path) -> None:
+    """CPU kernels split their sums by thread: a run resumed with another thread count is not
+    bit-identical to an uninterrupted one (it still trains correctly)."""
+    recorded, now = info.get("torch_threads"), torch.get_num_threads()
+    if recorded is not None and recorded != now and os.environ.get("RANK", "0") == "0":
+        print(f"ssinfnet: warning: {out}: trained with {recorded} torch threads, resumed with {now}: results "
+              f"will differ slightly from an uninterrupted run (set OMP_NUM_THREADS={recorded} to match)",
+              file=sys.stderr)
