@@ -1,9 +1,13 @@
 """The loop on a toy objective: resume after Ctrl-C or after a finished epoch gives the same numbers."""
 
+import signal
+
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
 
+from ssinfnet.data.augment import make_augmentation
 from ssinfnet.training import distributed, loop
 from ssinfnet.training.lookahead import Lookahead
 from ssinfnet.training.runs import RunDir
@@ -118,3 +122,90 @@ def test_stop_at_ends_after_the_first_epoch_reaching_the_target_and_stays_finish
     assert run.load("best")["best"] == target  # the exported model is the epoch that reached the target
     again = loop.fit(ToyRegression(), run, CPU, epochs=6, seed=0, resume=True, progress=False, stop_at=target)
     assert len(again) == 3
+
+
+class AugmentedPoints(Points):
+    """Points with a jitter drawn by the real training augmentation (its own random streams)."""
+
+    def __init__(self, augment):
+        super().__init__()
+        self.augment = augment
+
+    def __getitem__(self, i):
+        image, _ = self.augment(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), np.zeros((8, 8), np.int64))
+        return {**super().__getitem__(i), "jitter": torch.tensor(float(image.std()))}
+
+
+class SignalledRegression(ToyRegression):
+    """ToyRegression whose data goes through an augmentation, and which sends itself SIGINT (a real
+    Ctrl-C) ``signals`` times in the middle of step ``signal_at``: after the loss, before the update."""
+
+    def __init__(self, signal_at: int | None = None, signals: int = 1, signal_in_validation: int | None = None):
+        super().__init__()
+        self.augment = make_augmentation(0)
+        self.data = AugmentedPoints(self.augment)
+        self.signal_at, self.signals, self.signal_in_validation = signal_at, signals, signal_in_validation
+
+    def train_step(self, batch, epoch, progress):
+        self.steps += 1
+        noise = 0.01 * torch.randn(len(batch["y"]))
+        loss = ((self.model(batch["x"]).squeeze(1) - batch["y"] - noise - batch["jitter"]) ** 2).mean()
+        opt = self.optimizers["opt"]
+        opt.zero_grad()
+        loss.backward()
+        if self.steps == self.signal_at:
+            for _ in range(self.signals):
+                signal.raise_signal(signal.SIGINT)
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+    def end_epoch(self, epoch, run):
+        if epoch == self.signal_in_validation:
+            signal.raise_signal(signal.SIGINT)
+        return super().end_epoch(epoch, run)
+
+
+def fit_signalled(run, resume=False, **kwargs):
+    objective = SignalledRegression(**kwargs)
+    history = loop.fit(objective, run, CPU, epochs=4, seed=3, resume=resume, progress=False)
+    return history, objective.model.state_dict()
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_inside_a_step_stops_after_it_and_resumes_bit_identical(tmp_path):
+    straight, weights = fit_signalled(RunDir(tmp_path / "a"))
+    run = RunDir(tmp_path / "b")
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(loop.TrainingInterrupted) as stop:
+        fit_signalled(run, signal_at=8)  # step 3 of epoch 2 (5 steps per epoch)
+    assert signal.getsignal(signal.SIGINT) is handler  # the loop's handler is gone again
+    assert stop.value.saved and (stop.value.epoch, stop.value.step) == (1, 3)  # the step finished, then stopped
+    assert (run.load("last")["epoch"], run.load("last")["step"]) == (1, 3)
+    resumed, resumed_weights = fit_signalled(run, resume=True)
+    assert without_time(resumed) == without_time(straight)
+    assert same_weights(resumed_weights, weights)
+
+
+def test_second_ctrl_c_stops_at_once_without_saving_a_half_step(tmp_path):
+    straight, weights = fit_signalled(RunDir(tmp_path / "a"))
+    run = RunDir(tmp_path / "b")
+    with pytest.raises(loop.TrainingInterrupted) as stop:
+        fit_signalled(run, signal_at=8, signals=2)
+    assert not stop.value.saved and "not saved" in str(stop.value)
+    assert (run.load("last")["epoch"], run.load("last")["step"]) == (1, 0)  # the end of epoch 1 is kept
+    resumed, resumed_weights = fit_signalled(run, resume=True)
+    assert without_time(resumed) == without_time(straight) and same_weights(resumed_weights, weights)
+
+
+def test_ctrl_c_during_validation_stops_after_the_epoch_checkpoint(tmp_path):
+    straight, weights = fit_signalled(RunDir(tmp_path / "a"))
+    run = RunDir(tmp_path / "b")
+    with pytest.raises(loop.TrainingInterrupted) as stop:
+        fit_signalled(run, signal_in_validation=1)
+    assert stop.value.saved and (stop.value.epoch, stop.value.step) == (2, 0)
+    assert (run.path / "metrics.jsonl").read_text().count("\n") == 2
+    resumed, resumed_weights = fit_signalled(run, resume=True)
+    assert without_time(resumed) == without_time(straight) and same_weights(resumed_weights, weights)
