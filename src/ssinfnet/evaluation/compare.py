@@ -125,6 +125,8 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
     for column in sorted(columns, key=_column_order):
         group, _, metric = column.rpartition(".")
         values = [table[column].to_numpy(dtype=float) for table in tables]
+        if all(np.isnan(v).all() for v in values):  # defined on no image (e.g. fp_area of an ever-present class)
+            continue
         if all(np.array_equal(values[0], v, equal_nan=True) for v in values[1:]):
             identical.append(column)
             continue
@@ -285,6 +287,10 @@ def legend(comparison: Comparison) -> str:
                 "exploratory. " if comparison.planned else "No comparison was declared planned: every test is "
                                                             "exploratory. ")
     rule = EMPTY_CLASS_RULE if comparison.scoring_rule == SCORING_RULE else LEGACY_RULE
+    if comparison.scoring_rule != SCORING_RULE and all(
+            s["n"] == comparison.images for row in comparison.rows for s in row["models"].values()):
+        rule = (f"{EMPTY_CLASS_RULE} (These values were scored under an earlier rule, but every image holds every "
+                "class scored here, so the two rules give the same values.)")
     text = (f"Reference: {comparison.reference}; {comparison.images} images, paired by image id. "
             f"Error = 1.96 SE (95% CI); (n) = images with a value where fewer than all. {families}"
             "Holm-adjusted p-values in brackets, per family (planned / exploratory), t-test and Wilcoxon "

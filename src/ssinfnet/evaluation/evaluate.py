@@ -63,7 +63,8 @@ class Evaluation:
         for column in self.metric_columns():
             group, _, name = column.rpartition(".")
             summary = mean_ci(row[column] for row in self.rows).as_dict()
-            metrics.setdefault(group or SLICE, {})[name] = summary
+            if summary["n"]:  # a column defined on no image (e.g. fp_area of a class every image has) is left out
+                metrics.setdefault(group or SLICE, {})[name] = summary
         add_paper_overall(metrics, len(self.rows))
         return {
             "task": self.task,
@@ -142,8 +143,8 @@ def _image_scores(truth: np.ndarray, prob: np.ndarray, labels: np.ndarray | None
     for name, value in infnet_scores(prob, lesion).items():
         scores[f"{INFNET}.{name}"] = value
     if labels is not None:
-        for class_name, class_scores in multiclass_scores(truth, labels).items():
-            for name, value in class_scores.items():
+        for class_name, values in multiclass_scores(truth, labels).items():
+            for name, value in values.items():
                 scores[f"{class_name}.{name}"] = value
     return scores
 

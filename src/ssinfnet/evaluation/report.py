@@ -87,13 +87,15 @@ def classify(paths: list[str | Path]) -> Inputs:
     return inputs
 
 
-def build_report(paths: list[str | Path], title: str = "ssinfnet report") -> str:
+def build_report(paths: list[str | Path], title: str = "ssinfnet report", note: str | None = None) -> str:
     if not paths:
         raise InputError("nothing to report: give at least one folder")
     inputs = classify(paths)
     parts = [f"<h1>{_e(title)}</h1>", _p(
         f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by ssinfnet {__version__} from: "
         + ", ".join(f"<code>{_e(Path(p).resolve().name)}</code>" for p in paths), "note")]
+    if note:
+        parts.append(_p(_e(note), "note"))
     comparisons, note = _comparisons(inputs)
     parts.append(_summary_section(comparisons))
     parts.append(_comparison_section(comparisons, note))
@@ -113,9 +115,10 @@ def build_report(paths: list[str | Path], title: str = "ssinfnet report") -> str
     )
 
 
-def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfnet report") -> Path:
+def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfnet report",
+                 note: str | None = None) -> Path:
     out = Path(out)
-    fileio.write_text(out, build_report(paths, title))
+    fileio.write_text(out, build_report(paths, title, note))
     return out
 
 

@@ -92,7 +92,8 @@ def card_facts(stages: dict[str, dict[str, Any]], pipeline_meta: dict[str, Any],
                metrics: dict[str, Any] | None = None, chosen_by: str | None = None,
                preset: str | None = None, overrides: Iterable[str] = (), regenerate: Iterable[str] = (),
                sections: Iterable[dict[str, str]] = ()) -> dict[str, Any]:
-    """One facts dict for :func:`render_card` (JSON-serialisable; no machine paths)."""
+    """One facts dict for :func:`render_card` (JSON-serialisable; no machine paths). ``regenerate``:
+    markdown lines (commands in backticks)."""
     return {
         "stages": stages, "threshold": threshold, "threshold_source": pipeline_meta.get("threshold_source"),
         "storage": pipeline_meta.get("storage", "fp32"), "chosen_by": chosen_by, "preset": preset,
@@ -157,7 +158,7 @@ def render_card(facts: dict[str, Any]) -> str:
     for section in facts.get("sections", []):
         lines += [f"## {section['title']}", section["markdown"].rstrip(), ""]
     if facts.get("regenerate"):
-        lines += ["## Regenerate", *[f"- `{command}`" for command in facts["regenerate"]], ""]
+        lines += ["## Regenerate", *[f"- {entry}" for entry in facts["regenerate"]], ""]
     limits = "2D slice-wise; not a medical device."
     train = [s.get("train_slices") for s in stages.values() if s.get("train_slices")]
     if train:

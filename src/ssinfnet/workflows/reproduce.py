@@ -67,6 +67,23 @@ MULTI_VARIANTS = (
 )
 
 
+def variant_sets(stage: str, variant: Variant, config: dict, overrides: list[str], unet_width: int | None) -> list[str]:
+    """The ``--set`` overrides that train ``variant`` in ``stage`` (``config``: the experiment's own)."""
+    section = "model" if stage == "single" else "multi_model"
+    sets = [f"{stage}.{item}" for item in variant.loss] + list(overrides)
+    if variant.model:
+        # The baseline replaces the whole model section (it has no backbone); same width as Inf-Net's
+        # unless --unet-width says otherwise (a U-Net costs several times an Inf-Net step per width).
+        width = unet_width or config[section].get("width")
+        sets.append(f"{section}={{name: {variant.model}" + (f", width: {width}}}" if width else "}"))
+    return sets
+
+
+def variant_config(stage: str, variant: Variant, preset: str, overrides: list[str], unet_width: int | None) -> dict:
+    """The configuration a variant's training ran with (what its run's config.json holds)."""
+    return load_config(preset, variant_sets(stage, variant, load_config(preset, overrides), overrides, unet_width))
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -148,13 +165,7 @@ class Experiment:
                 write_json(self.out / "timings.json", self.timings)
 
     def train_args(self, stage: str, run: Path, variant: Variant, init: Path | None, prior: Path | None) -> list[str]:
-        section = "model" if stage == "single" else "multi_model"
-        sets = [f"{stage}.{item}" for item in variant.loss] + list(self.overrides)
-        if variant.model:
-            # The baseline replaces the whole model section (it has no backbone); same width as Inf-Net's
-            # unless --unet-width says otherwise (a U-Net costs several times an Inf-Net step per width).
-            width = self.unet_width or self.config[section].get("width")
-            sets.append(f"{section}={{name: {variant.model}" + (f", width: {width}}}" if width else "}"))
+        sets = variant_sets(stage, variant, self.config, self.overrides, self.unet_width)
         argv = ["train", stage, "--data", str(self.semiseg), "--out", str(run), "--preset", self.preset,
                 "--no-progress"]
         if init is not None:
@@ -200,7 +211,7 @@ class Experiment:
                        chosen_by=f"best validation Dice among the single-stage models ({prior_name}) and among the "
                                  f"multi-stage models ({best_multi}); the test slices were used once, for the metrics",
                        preset=self.preset, overrides=self.overrides,
-                       regenerate=[f"ssinfnet reproduce ... (every step: {_shown(self.out)}/commands.sh)"])
+                       regenerate=[f"`ssinfnet reproduce` (every step: `{_shown(self.out)}/commands.sh`)"])
         if self.bundle_to is not None:
             shutil.copytree(bundle, self.bundle_to, dirs_exist_ok=True)
 
