@@ -1,9 +1,13 @@
-"""Presets load, overrides apply, typos are refused."""
+"""Presets load over the defaults, overrides apply, typos and bad settings are refused by key."""
+
+import json
 
 import pytest
+import yaml
 
+from ssinfnet.cli import main
 from ssinfnet.errors import InputError
-from ssinfnet.training.config import PRESETS, load_config
+from ssinfnet.training.config import PRESETS, defaults, load_config
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -56,3 +60,76 @@ def test_preset_from_yaml_file(tmp_path):
 def test_cpu_presets_clip_pretraining_gradients(name):
     # SGD at lr 0.1 on reconstruction diverged to NaN within one epoch on the real data without it.
     assert load_config(name)["pretrain"]["grad_clip"] == 1.0
+
+
+# --- validation: a bad setting is one line naming the key, before anything is written ------------
+
+BAD_SETTINGS = [
+    ("single.epochs=-3", "single.epochs"), ("single.batch_size=0", "single.batch_size"),
+    ("single.lr=-1", "single.lr"), ("data.size=-8", "data.size"), ("single.optimizer=adamw2", "single.optimizer"),
+    ("seed=abc", "seed"), ("data.val_fraction=1.5", "data.val_fraction"),
+    ("pretrain.warmup_epochs=6", "pretrain.warmup_epochs"),  # the demo preset pretrains for 6 epochs
+    ("pretrain.erase_fraction=1.5", "pretrain.erase_fraction"), ("multi.epochs=2.5", "multi.epochs"),
+    ("single.epochs=true", "single.epochs"), ("single.lr=.nan", "single.lr"), ("multi.momentum=1", "multi.momentum"),
+    ("single.stop_at=1.5", "single.stop_at"), ("data.augment=maybe", "data.augment"),
+    ("data.unlabeled_limit=0", "data.unlabeled_limit"), ("num_workers=-1", "num_workers"),
+    ("single.focal={alpha: 2}", "single.focal.alpha"), ("single.focal={alpha: 0.5, gama: 1}", "single.focal.gama"),
+    ("multi.lookahead={k: 0, alpha: 0.5}", "multi.lookahead.k"), ("pretrain.block=300", "pretrain.block"),
+    ("device=gpu", "device"), ("model.backbone=resnet19", "model"), ("coach.width=0", "coach"),
+    ("model.name=multi_unet", "model"), ("multi_model.name=infnet", "multi_model.name"),
+]
+
+
+@pytest.mark.parametrize("override, key", BAD_SETTINGS)
+def test_bad_settings_name_the_key(override, key):
+    with pytest.raises(InputError) as err:
+        load_config("demo", [override])
+    message = str(err.value)
+    assert f"config {key}" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("verb", [["train", "single"], ["pretrain"]])
+@pytest.mark.parametrize("override, key", BAD_SETTINGS[:9])
+def test_training_verbs_refuse_bad_settings_before_writing(tmp_path, capsys, verb, override, key):
+    out = tmp_path / "run"
+    argv = [*verb, "--data", str(tmp_path), "--out", str(out), "--preset", "demo", "--set", override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"config {key}" in err[0]
+    assert not out.exists()
+
+
+def test_settings_are_converted_to_their_types():
+    config = load_config("demo", ["single.epochs=1e2", "single.lr=1", "multi.focal={alpha: 0.5}"])
+    assert config["single"]["epochs"] == 100 and isinstance(config["single"]["epochs"], int)
+    assert config["single"]["lr"] == 1.0 and isinstance(config["single"]["lr"], float)
+    assert config["multi"]["focal"] == {"alpha": 0.5, "gamma": 2.0}  # the rest of a nested mapping: defaults
+
+
+def test_a_partial_preset_gets_every_default(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("seed: 7\nsingle: {epochs: 2}\nmodel: {name: unet, width: 4}\n")
+    config = load_config(str(path))
+    assert config["single"]["epochs"] == 2 and config["single"]["optimizer"] == "adam"
+    assert set(config["pretrain"]) == set(defaults()["pretrain"])
+    assert config["model"] == {"name": "unet", "width": 4}
+    assert config["multi"]["optimizer"] == "sgd" and config["multi"]["focal"] == {"alpha": 0.25, "gamma": 2.0}
+
+
+def test_keys_the_schema_does_not_know_are_kept_and_overridable(tmp_path):
+    path = tmp_path / "new.yaml"
+    path.write_text("data: {size: 64, new_option: 3}\nnew_section: {weight: 0.5}\n")
+    config = load_config(str(path), ["data.new_option=4", "new_section.weight=0.25"])
+    assert config["data"]["new_option"] == 4 and config["new_section"] == {"weight": 0.25}
+    with pytest.raises(InputError, match="unknown config key 'data.other'"):
+        load_config(str(path), ["data.other=1"])
+
+
+def test_config_verb_prints_the_resolved_config(capsys):
+    assert main(["config", "--preset", "demo", "--set", "single.epochs=3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == load_config("demo", ["single.epochs=3"]) and printed["single"]["epochs"] == 3
+    assert main(["config", "--preset", "paper", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["backbone"] == "res2net50"
+    assert main(["config", "--set", "single.epochs=-3"]) == 2
+    assert capsys.readouterr().err.strip() == "ssinfnet: error: config single.epochs=-3: must be >= 1"

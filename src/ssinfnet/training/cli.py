@@ -1,4 +1,4 @@
-"""Verbs ``pretrain`` and ``train single|multi``.
+"""Verbs ``pretrain``, ``train single|multi`` and ``config`` (the resolved config, validated).
 
 Run under ``torchrun --nproc_per_node N`` for data-parallel training; only rank 0 writes.
 """
@@ -40,13 +40,27 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", metavar="PATH", help="data folders/files (training part only is used)")
-    parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or to resume)")
+    shown = subparsers.add_parser(
+        "config", help="print the resolved training config (preset + defaults + --set), validated",
+        description="The config a run started with these --preset/--set options would save as config.json; "
+                    "a bad setting is one line naming the key (exit 2), as for train and pretrain.",
+    )
+    add_config_arguments(shown)
+    shown.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    shown.set_defaults(func=run_config)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET,
                         help=f"{', '.join(PRESETS)} or a YAML file (default {DEFAULT_PRESET})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set single.epochs=20 (repeatable)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", metavar="PATH", help="data folders/files (training part only is used)")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or to resume)")
+    add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint, with its saved config")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,6 +75,14 @@ def resolve(args: argparse.Namespace) -> dict | None:
     if not args.data:
         raise InputError("--data is required to start a run")
     return load_config(args.preset, args.overrides)
+
+
+def run_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    config = load_config(args.preset, args.overrides)
+    print(json.dumps(config, indent=2) if args.json else yaml.safe_dump(config, sort_keys=False), end="\n" if args.json else "")
+    return 0
 
 
 def run_pretrain(args: argparse.Namespace) -> int:

@@ -1,18 +1,34 @@
-"""Training configuration: a YAML preset, then ``key.sub=value`` overrides, resolved into one dict.
+"""Training configuration: typed defaults, a YAML preset over them, then ``key.sub=value`` overrides,
+validated into one dict.
+
+The schema is the dataclasses below: one per section, each field a setting with its type, default
+and allowed range (:func:`setting`), plus cross-field :data:`RULES`. ``load_config`` fills keys a
+preset leaves out with these defaults, applies the overrides and validates the result before any
+caller writes a file, so a bad setting is one line naming the key (exit 2) and a corrected retry
+starts cleanly. ``ssinfnet config`` prints the resolved config.
 
 The resolved dict is saved in every run directory (``config.json``) so a run can be rebuilt exactly.
 Override values are parsed as YAML (``single.lr=1e-3``, ``model.backbone=resnet34``,
 ``single.focal=null``). Unknown keys are refused so that a typo does not silently do nothing,
 except inside the sections that are passed through as keyword arguments (``model``,
-``multi_model``, ``coach``), whose keys belong to the model builders.
+``multi_model``, ``coach``), whose keys belong to the model builders (checked by building the
+networks on the meta device, which allocates nothing). Keys a preset holds that the schema does not
+know yet are kept as they are, unvalidated: adding one to the schema is one line in its section.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import operator
+import re
+import types
+import typing
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import yaml
 
@@ -22,7 +38,288 @@ PRESETS = ("demo", "cpu", "paper")
 DEFAULT_PRESET = "cpu"
 #: Sections whose keys are keyword arguments of ``build_model`` / ``Coach``: any key may be added.
 OPEN_SECTIONS = ("model", "multi_model", "coach")
+OPTIMIZERS = ("adam", "sgd")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
+
+# --- the schema ---------------------------------------------------------------------------------
+
+def setting(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None, choices: tuple | None = None,
+            factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its allowed range (``ge``/``gt``/``le``/``lt``) or ``choices``."""
+    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Focal:
+    """Focal loss instead of BCE (Lin et al. 2017)."""
+
+    strict: ClassVar[bool] = True  # keyword arguments: an unknown key is an error, not a pass-through
+    alpha: float = setting(0.25, ge=0.0, le=1.0)
+    gamma: float = setting(2.0, ge=0.0)
+
+
+@dataclass(frozen=True)
+class LookaheadSettings:
+    """Lookahead around the optimiser (Zhang et al. 2019)."""
+
+    strict: ClassVar[bool] = True
+    k: int = setting(5, ge=1)
+    alpha: float = setting(0.5, gt=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class Data:
+    size: int = setting(224, ge=32)  # the coach's stride-16 grid needs two cells a side
+    val_fraction: float = setting(0.2, gt=0.0, lt=1.0)
+    augment: bool | dict = True
+    unlabeled_limit: int | None = setting(None, ge=1)
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    epochs: int = setting(24, ge=1)
+    warmup_epochs: int = setting(8, ge=1)
+    coach_epochs: int = setting(4, ge=1)
+    inpaint_epochs: int = setting(4, ge=1)
+    batch_size: int = setting(8, ge=1)
+    lr: float = setting(0.1, gt=0.0)
+    momentum: float = setting(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = setting(0.0005, ge=0.0)
+    grad_clip: float | None = setting(None, gt=0.0)
+    erase_fraction: float = setting(0.25, gt=0.0, lt=1.0)
+    block: int = setting(28, ge=1)
+    kept_weight: float = setting(0.01, ge=0.0)
+    coach_lr: float = setting(0.00001, gt=0.0)
+    val_images: int = setting(64, ge=1)
+    examples: int = setting(4, ge=1)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A supervised stage (``single`` or ``multi``)."""
+
+    epochs: int = setting(300, ge=1)
+    batch_size: int = setting(8, ge=1)
+    optimizer: str = setting("adam", choices=OPTIMIZERS)
+    lr: float = setting(0.0001, gt=0.0)
+    momentum: float = setting(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = setting(0.0, ge=0.0)
+    grad_clip: float | None = setting(None, gt=0.0)
+    focal: Focal | None = None
+    lookahead: LookaheadSettings | None = None
+    stop_at: float | None = setting(None, gt=0.0, le=1.0)  # a validation Dice
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The generated cohort of ``ssinfnet demo`` (only the demo preset has this section)."""
+
+    n_subjects: int = setting(12, ge=4)
+    seed: int = setting(0, ge=0)
+    size: int = setting(128, ge=32)
+    slices_per_subject: int = setting(8, ge=1)
+
+
+def _multi_stage() -> Stage:
+    return Stage(optimizer="sgd", lr=0.01, momentum=0.7, focal=Focal(), lookahead=LookaheadSettings())
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = setting(0, ge=0)
+    device: str = "auto"
+    bf16: bool = False
+    channels_last: bool = False
+    num_workers: int = setting(0, ge=0)
+    progress: bool = True
+    model: dict = setting(factory=lambda: {"name": "infnet"})
+    multi_model: dict = setting(factory=lambda: {"name": "multi_infnet"})
+    coach: dict = setting(factory=dict)
+    cohort: Cohort | None = None
+    data: Data = setting(factory=Data)
+    pretrain: Pretrain = setting(factory=Pretrain)
+    single: Stage = setting(factory=Stage)
+    multi: Stage = setting(factory=_multi_stage)
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting at its default (what a preset's missing keys get)."""
+    return asdict(TrainingConfig())
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+def _bad(key: str, value: Any, expected: str) -> InputError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return InputError(f"config {key}={shown}: {expected}")
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    bounds = [f"{op} {meta[name]:g}" for name, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if meta.get(name) is not None]
+    return " and ".join(bounds)
+
+
+def _number(value: Any, kind: type, key: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(key, value, f"must be {'an integer' if kind is int else 'a number'}")
+    if not math.isfinite(value):
+        raise _bad(key, value, "must be a finite number")
+    if kind is int:
+        if float(value) != int(value):
+            raise _bad(key, value, "must be an integer")
+        return int(value)
+    return float(value)
+
+
+_COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise _bad(key, value, f"must be one of {', '.join(map(str, choices))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if any(meta.get(name) is not None and not compare(value, meta[name]) for name, compare in _COMPARE.items()):
+            raise _bad(key, value, f"must be {_range_text(meta)}")
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """``value`` as the type ``hint`` (int, float, bool, str, dict, a schema dataclass, or a union
+    of them): the first member of the union that takes values of its kind converts it."""
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    options = typing.get_args(hint) if union else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise _bad(key, value, "must be set (null is not allowed here)")
+    for kind in options:
+        if _takes(kind, value):
+            return _convert_one(value, kind, key)
+    raise _bad(key, value, "must be " + " or ".join(_type_name(kind) for kind in options))
+
+
+def _takes(kind: Any, value: Any) -> bool:
+    if is_dataclass(kind) or kind is dict:
+        return isinstance(value, dict)
+    if kind in (int, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return kind is not type(None) and isinstance(value, kind)
+
+
+def _type_name(kind: Any) -> str:
+    if kind is type(None):
+        return "null"
+    if is_dataclass(kind):
+        return "a mapping of " + ", ".join(f.name for f in fields(kind))
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a mapping"}[kind]
+
+
+def _convert_one(value: Any, kind: Any, key: str) -> Any:
+    if is_dataclass(kind):
+        return validate_section(kind, value, key)
+    if kind in (int, float):
+        return _number(value, kind, key)
+    return value
+
+
+def validate_section(schema: type, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``values`` checked against the dataclass ``schema``: missing keys get their defaults, known
+    keys are converted and range-checked, unknown keys are kept (refused when ``schema.strict``)."""
+    hints = typing.get_type_hints(schema)
+    known = {f.name: f for f in fields(schema)}
+    unknown = [name for name in values if name not in known]
+    if unknown and getattr(schema, "strict", False):
+        raise InputError(f"config {prefix}.{unknown[0]}: unknown key (known here: {', '.join(known)})")
+    template = asdict(schema())
+    result: dict[str, Any] = {}
+    for name, spec in known.items():
+        key = f"{prefix}.{name}" if prefix else name
+        value = _convert(values[name] if name in values else template[name], hints[name], key)
+        _check_range(value, spec.metadata, key)
+        result[name] = value
+    result.update({name: values[name] for name in unknown})
+    return result
+
+
+# --- cross-field rules ---------------------------------------------------------------------------
+
+def _warmup_shorter_than_pretraining(config: dict[str, Any]) -> None:
+    pre = config["pretrain"]
+    if pre["warmup_epochs"] >= pre["epochs"]:
+        raise _bad("pretrain.warmup_epochs", pre["warmup_epochs"],
+                   f"the warm-up must be shorter than pretrain.epochs={pre['epochs']} (coach rounds follow it)")
+
+
+def _block_fits_the_image(config: dict[str, Any]) -> None:
+    if config["pretrain"]["block"] > config["data"]["size"]:
+        raise _bad("pretrain.block", config["pretrain"]["block"],
+                   f"an erased block must fit in the data.size={config['data']['size']} px image")
+
+
+def _device_exists(config: dict[str, Any]) -> None:
+    device = config["device"]
+    if not DEVICE.fullmatch(device):
+        raise _bad("device", device, "must be auto, cpu, mps, cuda or cuda:N")
+    import torch  # noqa: PLC0415
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise _bad("device", device, "no CUDA device on this machine (use auto or cpu)")
+
+
+#: (section, what the network must take and give: in_channels, num_classes) of each trained network.
+NETWORKS = (("model", 1, 1), ("multi_model", 2, 3))
+
+
+def _networks_build(config: dict[str, Any]) -> None:
+    """Build every network on the meta device (no memory): unknown models, backbones and keyword
+    arguments, or impossible sizes, fail here instead of after the run folder is written."""
+    import torch  # noqa: PLC0415
+
+    from ssinfnet.models import build_model  # noqa: PLC0415
+
+    builds = [(section, dict(config[section]), shape) for section, *shape in NETWORKS]
+    coach = {"in_channels": 1, "erase_fraction": config["pretrain"]["erase_fraction"], **config["coach"]}
+    builds.append(("coach", {"name": "coach", **coach}, None))
+    for section, options, shape in builds:
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise _bad(f"{section}.name", name, "must name a network (ssinfnet models lists them)")
+        try:
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                network = build_model(name, **options)
+        except (InputError, TypeError, ValueError, RuntimeError) as err:
+            problem = str(getattr(err, "problem", err)).splitlines()[0]
+            raise InputError(f"config {section}: cannot build {name!r}: {problem}") from err
+        if any(p.numel() == 0 for p in network.parameters()):
+            raise InputError(f"config {section}: {name!r} would have empty layers (a width or channel count of 0?)")
+        if shape is not None and (network.in_channels, network.num_classes) != tuple(shape):
+            raise _bad(f"{section}.name", name, f"must take {shape[0]} channel(s) and give {shape[1]} class(es)")
+
+
+#: Checks across keys, run after every key is valid on its own; add one function per rule.
+RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
+    _warmup_shorter_than_pretraining, _block_fits_the_image, _device_exists, _networks_build,
+)
+
+
+def validate(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with every known key type- and range-checked and every missing one at its default;
+    one :class:`InputError` naming the first bad key."""
+    resolved = validate_section(TrainingConfig, config)
+    for rule in RULES:
+        rule(resolved)
+    return resolved
+
+
+# --- presets and overrides -----------------------------------------------------------------------
 
 def preset_path(name: str) -> Path:
     """A bundled preset by name, or a user YAML file by path."""
@@ -85,13 +382,25 @@ def _is_open(keys: list[str]) -> bool:
     return len(keys) > 1 and keys[0] in OPEN_SECTIONS
 
 
+def with_defaults(preset: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset over :func:`defaults`, one section deep (a section the preset gives replaces none
+    of the defaults' other sections; inside it, the keys it leaves out keep their defaults)."""
+    merged = defaults()
+    for key, value in preset.items():
+        base = merged.get(key)
+        merged[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else copy.deepcopy(value)
+    return merged
+
+
 def load_config(
     preset: str = DEFAULT_PRESET, overrides: Iterable[str] | Mapping[str, Any] = ()
 ) -> dict[str, Any]:
-    """The preset's config with ``overrides`` applied (strings ``a.b=v`` or a mapping ``{"a.b": v}``)."""
-    config = copy.deepcopy(read_yaml(preset_path(preset)))
-    config["preset"] = preset
+    """The preset's config over the defaults with ``overrides`` applied (strings ``a.b=v`` or a
+    mapping ``{"a.b": v}``), validated (:func:`validate`)."""
+    config = with_defaults(read_yaml(preset_path(preset)))
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for keys, value in items:
         apply_override(config, keys.split(".") if isinstance(keys, str) else keys, value)
+    config = validate(config)
+    config["preset"] = preset
     return config
