@@ -167,3 +167,14 @@ def test_detect_single_files(tmp_path, layout, make):
     path = make(tmp_path)
     assert detect_layout(path) == layout
     assert len(read_dataset(path)) >= 1
+
+
+def test_unlabeled_folders_skip_what_a_killed_writer_left(tmp_path):
+    """Files inside an atomic writer's temporary folder (``.NAME.xxxx.tmp/``) are not slices."""
+    from ssinfnet.data.readers import list_unlabeled_files
+
+    pool = tmp_path / "pool"
+    for folder in (pool / "scan", pool / ".scan.host-pid1.abc.tmp" / "overlays"):
+        folder.mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 100, np.uint8)).save(folder / "overlay_slice0001.png")
+    assert list_unlabeled_files(pool) == [pool / "scan" / "overlay_slice0001.png"]

@@ -164,3 +164,34 @@ def test_dicom_mixed_series_choose_or_refuse(tmp_path, caplog):
     assert "using the largest" in caplog.text
     with pytest.raises(InputError, match="not in this folder"):
         read_dicom_series(folder, series_uid="1.2.3")
+
+
+def test_dicom_series_with_a_missing_slice_is_refused_naming_the_gap(tmp_path):
+    folder = tmp_path / "gap"
+    uid = make_dicom_series(folder, zs=(0.0, 2.5, 5.0, 7.5, 15.0, 17.5, 20.0))  # 10.0 and 12.5 missing
+    with pytest.raises(InputError) as err:
+        load_dicom_volume(folder)
+    message = str(err.value)
+    assert message.startswith(f"{folder}: gap in the series, about 2 slice(s) missing: 7.50 mm between slice 4 "
+                              f"({uid[-6:]}_3.dcm, at 7.50 mm) and slice 5 of 7 ({uid[-6:]}_4.dcm, at 15.00 mm), "
+                              "where the slices are 2.50 mm apart")
+    with pytest.raises(InputError, match="gap in the series"):
+        read_dicom_series(folder)
+
+
+def test_dicom_series_unevenly_spaced_is_refused(tmp_path):
+    folder = tmp_path / "uneven"
+    make_dicom_series(folder, zs=(0.0, 2.5, 5.0, 6.0, 8.5, 9.5))
+    with pytest.raises(InputError, match=r"uneven slice spacing: 1.00 mm between slice 3 .* 2.50 mm apart; "
+                                         r"1 more uneven step"):
+        load_dicom_volume(folder)
+
+
+def test_dicom_positions_rounded_in_the_header_are_even(tmp_path):
+    folder = tmp_path / "rounded"
+    make_dicom_series(folder, zs=(0.0, 1.2501, 2.4999, 3.75, 5.0002))  # 1.25 mm, stored to 4 decimals
+    volume, _ = load_dicom_volume(folder)
+    assert volume.array.shape[2] == 5 and volume.spacing[2] == pytest.approx(1.25, abs=1e-3)
+    two = tmp_path / "two"
+    make_dicom_series(two, zs=(0.0, 7.0))  # two slices: one step, nothing to compare it with
+    assert load_dicom_volume(two)[0].spacing[2] == pytest.approx(7.0)

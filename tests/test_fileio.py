@@ -1,4 +1,7 @@
+import errno
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,60 @@ def test_json_handles_numpy(tmp_path):
     np = pytest.importorskip("numpy")
     fileio.write_json(tmp_path / "n.json", {"a": np.float32(1.5), "b": np.arange(2)})
     assert (tmp_path / "n.json").read_text().replace(" ", "").replace("\n", "") == '{"a":1.5,"b":[0,1]}'
+
+
+def _dead_pid() -> int:
+    return 2**22 + 4321  # above Linux's largest pid_max: no process has it
+
+
+def test_temporaries_are_identifiable_and_name_their_process(tmp_path):
+    seen = []
+    with fileio.atomic_dir(tmp_path / "scan") as tmp:
+        seen.append(tmp)
+        with fileio.atomic_path(tmp / "labels.nii.gz") as tmp_file:
+            seen.append(tmp_file)
+            tmp_file.write_bytes(b"x")
+    for tmp in seen:
+        assert fileio.is_temporary(tmp) and f"-pid{os.getpid()}." in tmp.name
+    assert not fileio.is_temporary(tmp_path / "scan") and not fileio.is_temporary(tmp_path / ".tmp")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["labels.nii.gz", "scan"]
+
+
+def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
+    host = fileio._host()
+    dead = tmp_path / f".scan.{host}-pid{_dead_pid()}.abc.tmp"
+    mine = tmp_path / f".scan.{host}-pid{os.getpid()}.def.tmp"
+    elsewhere = tmp_path / f".scan.otherhost-pid{_dead_pid()}.ghi.tmp"  # another machine on a shared disk
+    legacy_old = tmp_path / ".scan.k2j4h5.tmp"  # older versions named no process
+    legacy_new = tmp_path / ".scan.q8w7e6.tmp"
+    other_target = tmp_path / f".other.{host}-pid{_dead_pid()}.jkl.tmp"
+    for path in (dead, mine, elsewhere, legacy_old, legacy_new, other_target):
+        path.mkdir()
+        (path / "labels.nii.gz").write_bytes(b"half")
+    hours_ago = time.time() - 2 * fileio.STALE_AFTER_S
+    os.utime(legacy_old, (hours_ago, hours_ago))
+    with fileio.atomic_dir(tmp_path / "scan") as tmp:  # writing "scan" again cleans its stale temporaries
+        (tmp / "labels.nii.gz").write_bytes(b"whole")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"scan", mine.name, elsewhere.name, legacy_new.name, other_target.name}
+    assert fileio.remove_stale_temporaries(tmp_path) == [other_target]
+
+
+def test_atomic_path_refuses_a_folder_before_writing(tmp_path):
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        with fileio.atomic_path(tmp_path / "report.html") as tmp:
+            tmp.write_text("never")
+    assert err.value.filename == str(tmp_path / "report.html")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_write_errors_without_a_file_name_name_the_target(tmp_path, monkeypatch):
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as err:
+        fileio.write_json(tmp_path / "summary.json", {"a": 1})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "summary.json")
+    assert list(tmp_path.iterdir()) == []

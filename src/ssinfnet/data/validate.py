@@ -135,10 +135,17 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
 
 
 def _check_nifti(path: Path) -> tuple[str, SliceStats]:
-    """A NIfTI file is a label volume when it holds only MedSeg labels 0-3, otherwise an image."""
+    """A NIfTI file is a label volume when it holds only small integers (see
+    :func:`volumes.looks_like_labels`; values other than MedSeg's 0-3 are a problem), otherwise an
+    image, checked as ``segment`` checks it: geometry (voxel sizes) and values (HU or 8-bit)."""
     volume = volumes.load_nifti(path)
     stats = SliceStats()
-    is_labels = bool(np.all(np.isin(volume.array, volumes.MEDSEG_LABELS)))
+    is_labels = volumes.looks_like_labels(volume.array)
+    stats.check(lambda: volumes.check_affine(volume.affine, path))
+    if is_labels:
+        stats.check(lambda: volumes.check_label_values(volume.array, path))
+    else:
+        stats.check(lambda: volumes.value_modality(volume.array, path))
     plane = volumes.display_plane(volume.affine, volume.array.shape)
     for k in range(volume.array.shape[plane["axis"]]):
         piece = volumes.volume_plane_to_slice(volume.array, {**plane, "slice_index": k})

@@ -118,7 +118,7 @@ def looks_like_labels(array: np.ndarray) -> bool:
 def check_label_values(array: np.ndarray, path: str | Path) -> np.ndarray:
     """int64 labels, refusing non-integers and values outside the MedSeg 0-3 convention."""
     values = np.unique(array)
-    unexpected = [v for v in values.tolist() if v not in MEDSEG_LABELS]
+    unexpected = [int(v) if float(v).is_integer() else v for v in values.tolist() if v not in MEDSEG_LABELS]
     if unexpected:
         raise InputError(f"unexpected label values {unexpected[:8]}; expected MedSeg labels 0-3 "
                          "(background, GGO, consolidation, pleural effusion)", path)
@@ -146,7 +146,7 @@ def open_nifti(path: Path) -> nib.Nifti1Image:
     _check_data_size(image, path)
     zooms = [float(z) for z in raw["pixdim"][1 : 1 + min(3, len(image.shape))]]
     if not all(np.isfinite(z) and z != 0 for z in zooms):
-        raise InputError(f"header voxel size (pixdim) {tuple(zooms)} holds 0 or NaN; "
+        raise InputError(f"header voxel size (pixdim) {tuple(round(z, 4) for z in zooms)} holds 0 or NaN; "
                          "the header geometry is broken", path)
     return image
 

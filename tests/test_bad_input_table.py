@@ -1,0 +1,378 @@
+"""The bad-input table of issue 13 for the data and inference stages, grouped by verb.
+
+Each case makes one bad input, runs the verb through ``ssinfnet.cli.main`` and checks what a user
+sees: exit code 2, exactly one line on stderr that names the file or option and the problem, no
+traceback, and no output (or temporary) left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssinfnet import fileio
+from ssinfnet.cli import main
+from ssinfnet.errors import InputError
+from test_data_volumes import make_dicom_series
+from test_segment_phantom import ThresholdPipeline, centred_affine, chest_on_grid
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+# ----------------------------------------------------------------------------- bad files
+
+def dicom_gap(tmp: Path) -> tuple[Path, str]:
+    """Slice at 7.5 mm missing from a 2.5 mm series."""
+    folder = tmp / "series"
+    make_dicom_series(folder, zs=(0.0, 2.5, 5.0, 10.0, 12.5))
+    return folder, "gap in the series, about 1 slice(s) missing: 5.00 mm between slice 3"
+
+
+def nifti_voxel_size_0(tmp: Path) -> tuple[Path, str]:
+    image = nib.Nifti1Image(np.full((8, 8, 4), -800, np.int16), np.eye(4))
+    image.header.set_zooms((0.0, 0.8, 2.5))
+    nib.save(image, tmp / "zero.nii.gz")
+    return tmp / "zero.nii.gz", "voxel size (pixdim) (0.0, 0.8, 2.5)"
+
+
+def nifti_label_values_0_to_7(tmp: Path) -> tuple[Path, str]:
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels.flat[:8] = np.arange(8)
+    nib.save(nib.Nifti1Image(labels, np.diag([0.8, 0.8, 2.5, 1])), tmp / "labels.nii.gz")
+    return tmp / "labels.nii.gz", "label"  # validate: "unexpected label values [4, 5, 6, 7]"; segment: "a label map"
+
+
+def _huge_header() -> bytes:
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    image.header.set_data_shape((30000, 30000, 30000))
+    return image.header.binaryblock + b"\0" * 36
+
+
+def nifti_huge_header(tmp: Path) -> tuple[Path, str]:
+    (tmp / "huge.nii").write_bytes(_huge_header())
+    return tmp / "huge.nii", "decompression bomb"
+
+
+def nifti_gz_huge_header(tmp: Path) -> tuple[Path, str]:
+    (tmp / "huge.nii.gz").write_bytes(gzip.compress(_huge_header()))
+    return tmp / "huge.nii.gz", "decompression bomb"
+
+
+def nifti_gz_bomb_under_the_voxel_cap(tmp: Path) -> tuple[Path, str]:
+    """512^3 float32 voxels (0.5 GiB) promised by a file of a few hundred bytes."""
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    image.header.set_data_shape((512, 512, 512))
+    (tmp / "bomb.nii.gz").write_bytes(gzip.compress(image.header.binaryblock + b"\0" * 4 + b"\0" * 4096))
+    return tmp / "bomb.nii.gz", "more than"
+
+
+def nifti_truncated(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "cut.nii"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=(32, 32, 8)).astype(np.float32), np.eye(4)), path)
+    path.write_bytes(path.read_bytes()[:20000])
+    return path, "truncated NIfTI"
+
+
+def nifti_gz_truncated(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "cut.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=(32, 32, 8)).astype(np.float32), np.eye(4)), path)
+    path.write_bytes(path.read_bytes()[:5000])
+    return path, "truncated"
+
+
+def nifti_header_only_half(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "head.nii"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), path)
+    path.write_bytes(path.read_bytes()[:200])
+    return path, "not a readable NIfTI"
+
+
+def png_decompression_bomb(tmp: Path) -> tuple[Path, str]:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path = tmp / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path, "decompression bomb"
+
+
+BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
+             nifti_gz_bomb_under_the_voxel_cap, nifti_truncated, nifti_gz_truncated, nifti_header_only_half,
+             png_decompression_bomb]
+
+
+# ----------------------------------------------------------------------------- data validate
+
+@pytest.mark.parametrize("case", BAD_FILES, ids=[c.__name__ for c in BAD_FILES])
+def test_validate_refuses_with_one_line(case, tmp_path, capsys):
+    path, fragment = case(tmp_path)
+    assert main(["data", "validate", str(path)]) == 2
+    line = _error_line(capsys)
+    assert str(path) in line and fragment in line, line
+
+
+def test_validate_json_onto_a_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "pool").mkdir()
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "pool" / "a.png")
+    (tmp_path / "report.json").mkdir()
+    assert main(["data", "validate", str(tmp_path / "pool"), "--json", str(tmp_path / "report.json")]) == 2
+    line = _error_line(capsys)
+    assert f"{tmp_path / 'report.json'}: is a folder; expected a file" in line
+    assert list((tmp_path / "report.json").iterdir()) == []
+
+
+def test_validate_json_on_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
+    (tmp_path / "pool").mkdir()
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "pool" / "a.png")
+
+    def full(self, data):  # write() on a full disk: an OSError that names no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "out" / "report.json"
+    assert main(["data", "validate", str(tmp_path / "pool"), "--json", str(out)]) == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {out}: cannot write: no space left on device"
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_validate_prints_no_stray_nibabel_lines(tmp_path):
+    """nibabel logs its header fix-ups (here a negative voxel size made positive) to the stderr it
+    found at import; nothing but the report shows (a subprocess: pytest's capture hides that stream)."""
+    import subprocess
+
+    path = tmp_path / "negative.nii"
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), -800, np.int16), np.diag([0.8, 0.8, 2.5, 1])), path)
+    data = bytearray(path.read_bytes())
+    data[80:84] = struct.pack("<f", -0.8)  # pixdim[1]
+    path.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "ssinfnet", "data", "validate", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "problems: 0" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_validate_and_segment_read_the_same_dicom_gap_message(tmp_path):
+    from ssinfnet.data.validate import validate_path
+    from ssinfnet.inference.segment import read_scan
+
+    folder, fragment = dicom_gap(tmp_path)
+    problems = validate_path(folder)["problems"]
+    with pytest.raises(InputError) as err:
+        read_scan(folder)
+    assert problems == [str(err.value)] and fragment in problems[0]
+
+
+def test_validate_manifest_of_random_bytes_is_refused(tmp_path, capsys):
+    root = tmp_path / "pool"
+    root.mkdir()
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(root / "a.png")
+    (root / "manifest.csv").write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    assert main(["data", "validate", str(root)]) == 2
+    line = _error_line(capsys)
+    assert str(root / "manifest.csv") in line and "not a readable CSV" in line
+
+
+# ----------------------------------------------------------------------------- segment
+
+@pytest.fixture
+def stand_in_model(monkeypatch):
+    """The HU-threshold stand-in instead of a network; records whether segment got as far as the model."""
+    from ssinfnet.inference import segment
+
+    calls = []
+    monkeypatch.setattr(segment, "resolve_pipeline", lambda *a, **k: calls.append(a) or ThresholdPipeline())
+    return calls
+
+
+def _segment(inputs, out: Path, *extra: str) -> int:
+    return main(["segment", *map(str, inputs), "--out", str(out), "--no-progress", *extra])
+
+
+def _chest(path: Path) -> Path:
+    shape = (48, 40, 6)
+    affine = centred_affine(np.diag([-0.8, -0.8, 2.5]), shape)
+    nib.save(nib.Nifti1Image(chest_on_grid(affine, shape), affine), path)
+    return path
+
+
+@pytest.mark.parametrize("case", BAD_FILES, ids=[c.__name__ for c in BAD_FILES])
+def test_segment_refuses_with_one_line_and_writes_nothing(case, tmp_path, capsys, stand_in_model):
+    path, fragment = case(tmp_path)
+    assert _segment([path], tmp_path / "out") == 2
+    line = _error_line(capsys)
+    assert str(path) in line and fragment in line, line
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_segment_refuses_a_non_utf8_file_name_before_any_work(tmp_path, capsys, stand_in_model):
+    name = os.fsdecode(b"scan\xff.nii.gz")
+    _chest(tmp_path / name)
+    assert _segment([tmp_path], tmp_path / "out") == 2
+    line = _error_line(capsys)
+    assert "scan\\xff.nii.gz: file name is not valid UTF-8" in line
+    assert stand_in_model == [] and _leftovers(tmp_path / "out") == []
+
+
+def test_segment_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, stand_in_model):
+    scan = _chest(tmp_path / "chest.nii.gz")
+    (tmp_path / "out").write_text("a file")
+    assert _segment([scan], tmp_path / "out") == 2
+    assert f"{tmp_path / 'out'}: --out is a file" in _error_line(capsys)
+    assert stand_in_model == []
+
+
+def test_segment_read_only_out_is_refused_before_any_work(tmp_path, capsys, stand_in_model, monkeypatch):
+    from ssinfnet.inference import cli
+
+    scan = _chest(tmp_path / "chest.nii.gz")
+    # Tests may run as root, who may write anywhere: the file system says read-only instead.
+    monkeypatch.setattr(cli.os, "access", lambda p, mode: Path(p) != tmp_path)
+    assert _segment([scan], tmp_path / "out") == 2
+    assert f"{tmp_path}: --out: cannot write here" in _error_line(capsys)
+    assert stand_in_model == [] and not (tmp_path / "out").exists()
+
+
+def test_segment_on_a_full_disk_names_the_folder_and_leaves_nothing(tmp_path, capsys, stand_in_model, monkeypatch):
+    from ssinfnet.inference import outputs
+
+    scan = _chest(tmp_path / "chest.nii.gz")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.nib, "save", full)
+    assert _segment([scan], tmp_path / "out") == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {tmp_path / 'out' / 'chest'}: cannot write: no space left on device"
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_segment_names_the_scan_when_an_error_names_no_file(tmp_path, capsys, stand_in_model, monkeypatch):
+    """The model refuses an image by its index ("image 0"): the line names the scan instead."""
+    from ssinfnet.inference import segment
+
+    def refusing(*args, **kwargs):
+        raise InputError("image 0: values must be finite and in [0, 1]")
+
+    monkeypatch.setattr(segment, "segment", refusing)
+    scan = _chest(tmp_path / "chest.nii.gz")
+    assert _segment([scan], tmp_path / "out") == 2
+    assert f"{scan}: image 0: values must be finite" in _error_line(capsys)
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_segment_cleans_what_a_killed_run_left(tmp_path, capsys, stand_in_model):
+    """A SIGKILLed run leaves its temporary folder; the next run removes it, and phenotypes never
+    counts it as a scan."""
+    from ssinfnet.analysis.scans import find_scans
+
+    scan = _chest(tmp_path / "chest.nii.gz")
+    out = tmp_path / "out"
+    assert _segment([scan], out) == 0
+    dead = 2**22 + 12345  # above the default pid_max: no process has it
+    stale = out / f".chest.{fileio._host()}-pid{dead}.abcd1234.tmp"
+    stale.mkdir()
+    for name in ("labels.nii.gz", "lung.nii.gz"):
+        (stale / name).write_bytes((out / "chest" / name).read_bytes())
+    assert [s.scan_id for s in find_scans([out])] == ["chest"]
+    capsys.readouterr()
+    assert _segment([scan], out, "--overwrite") == 0
+    assert not stale.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["chest", "summary.csv"]
+
+
+# ----------------------------------------------------------------------------- every verb
+
+OPTION_CASES = {
+    "evaluate --threshold 1.5": (["evaluate", "--threshold", "1.5"], "--threshold must be a probability threshold in 0..1, got 1.5"),
+    "evaluate --threshold nan": (["evaluate", "--threshold", "nan"], "--threshold must be a finite number, got nan"),
+    "evaluate --gallery -3": (["evaluate", "--gallery", "-3"], "--gallery must be 0 or more, got -3"),
+    "evaluate --batch-size 0": (["evaluate", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    "segment --batch-size 0": (["segment", "x.nii.gz", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    "segment --spacing inf": (["segment", "x.png", "--spacing", "inf", "1"], "--spacing must be a finite number"),
+    "segment --spacing 0": (["segment", "x.png", "--spacing", "0", "1"], "--spacing must be positive (mm), got 0 1"),
+    "data make-demo --subjects 0": (["data", "make-demo", "--subjects", "0"], "--subjects must be at least 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_option_out_of_range_is_refused_before_any_work(case, tmp_path, capsys):
+    argv, message = OPTION_CASES[case]
+    out = tmp_path / "out"
+    where = {"evaluate": ["--data", str(tmp_path), "--single", str(tmp_path), "--out", str(out)],
+             "segment": ["--out", str(out)], "data": [str(out)]}[argv[0]]
+    assert main([*argv, *where]) == 2
+    assert message in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_os_error_of_any_verb_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
+    import types
+
+    def denied(out, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out / "ct.nii.gz"))
+
+    monkeypatch.setitem(sys.modules, "ssinfnet.data.demo_cohort", types.SimpleNamespace(make_demo_cohort=denied))
+    assert main(["data", "make-demo", str(tmp_path / "demo")]) == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {tmp_path / 'demo' / 'ct.nii.gz'}: permission denied"
+    with pytest.raises(PermissionError):
+        main(["--debug", "data", "make-demo", str(tmp_path / "demo")])
+
+
+def test_a_read_only_file_system_is_named(tmp_path, capsys, monkeypatch):
+    import types
+
+    def read_only(out, **kwargs):
+        os.mkdir(out)  # what really fails on a read-only mount
+
+    monkeypatch.setitem(sys.modules, "ssinfnet.data.demo_cohort", types.SimpleNamespace(make_demo_cohort=read_only))
+    monkeypatch.setattr(os, "mkdir", lambda path, *a: (_ for _ in ()).throw(
+        OSError(errno.EROFS, "Read-only file system", str(path))))
+    assert main(["data", "make-demo", str(tmp_path / "demo")]) == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {tmp_path / 'demo'}: cannot write: read-only file system"
+
+
+# ----------------------------------------------------------------------------- messages
+
+def test_multi_line_problems_become_one_line():
+    yaml_like = ('while parsing a flow sequence\n  in "<unicode string>", line 2, column 11:\n'
+                 '      epochs: [1, 2\n              ^\nexpected \',\' or \']\', but got \'<stream end>\'')
+    text = str(InputError(yaml_like, "config.yaml"))
+    assert "\n" not in text
+    assert text.startswith("config.yaml: while parsing a flow sequence in") and text.endswith("'<stream end>'")
+
+
+def test_long_problems_are_capped_keeping_both_ends():
+    listing = ", ".join(f"1.2.826.0.1.3680043.{i} (1 files)" for i in range(100))
+    text = str(InputError(f"100 DICOM series mixed in one folder: {listing}; choose one", "/data/dicom"))
+    assert len(text) < 500
+    assert text.startswith("/data/dicom: 100 DICOM series mixed") and text.endswith("; choose one")
+    assert "characters left out" in text
+
+
+def test_many_mixed_series_give_a_short_line(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    for k in range(30):
+        make_dicom_series(folder, zs=(float(k),), rows=2, cols=2)
+    assert main(["data", "validate", str(folder)]) == 2
+    line = _error_line(capsys)
+    assert str(folder) in line and "30 DICOM series mixed" in line and len(line) < 600
