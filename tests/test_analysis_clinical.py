@@ -113,3 +113,19 @@ def test_clinical_cli_writes_table_and_parsing_report(tmp_path):
     assert report["severity_missing"]["Suspected"]["rows"] == 1
     assert "| Suspected | 1 | missing |" in (tmp_path / "rep" / "parsing.md").read_text()
     assert list(pd.read_csv(tmp_path / "parsed.csv")["diabetes"]) == [1, 0, 0]
+
+
+def test_clinical_verb_refuses_existing_outputs_unless_overwrite(tmp_path, capsys):
+    from ssinfnet.cli import main
+
+    path = write_ictcf(tmp_path / "t.csv", ["P1,Union,70,Male,37.0,No,Positive,Positive,Severe,Cured,0.8,30"])
+    report, out = tmp_path / "report", tmp_path / "parsed.csv"
+    assert main(["clinical", str(path), "--report", str(report), "--out", str(out)]) == 0
+    assert sorted(p.name for p in report.iterdir()) == ["parsing.json", "parsing.md"]
+    (report / "parsing.md").write_text("edited")
+    for args in (["--report", str(report)], ["--out", str(out)]):
+        assert main(["clinical", str(path), *args]) == 2
+        assert "already exists (pass --overwrite" in capsys.readouterr().err
+    assert (report / "parsing.md").read_text() == "edited"
+    assert main(["clinical", str(path), "--report", str(report), "--out", str(out), "--overwrite"]) == 0
+    assert "Severe" in (report / "parsing.md").read_text() and len(pd.read_csv(out)) == 1

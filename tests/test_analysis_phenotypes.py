@@ -108,16 +108,37 @@ def test_cli_table_per_patient_and_data_dictionary(tmp_path):
     write_scan(seg, labels, lung, hu, names=("unused.nii.gz", "labels.nii.gz", "lung.nii.gz"))
     patients = tmp_path / "patients.csv"
     patients.write_text("scan_id,patient_id\ns1,p1\ns2,p1\nseg_out,p2\n")
-    out = tmp_path / "out" / "table.csv"
-    assert main(["phenotypes", str(tmp_path / "volumes"), str(seg), "--patient-map", str(patients), "--out", str(out)]) == 0
-    table = pd.read_csv(out)
+    out = tmp_path / "out"
+    args = ["phenotypes", str(tmp_path / "volumes"), str(seg), "--patient-map", str(patients), "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.json", "features.md", "phenotypes.csv",
+                                                     "phenotypes_scans.csv"]
+    table = pd.read_csv(out / "phenotypes.csv")
     assert list(table["patient_id"]) == ["p1", "p2"]
     assert list(table["scan_id"]) == ["s1", "seg_out"]  # worst scan of p1 is the one with lesions
     assert list(table["n_scans"]) == [2, 1]
     assert np.isnan(table.loc[1, "lesion_hu_mean"]) and table.loc[0, "lesion_hu_mean"] < -200
-    assert (out.parent / "table_scans.csv").is_file()
-    dictionary = json.loads((out.parent / "features.json").read_text())
+    assert len(pd.read_csv(out / "phenotypes_scans.csv")) == 3
+    dictionary = json.loads((out / "features.json").read_text())
     assert [f["name"] for f in dictionary["features"]] == list(FEATURES)
+
+
+def test_cli_refuses_an_existing_output_and_replaces_it_only_with_overwrite(tmp_path, capsys):
+    labels, lung, hu = hand_made()
+    write_scan(tmp_path / "volumes" / "s1", labels, lung, hu)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    args = ["phenotypes", str(tmp_path / "volumes"), "--out", str(out)]
+    assert main(args) == 2
+    assert "already exists (pass --overwrite" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["old.txt"]  # untouched
+    assert main(args + ["--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.json", "features.md", "phenotypes.csv",
+                                                     "phenotypes_scans.csv"]  # the new set only, no old file
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+    assert main(["phenotypes", str(tmp_path / "volumes"), "--out", str(tmp_path / "table.csv")]) == 2
+    assert "not a .csv file" in capsys.readouterr().err
 
 
 def test_per_patient_mean_and_bad_inputs(tmp_path):

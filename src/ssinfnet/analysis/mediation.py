@@ -211,8 +211,8 @@ def _check_spec(frame: pd.DataFrame, spec: MediationSpec) -> None:
         raise InputError(f"unknown link {spec.link!r} (use {' or '.join(LINKS)})")
     if spec.sims < 10:
         raise InputError(f"--sims must be at least 10, got {spec.sims}")
-    if spec.imputations < 0 or (spec.imputations and spec.sims < 2 * spec.imputations):
-        raise InputError(f"--imputations must be 0 or between 1 and sims / 2 ({spec.sims // 2}), got {spec.imputations}")
+    if not 0 <= spec.imputations <= spec.sims:
+        raise InputError(f"--imputations must be between 0 and --sims ({spec.sims}), got {spec.imputations}")
     for name in (spec.exposure, spec.outcome, *spec.mediators):
         if not pd.api.types.is_numeric_dtype(frame[name]):
             raise InputError(f"column {name!r} must be numeric (code categories as numbers, e.g. 0/1)")

@@ -58,16 +58,20 @@ def write_outputs(result: MediationResult, out_dir: str | Path, provenance: dict
 
 
 def _forest_table(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.copy()
+    """One forest row per mediator and analysis, a mediator's CC and MI rows next to each other."""
+    order = {COMPLETE: 0, IMPUTED: 1, COMMON: 2}
+    mediators = list(dict.fromkeys(table["mediator"]))
+    table = table.assign(_m=table["mediator"].map(mediators.index), _a=table["analysis"].map(order))
+    table = table.sort_values(by=["_m", "_a"], kind="stable")
+    table = pd.concat([table[table["_a"] < 2], table[table["_a"] == 2]]).drop(columns=["_m", "_a"])
     table["mediator"] = table["mediator"] + " [" + table["analysis"].map(SHORT) + "]"
     return table
 
 
 def _forest_title(result: MediationResult) -> str:
     spec = result.spec
-    contrast = (f"{_fmt(spec.contrast[0])} -> {_fmt(spec.contrast[1])}" if spec.contrast
-                else "low -> high, per row in summary.md")
-    return f"{spec.exposure} ({contrast}) -> mediator -> {spec.outcome}; CC complete cases, MI imputed"
+    contrast = f"{_fmt(spec.contrast[0])} -> {_fmt(spec.contrast[1])}" if spec.contrast else "contrast in summary.md"
+    return f"{spec.exposure} ({contrast}) -> mediator -> {spec.outcome}\nCC complete cases, MI multiple imputation"
 
 
 def _fmt(x: float) -> str:
