@@ -12,7 +12,9 @@ from ssinfnet.evaluation.infnet_metrics import (
     threshold_curves,
     to_levels,
 )
-from ssinfnet.evaluation.metrics import OVERALL, binary_scores, confusion_counts, mean_ci, multiclass_scores
+from ssinfnet.evaluation.metrics import (
+    IMAGE_MEAN, binary_scores, class_scores, confusion_counts, mean_ci, multiclass_scores, paper_overall,
+)
 from ssinfnet.evaluation.roc import pixel_roc, roc
 
 nan = float("nan")
@@ -49,24 +51,64 @@ def test_binary_scores(truth, prediction, expected):
     assert_scores(binary_scores(np.array(truth), np.array(prediction)), expected)
 
 
-def test_multiclass_scores_and_overall():
+def test_multiclass_scores_and_image_mean():
     truth = np.array([[0, 1, 1], [2, 2, 0]])
     prediction = np.array([[0, 1, 2], [2, 0, 0]])
     scores = multiclass_scores(truth, prediction)
-    assert_scores(scores["background"], {"f1": 0.8, "iou": 2 / 3, "recall": 1.0, "precision": 2 / 3})
-    assert_scores(scores["GGO"], {"f1": 2 / 3, "iou": 0.5, "recall": 0.5, "precision": 1.0})
-    assert_scores(scores["consolidation"], {"f1": 0.5, "iou": 1 / 3, "recall": 0.5, "precision": 0.5})
-    assert scores[OVERALL]["f1"] == pytest.approx((0.8 + 2 / 3 + 0.5) / 3)
-    assert scores[OVERALL]["precision"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
+    present = {"fp_area": nan}  # every class is in the truth: no false-positive area
+    assert_scores(scores["background"], {"f1": 0.8, "iou": 2 / 3, "recall": 1.0, "precision": 2 / 3, **present})
+    assert_scores(scores["GGO"], {"f1": 2 / 3, "iou": 0.5, "recall": 0.5, "precision": 1.0, **present})
+    assert_scores(scores["consolidation"], {"f1": 0.5, "iou": 1 / 3, "recall": 0.5, "precision": 0.5, **present})
+    assert scores[IMAGE_MEAN]["f1"] == pytest.approx((0.8 + 2 / 3 + 0.5) / 3)
+    assert scores[IMAGE_MEAN]["precision"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
 
 
-def test_overall_skips_a_class_absent_from_truth_and_prediction():
+def test_image_mean_skips_a_class_absent_from_the_truth():
     truth = np.array([[0, 1], [1, 1]])
-    prediction = np.array([[0, 1], [0, 1]])
+    prediction = np.array([[0, 1], [0, 2]])  # one consolidation pixel predicted where the truth has none
     scores = multiclass_scores(truth, prediction)
-    assert math.isnan(scores["consolidation"]["f1"])
-    # background: tp 1, fp 1 -> 2/3; GGO: tp 2, fn 1 -> 4/5.
-    assert scores[OVERALL]["f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert math.isnan(scores["consolidation"]["f1"]) and scores["consolidation"]["fp_area"] == 0.25
+    # background: tp 1, fp 1 -> 2/3; GGO: tp 1, fn 2 -> 2/4.
+    assert scores[IMAGE_MEAN]["f1"] == pytest.approx((2 / 3 + 0.5) / 2)
+
+
+def test_empty_class_rule_scores_present_classes_and_false_positive_area_elsewhere():
+    present = class_scores(np.array([0, 1, 1, 0]), np.array([0, 0, 0, 0]))  # lesion missed
+    assert present["f1"] == 0.0 and present["recall"] == 0.0 and math.isnan(present["precision"])
+    assert math.isnan(present["fp_area"])
+    absent = class_scores(np.array([0, 0, 0, 0]), np.array([1, 0, 0, 0]))  # nothing to find, one pixel found
+    assert all(math.isnan(absent[m]) for m in ("f1", "iou", "recall", "precision"))
+    assert absent["fp_area"] == 0.25
+    assert class_scores(np.zeros(4), np.zeros(4))["fp_area"] == 0.0
+
+
+def test_paper_overall_is_the_mean_of_the_class_means_on_three_hand_made_images():
+    """The paper's Table III Overall: mean of the three class means, not the mean of per-image means."""
+    from ssinfnet.evaluation.evaluate import score_images
+    from ssinfnet.data.sample import Sample, SampleMeta
+
+    truths = [np.array([[0, 1], [1, 2]]), np.array([[0, 0], [1, 1]]), np.array([[0, 0], [0, 2]])]
+    predictions = [np.array([[0, 1], [1, 1]]), np.array([[0, 1], [1, 1]]), np.array([[0, 0], [0, 2]])]
+    # F1 per image: background 1, 1, 1 (image 2: tp 1, fn 1 -> 2/3); GGO 4/5, 4/5, absent;
+    # consolidation 0, absent, 1.
+    background = [1.0, 2 / 3, 1.0]
+    ggo = [0.8, 0.8]
+    consolidation = [0.0, 1.0]
+    samples = [Sample(image=np.zeros((2, 2), np.float32), mask=t,
+                      meta=SampleMeta(source=f"{i}.png", id=str(i), group=str(i), original_size=(2, 2)))
+               for i, t in enumerate(truths)]
+    probabilities = [(p > 0).astype(np.float32) for p in predictions]
+    summary = score_images(samples, probabilities, predictions, threshold=0.5).summary()["metrics"]
+    class_means = {"background": np.mean(background), "GGO": np.mean(ggo), "consolidation": np.mean(consolidation)}
+    for name, mean in class_means.items():
+        assert summary[name]["f1"]["mean"] == pytest.approx(mean), name
+    expected = (np.mean(background) + np.mean(ggo) + np.mean(consolidation)) / 3
+    assert summary["Overall"]["f1"]["mean"] == pytest.approx(expected)
+    assert paper_overall(class_means) == pytest.approx(expected)
+    per_image = np.mean([np.mean([1.0, 0.8, 0.0]), np.mean([2 / 3, 0.8]), np.mean([1.0, 1.0])])
+    assert summary["image_mean"]["f1"]["mean"] == pytest.approx(per_image)
+    assert abs(expected - per_image) > 0.01  # the two definitions differ on this example
+    assert summary["consolidation"]["fp_area"]["n"] == 1  # image 1 has no consolidation: area reported
 
 
 def test_mean_ci_skips_nan():

@@ -82,3 +82,19 @@ def test_report_refuses_unknown_folders(tmp_path):
         build_report([tmp_path])
     with pytest.raises(InputError, match="nothing to report"):
         build_report([])
+
+
+def test_report_opens_with_the_summary_table_and_shows_no_machine_paths(tmp_path):
+    from ssinfnet.evaluation.compare import compare, write_comparison
+
+    evaluations = write_two_evaluations(tmp_path)
+    comparison = write_comparison(tmp_path / "cmp", compare(evaluations, planned="better"))
+    runs = make_run_folders(tmp_path)
+    page = build_report([*evaluations, comparison, *runs[:2]])
+    summary = page.index("<h2>Summary</h2>")
+    assert summary < page.index("<h2>Comparison</h2>") < page.index("Evaluation: baseline")
+    first_table = page[summary:page.index("</table>", summary)]
+    for text in ("baseline", "better", "reference", "planned", "Δ vs baseline", "Holm"):
+        assert text in first_table, text
+    assert page.count("training curves of") == 2  # one per run folder given
+    assert str(tmp_path) not in page

@@ -58,12 +58,16 @@ def test_single_stage_scores_match_the_metric_functions():
     assert row["lesion_fraction"] == pytest.approx(np.mean(probabilities[2] >= 0.4))
     assert {"infnet.dice", "infnet.s_alpha", "infnet.e_phi", "infnet.mae"} <= set(row)
     assert "GGO.f1" not in row
-    # The healthy slice has no recall (empty denominator), and the summary skips it.
-    assert math.isnan(evaluation.rows[-1]["infection.recall"])
+    # The healthy slice is not scored for infection (empty-class rule): its false-positive area is.
+    healthy = evaluation.rows[-1]
+    assert math.isnan(healthy["infection.recall"]) and math.isnan(healthy["infection.f1"])
+    assert healthy["infection.fp_area"] == pytest.approx(np.mean(probabilities[-1] >= 0.4))
     summary = evaluation.summary()
     assert summary["metrics"]["infection"]["recall"]["n"] == len(samples) - 1
+    assert summary["metrics"]["infection"]["f1"]["n"] == len(samples) - 1
+    assert summary["metrics"]["infection"]["fp_area"]["n"] == 1
     assert summary["metrics"]["infection"]["f1"]["mean"] == pytest.approx(
-        np.mean([r["infection.f1"] for r in evaluation.rows]))
+        np.mean([r["infection.f1"] for r in evaluation.rows[:-1]]))
     assert set(evaluation.curves) == {"pixel", "slice"}
     assert 0.5 < evaluation.curves["pixel"].auc <= 1.0
 
@@ -74,7 +78,7 @@ def test_two_stage_adds_classes_and_overall():
     evaluation = score_images(samples, probabilities, labels, threshold=0.5)
     row = evaluation.rows[1]
     expected = multiclass_scores(samples[1].mask, labels[1])
-    for group in ("background", "GGO", "consolidation", "Overall"):
+    for group in ("background", "GGO", "consolidation", "image_mean"):
         assert row[f"{group}.iou"] == pytest.approx(expected[group]["iou"])
     assert evaluation.gallery and evaluation.gallery[0].rank == "best"
     assert max(item.truth.max() for item in evaluation.gallery) == 2  # multi-class truth kept for overlays
@@ -122,7 +126,7 @@ def test_write_evaluation_folder(tmp_path):
     folder = write_two_evaluations(tmp_path)[0]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["kind"] == "evaluation" and summary["threshold_source"] == "validation"
-    assert summary["metrics"]["Overall"]["f1"]["n"] == 6
+    assert summary["metrics"]["image_mean"]["f1"]["n"] == 6
     with open(folder / "per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[-1]["infection.recall"] == ""  # NaN written as an empty cell
@@ -152,16 +156,16 @@ def test_compare_two_evaluations(tmp_path):
     comparison = compare([baseline, better])
     assert comparison.models == ["baseline", "better"] and comparison.images == 6
     assert [r["group"] for r in comparison.rows[:4]] == ["GGO"] * 4  # the paper's Table III order
-    row = next(r for r in comparison.rows if r["group"] == "Overall" and r["metric"] == "f1")
+    row = next(r for r in comparison.rows if r["group"] == "image_mean" and r["metric"] == "f1")
     assert row["models"]["better"]["mean"] > row["models"]["baseline"]["mean"]
     # The same p-value as scipy's paired t-test on the two CSV columns.
     import pandas as pd
 
-    a = pd.read_csv(baseline / "per_image.csv")["Overall.f1"]
-    b = pd.read_csv(better / "per_image.csv")["Overall.f1"]
+    a = pd.read_csv(baseline / "per_image.csv")["image_mean.f1"]
+    b = pd.read_csv(better / "per_image.csv")["image_mean.f1"]
     assert row["tests"]["better"]["t_p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
     table = markdown_table(comparison)
-    assert "| Overall | f1 |" in table and "Wilcoxon" in table
+    assert "| Overall | f1 |" in table and "| image_mean | f1 |" in table and "Wilcoxon" in table
     out = write_comparison(tmp_path / "cmp", comparison)
     assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.csv", "comparison.md"}
 

@@ -121,10 +121,11 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
     tables = [table.loc[order] for table in tables]
     columns = [c for c in tables[0].columns if c not in ID_COLUMNS and c not in NOT_COMPARED
                and all(c in t.columns for t in tables)]
-    rows, identical = [], []
+    rows, identical, means = [], [], {}
     for column in sorted(columns, key=_column_order):
         group, _, metric = column.rpartition(".")
         values = [table[column].to_numpy(dtype=float) for table in tables]
+        means[column] = {name: mean_ci(v).mean for name, v in zip(names, values)}
         if all(np.isnan(v).all() for v in values):  # defined on no image (e.g. fp_area of an ever-present class)
             continue
         if all(np.array_equal(values[0], v, equal_nan=True) for v in values[1:]):
@@ -136,20 +137,21 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
             "tests": {name: paired_tests(values[0], v) for name, v in zip(names[1:], values[1:])},
         })
     comparison = Comparison(models=names, paths=[Path(p).name for p in eval_dirs], images=len(order),
-                            rows=insert_paper_overall(rows, names, len(order)), planned=planned,
+                            rows=insert_paper_overall(rows, means, names, len(order)), planned=planned,
                             identical=identical)
     adjust(comparison)
     return comparison
 
 
-def insert_paper_overall(rows: list[dict[str, Any]], names: list[str], images: int) -> list[dict[str, Any]]:
-    """The paper's Overall rows (mean of the three class means per model, no test), in table order."""
-    means = {(row["group"], row["metric"]): row["models"] for row in rows}
+def insert_paper_overall(rows: list[dict[str, Any]], means: dict[str, dict[str, float]], names: list[str],
+                         images: int) -> list[dict[str, Any]]:
+    """``rows`` with the paper's Overall rows (mean of the three class means per model, not tested) in
+    table order; ``means``: {"<class>.<metric>": {model: mean}}, tested or not."""
     extra = []
     for metric in METRIC_NAMES:
-        if all((c, metric) in means for c in CLASS_NAMES):
+        if all(f"{c}.{metric}" in means for c in CLASS_NAMES):
             extra.append({"group": OVERALL, "metric": metric, "tests": {}, "models": {
-                name: {"mean": paper_overall({c: means[(c, metric)][name]["mean"] for c in CLASS_NAMES}),
+                name: {"mean": paper_overall({c: means[f"{c}.{metric}"][name] for c in CLASS_NAMES}),
                        "ci95": float("nan"), "n": images} for name in names}})
     return sorted(rows + extra, key=lambda row: _group_order(row["group"]))
 

@@ -68,12 +68,13 @@ def upgrade_comparison(data: dict[str, Any], planned: str | None = None):
     from ssinfnet.evaluation.compare import Comparison, adjust, insert_paper_overall
 
     models, images = data["models"], data["images"]
-    rows, identical = [], []
+    rows, identical, means = [], [], {}
     for old in data["rows"]:
         row = copy.deepcopy(old)
         if row["group"] == OVERALL:
             row["group"] = IMAGE_MEAN
         column = f"{row['group']}.{row['metric']}"
+        means[column] = {name: summary["mean"] for name, summary in row["models"].items()}
         summaries = list(row["models"].values())
         if all(s == summaries[0] for s in summaries) and all(
                 t["mean_difference"] == 0 for t in row["tests"].values()):
@@ -86,7 +87,7 @@ def upgrade_comparison(data: dict[str, Any], planned: str | None = None):
             test["difference_ci95"] = difference_ci95(test["mean_difference"], test["t_p"], test["pairs"])
         rows.append(row)
     comparison = Comparison(models=models, paths=[Path(p).name for p in data["evaluations"]], images=images,
-                            rows=insert_paper_overall(rows, models, images), planned=planned,
+                            rows=insert_paper_overall(rows, means, models, images), planned=planned,
                             scoring_rule=LEGACY, identical=identical)
     adjust(comparison)
     return comparison
