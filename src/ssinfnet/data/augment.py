@@ -5,13 +5,21 @@ mask (nearest-neighbour for the mask, so labels stay 0/1/2). Intensity jitter (g
 Gaussian noise) imitates other scanners and reconstruction kernels, and touches channel 0 only:
 channel 0 is the CT slice, further channels (e.g. the infection prior of Multi Inf-Net) are maps
 whose values mean something.
+
+:class:`ExportAugmentation` imitates how other hospitals export CT (window, min-max scaling, gamma,
+contrast-limited histogram equalisation, noise, blur or downsampling, JPEG, a full field of view with
+air and table around the body). It runs *before* the canonical contrast map
+(:func:`ssinfnet.data.intensity.to_canonical`), as such differences do in real use; the map then undoes
+the linear part and the network learns to ignore what is left.
 """
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
+from PIL import Image
 import torch
 from monai.transforms import (
     Compose,
@@ -66,6 +74,100 @@ class Augmentation:
         return out.numpy().astype(np.float32), torch.as_tensor(moved["mask"])[0].round().numpy().astype(np.int64)
 
 
+class ExportAugmentation:
+    """Callable ``(image, mask) -> (image, mask)`` on a (H, W) slice in [0, 1]: with ``probability``,
+    one or two randomly chosen export differences (:data:`EXPORTS`). A padded full field of view
+    changes the shape (the caller resizes back); the mask follows geometry, never intensity."""
+
+    #: The export differences it draws from; also the transforms of ``benchmarks/bench_robustness.py``.
+    EXPORTS = ("window", "minmax", "gamma", "clahe", "noise", "downsample", "jpeg", "full_fov")
+
+    def __init__(self, seed: int = 0, probability: float = 0.7):
+        self.probability = probability
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        image = np.asarray(image, dtype=np.float32)
+        if self.rng.random() >= self.probability:
+            return image, mask
+        for name in self.rng.choice(self.EXPORTS, size=self.rng.integers(1, 3), replace=False):
+            image, mask = export_transform(str(name), image, mask, self.rng)
+        return image.astype(np.float32, copy=False), mask
+
+
+def export_transform(name: str, image: np.ndarray, mask: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One export difference with random strength (see :class:`ExportAugmentation`)."""
+    if name == "window":  # another level and width: a linear map, clipped
+        return np.clip(image * rng.uniform(0.6, 1.8) + rng.uniform(-0.35, 0.25), 0, 1), mask
+    if name == "minmax":
+        low, high = float(image.min()), float(image.max())
+        return (image - low) / (high - low) if high > low else image, mask
+    if name == "gamma":
+        return np.clip(image, 0, 1) ** rng.uniform(0.5, 2.0), mask
+    if name == "clahe":
+        return clahe(image, rng.uniform(2.0, 8.0)), mask
+    if name == "noise":
+        return np.clip(image + rng.normal(0, rng.uniform(0.01, 0.05), image.shape), 0, 1), mask
+    if name == "downsample":
+        return downsample(image, rng.uniform(0.35, 0.8)), mask
+    if name == "jpeg":
+        return jpeg(image, int(rng.integers(30, 91))), mask
+    if name == "full_fov":
+        return full_field_of_view(image, mask, rng.uniform(0.55, 0.85), rng)
+    raise ValueError(f"unknown export transform {name!r}; expected one of {ExportAugmentation.EXPORTS}")
+
+
+def clahe(image: np.ndarray, clip_limit: float) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation with OpenCV's ``clipLimit`` convention (a
+    multiple of the mean bin count, 8x8 tiles); scikit-image normalises it by the 256 bins."""
+    from skimage.exposure import equalize_adapthist  # noqa: PLC0415
+
+    return equalize_adapthist(np.clip(image, 0, 1), clip_limit=clip_limit / 256.0).astype(np.float32)
+
+
+def downsample(image: np.ndarray, factor: float) -> np.ndarray:
+    """Down to ``factor`` of the size and back up (bilinear): a softer kernel or a small export."""
+    pil = Image.fromarray(image.astype(np.float32), mode="F")
+    small = pil.resize((max(8, round(image.shape[1] * factor)), max(8, round(image.shape[0] * factor))),
+                       Image.BILINEAR)
+    return np.asarray(small.resize(pil.size, Image.BILINEAR), dtype=np.float32).clip(0, 1)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Through an 8-bit JPEG at ``quality``."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def full_field_of_view(image: np.ndarray, mask: np.ndarray, fill: float,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The crop placed in a larger field of view (it fills ``fill`` of each side): air around it
+    (darker than the darkest lung) and a patient table below it, as in a full-slice export."""
+    rows, cols = image.shape
+    out_rows, out_cols = int(rows / fill), int(cols / fill)
+    top, left = int(rng.integers(0, out_rows - rows + 1)), int(rng.integers(0, out_cols - cols + 1))
+    air = max(0.0, float(np.percentile(image, 1)) - rng.uniform(0.02, 0.1))
+    canvas = np.full((out_rows, out_cols), air, dtype=np.float32)
+    labels = np.zeros((out_rows, out_cols), dtype=np.asarray(mask).dtype)
+    canvas[top : top + rows, left : left + cols] = image
+    labels[top : top + rows, left : left + cols] = mask
+    gap = top + rows + int(rng.integers(1, max(2, (out_rows - top - rows) // 3 + 2)))
+    if gap < out_rows:  # the table: a bright band under the patient (posterior is down)
+        thickness = max(2, out_rows // 40)
+        canvas[gap : gap + thickness, out_cols // 10 : out_cols - out_cols // 10] = rng.uniform(0.5, 0.9)
+    return canvas, labels
+
+
 def make_augmentation(seed: int = 0, **options) -> Augmentation:
     """The training augmentation; options as in :class:`Augmentation`."""
     return Augmentation(seed, **options)
+
+
+def make_export_augmentation(seed: int = 0, **options) -> ExportAugmentation:
+    """The export-difference augmentation; options as in :class:`ExportAugmentation`."""
+    return ExportAugmentation(seed, **options)

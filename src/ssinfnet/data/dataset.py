@@ -3,6 +3,10 @@
 Images are resized with bilinear interpolation, masks with nearest neighbour
 (``nearest-exact``: no half-pixel shift), then augmented. ``resize_image``/``resize_mask`` are the
 same resizes inference must use to map predictions back.
+
+Per item, in this order: resize -> export differences (``export``, training only) -> canonical
+contrast (``canonical``: :func:`ssinfnet.data.intensity.to_canonical`, as the inference pipeline
+applies it) -> geometry and intensity augmentation (``augment``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
+from ssinfnet.data.intensity import to_canonical
 from ssinfnet.data.readers import list_unlabeled_files, read_unlabeled_file
 from ssinfnet.data.sample import Sample
 from ssinfnet.data.volumes import display_plane, is_nifti_file, open_nifti
@@ -41,31 +46,69 @@ def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int]) ->
     return tensor.round().to(torch.int64)
 
 
+def prepare_item(image: np.ndarray, mask: np.ndarray, size: int, export: Augment | None,
+                 canonical: bool, augment: Augment | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training item: (1, S, S) float32 image and (S, S) int64 mask (see the module doc)."""
+    image, mask = resize_image(image, size)[0].numpy(), resize_mask(mask, size).numpy()
+    if export is not None:
+        image, mask = export(image, mask)
+        if image.shape != (size, size):  # a padded field of view
+            image, mask = resize_image(image, size)[0].numpy(), resize_mask(mask, size).numpy()
+    if canonical:
+        image = to_canonical(image)
+    if augment is not None:
+        image, mask = augment(image, mask)
+    return torch.as_tensor(np.asarray(image, dtype=np.float32))[None], torch.as_tensor(np.asarray(mask, dtype=np.int64))
+
+
 class SegmentationDataset(Dataset):
-    """Labeled slices -> ``{"image": (1, S, S) float32, "mask": (S, S) int64, "index": i}``.
+    """Labeled slices -> ``{"image": (1, S, S) float32, "mask": (S, S) int64, "weight": w, "index": i}``.
 
     The multi stage's prior channel is not stored here: training computes it from the single-stage
-    network on each (augmented) batch, exactly as the inference pipeline does.
+    network on each (augmented) batch, exactly as the inference pipeline does. ``weight`` is the
+    item's weight in the loss (1 for labeled slices; see :class:`NegativeDataset`).
     """
 
-    def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None):
+    def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None,
+                 export: Augment | None = None, canonical: bool = False):
         missing = [s.meta.id for s in samples if s.mask is None]
         if missing:
             raise ValueError(f"{len(missing)} samples have no mask (first: {missing[0]})")
         self.samples = list(samples)
         self.size = size
-        self.augment = augment
+        self.augment, self.export, self.canonical = augment, export, canonical
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image = resize_image(sample.image, self.size)
-        mask = resize_mask(sample.mask, self.size)
-        if self.augment is not None:
-            image, mask = (torch.from_numpy(a) for a in self.augment(image.numpy(), mask.numpy()))
-        return {"image": image.contiguous(), "mask": mask.contiguous(), "index": index}
+        image, mask = prepare_item(sample.image, sample.mask, self.size, self.export, self.canonical, self.augment)
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": 1.0, "index": index}
+
+
+class NegativeDataset(Dataset):
+    """Slices known (or believed) to hold no lesion, read lazily from files: the same items as
+    :class:`SegmentationDataset` with an all-background mask and the loss weight ``weight``.
+
+    Slice-level labels are weak (a NonCOVID slice can show another disease), so ``weight`` < 1
+    keeps a wrong one from outweighing a labeled slice.
+    """
+
+    def __init__(self, files: Sequence[Path], size: int, weight: float, augment: Augment | None = None,
+                 export: Augment | None = None, canonical: bool = False):
+        self.files = list(files)
+        self.size, self.weight = size, float(weight)
+        self.augment, self.export, self.canonical = augment, export, canonical
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        image = read_unlabeled_file(self.files[index])[0].image
+        empty = np.zeros(image.shape, dtype=np.int64)
+        image, mask = prepare_item(image, empty, self.size, self.export, self.canonical, self.augment)
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": self.weight, "index": index}
 
 
 class UnlabeledDataset(Dataset):
@@ -76,9 +119,10 @@ class UnlabeledDataset(Dataset):
     its header) and is decoded again per item: pretraining folders hold 2D slices, so this stays rare.
     """
 
-    def __init__(self, samples: Sequence[Sample] | Sequence[str | Path], size: int, augment: Augment | None = None):
+    def __init__(self, samples: Sequence[Sample] | Sequence[str | Path], size: int, augment: Augment | None = None,
+                 export: Augment | None = None, canonical: bool = False):
         self.size = size
-        self.augment = augment
+        self.augment, self.export, self.canonical = augment, export, canonical
         self.items: list[Sample | tuple[Path, int]] = []
         for item in samples:
             if isinstance(item, Sample):
@@ -93,10 +137,8 @@ class UnlabeledDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
         image = item.image if isinstance(item, Sample) else read_unlabeled_file(item[0])[item[1]].image
-        tensor = resize_image(image, self.size)
-        if self.augment is not None:
-            augmented, _ = self.augment(tensor.numpy(), np.zeros(tensor.shape[-2:], dtype=np.int64))
-            tensor = torch.from_numpy(augmented)
+        empty = np.zeros(np.shape(image), dtype=np.int64)
+        tensor, _ = prepare_item(image, empty, self.size, self.export, self.canonical, self.augment)
         return {"image": tensor.contiguous(), "index": index}
 
 
@@ -112,6 +154,7 @@ def worker_init_fn(worker_id: int) -> None:
     """DataLoader hook: give each worker its own augmentation stream (otherwise every worker would
     repeat the same random sequence), derived from the loader's seed so runs stay reproducible."""
     info = get_worker_info()
-    augment = getattr(info.dataset, "augment", None)
-    if augment is not None and hasattr(augment, "reseed"):
-        augment.reseed(int(info.seed % 2**31))
+    for offset, name in enumerate(("augment", "export")):
+        augment = getattr(info.dataset, name, None)
+        if augment is not None and hasattr(augment, "reseed"):
+            augment.reseed(int((info.seed + offset) % 2**31))

@@ -68,3 +68,119 @@ def _percentile_rescale(data: np.ndarray) -> np.ndarray:
     if high <= low:  # a constant image: no contrast to keep
         return np.zeros_like(data)
     return (data - low) / (high - low)
+
+
+# ----------------------------------------------------------------------------- canonical contrast
+#
+# The one place that says what contrast the networks see. Every input (training slice, user's PNG
+# export, DICOM in HU) is mapped linearly so that two anatomical anchors land on fixed values:
+#
+# - the *dark anchor*: the 5th percentile of the dark (air or aerated lung) pixels inside the body,
+#   i.e. the darkest aerated lung. Unlike the lung's median or mode it hardly moves with disease
+#   (correlation with the lesion share of the training slices: -0.02, vs 0.42 for the mode);
+# - the *bright anchor*: the median of the bright (soft tissue, fat, bone) pixels inside the body.
+#
+# Dark and bright are split by an Otsu threshold; air outside the body (dark, connected to and
+# lining most of the image border) is left out, so a full field of view with air and table gives
+# the same anchors as a crop of the chest. The map undoes any linear change of window level/width
+# or min-max scaling of an export exactly, and gamma or histogram equalisation approximately
+# (training-time augmentation, ssinfnet.data.augment.ExportAugmentation, covers the rest).
+# The canonical values are the medians of the anchors over the 50 COVID-SemiSeg training slices
+# (`python benchmarks/measure_anchors.py --data ../shared/data` prints them), so those slices stay
+# nearly as they are. Slices without a dark or a bright part (no lung, a blank image) are left as
+# they are.
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Intensities (same scale as the image) of the darkest aerated lung and of soft tissue."""
+
+    dark: float
+    bright: float
+
+
+#: Where the networks' input puts the anchors (see above).
+CANONICAL_ANCHORS = Anchors(dark=0.135, bright=0.831)
+#: Anchor estimation runs on a copy at most this many pixels on a side (it needs statistics, not detail).
+ANCHOR_PX = 128
+#: Fewest dark / bright body pixels (of the small copy) needed to trust the anchors.
+ANCHOR_MIN_PIXELS = 64
+#: Border-connected dark pixels are air outside the body when they line this much of the border.
+OUTSIDE_BORDER_FRACTION = 0.5
+
+
+def estimate_anchors(image: np.ndarray) -> Anchors | None:
+    """The dark and bright anchors of one 2D slice (any intensity scale), or None when the slice
+    has no usable dark or bright part inside the body."""
+    from scipy import ndimage  # noqa: PLC0415  (scipy is slow to import; only here)
+
+    data = np.asarray(image, dtype=np.float32)
+    step = max(1, int(np.ceil(max(data.shape) / ANCHOR_PX)))
+    small = ndimage.median_filter(data[::step, ::step], size=3)  # JPEG and quantum noise
+    finite = small[np.isfinite(small)]
+    if finite.size < 2 * ANCHOR_MIN_PIXELS or finite.min() == finite.max():
+        return None
+    # the darkest value is mostly padding (the corners outside a round reconstruction field)
+    floor = finite.min()
+    values = finite[finite > floor] if np.mean(finite == floor) > 0.02 else finite
+    dark = small < otsu_split(values)
+    outside = _outside_air(dark)
+    inner_dark, body_bright = small[dark & ~outside], small[~dark & ~outside]
+    if inner_dark.size < ANCHOR_MIN_PIXELS or body_bright.size < ANCHOR_MIN_PIXELS:
+        return None
+    anchors = Anchors(float(np.percentile(inner_dark, 5)), float(np.median(body_bright)))
+    return anchors if anchors.bright > anchors.dark else None
+
+
+def to_canonical(image: np.ndarray, anchors: Anchors | None = None) -> np.ndarray:
+    """``image`` mapped linearly so that its anchors (estimated when not given) land on
+    :data:`CANONICAL_ANCHORS`, clipped to [0, 1]; unchanged (clipped) when no anchors are found."""
+    data = np.asarray(image, dtype=np.float32)
+    anchors = anchors if anchors is not None else estimate_anchors(data)
+    if anchors is None:
+        return np.clip(data, 0.0, 1.0)
+    target = CANONICAL_ANCHORS
+    gain = (target.bright - target.dark) / (anchors.bright - anchors.dark)
+    return np.clip((data - anchors.dark) * gain + target.dark, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def scan_anchors(slices: list[np.ndarray]) -> Anchors | None:
+    """One pair of anchors for a whole scan: the median over its slices that give anchors (so that
+    every slice of a volume gets the same contrast, as a reader would set one window)."""
+    found = [a for a in map(estimate_anchors, slices) if a is not None]
+    if not found:
+        return None
+    return Anchors(float(np.median([a.dark for a in found])), float(np.median([a.bright for a in found])))
+
+
+def otsu_split(values: np.ndarray, bins: int = 256) -> float:
+    """Threshold that maximises the between-class variance of the histogram of ``values`` (Otsu 1979)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0
+    low, high = float(finite.min()), float(finite.max())
+    if low == high:
+        return high
+    counts, edges = np.histogram(finite, bins=bins, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_low = sum_low / weight_low
+        mean_high = (sum_low[-1] - sum_low) / weight_high
+        between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:][np.nanargmax(between)])
+
+
+def _outside_air(dark: np.ndarray) -> np.ndarray:
+    """Dark pixels connected to the border, when they line most of it (air around a whole body);
+    in a crop through the chest the dark regions at the edge are lungs and stay."""
+    from scipy import ndimage  # noqa: PLC0415
+
+    components, _ = ndimage.label(dark)
+    edge = np.concatenate([components[0], components[-1], components[:, 0], components[:, -1]])
+    touching = np.unique(edge[edge > 0])
+    connected = np.isin(components, touching)
+    border = np.concatenate([connected[0], connected[-1], connected[:, 0], connected[:, -1]])
+    return connected if border.mean() >= OUTSIDE_BORDER_FRACTION else np.zeros_like(dark)

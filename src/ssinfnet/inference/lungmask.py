@@ -1,42 +1,47 @@
-"""Lung mask from a simple, documented classical method (no model), as the denominator of lesion percentages.
+"""Lung mask by documented CT anatomy (no model): the denominator of lesion percentages and the region
+lesion labels are confined to.
 
 Layout: every function takes a stack of axial slices ``(slices, rows, cols)`` (a single 2D image is a
-stack of one). Connectivity used for "the border" and for hole filling is in-plane only, so each slice
-is treated on its own there; the largest-component choice is 3D so the two lungs are followed through
-the stack.
+stack of one).
 
-Method (HU input):
+Method (HU input; display images are first put on a pseudo-HU scale, below):
 1. Air-like voxels: HU < -320. Aerated lung parenchyma is about -900..-500 HU and soft tissue above
    -100 HU; -320 HU sits between them and is a threshold in common use for CT lung masks.
 2. Per slice, air connected to the image border is air outside the body (or the table gap) and is
    removed, in slices where such air lines at least half of the border (a field of view around the
    whole body). Where it lines less, the image is a crop through the chest (as the COVID-SemiSeg
    slices are) and the dark regions at its edge are lungs cut by the crop: they stay.
-3. 3D connected components of what is left; the largest component is kept, plus the second largest
-   when it is at least 10% of the largest (the two lungs when they do not touch). Bowel gas, which
-   is usually smaller, is dropped.
-4. Per slice, holes are filled: vessels, airway walls and lesions enclosed by aerated lung join the
-   mask.
-5. :func:`include_lesions` then adds each predicted lesion that touches the mask: dense peripheral
-   consolidation is above -320 HU and would otherwise be outside the lung and missing from the
-   percentages.
+3. Per slice, each remaining air region whose median is below :data:`GAS_MEDIAN_HU` is pure gas, not
+   parenchyma: the trachea and main bronchi, gas in the stomach and bowel. Parenchyma holds vessels
+   and partial volume and has a median of -950..-600 HU even when healthy.
+4. 3D connected components of what is left (26-connectivity: the lungs are followed through the stack).
+   A component is lung when, in some slice, its cross-section reaches :data:`LUNG_MIN_BODY_FRACTION`
+   of the body's cross-section there (in a chest each lung's central cross-section is 8-25% of the
+   body's; in the real upper-abdomen scan the largest gas pocket is 1.6%): the small air pockets of
+   mottled bowel content, whose median looks like parenchyma, never reach it. Relative to the body,
+   the rule holds for any pixel size, known or not. Lung bases and apices count through their
+   connection to the large cross-sections of the same lung; a scan of the upper abdomen that holds
+   only the lung bases gets an empty or near-empty mask.
+5. Per slice, holes are filled: vessels, airway walls and lesions enclosed by aerated lung join the mask.
+6. :func:`confine_lesions` then keeps only the predicted lesions (3D connected components) that
+   overlap or touch the mask, and adds them to it: dense consolidation, which is above -320 HU and
+   outside the aerated lung, still counts (on the 50 training slices 98% of the true lesion pixels
+   are kept so), while predictions in the abdomen, the mediastinum or outside the body that do not
+   reach the lung are dropped. Lesion labels therefore always lie inside the reported lung mask.
 
-8-bit input (display-windowed images without HU): step 1 uses an Otsu threshold on the image
-intensities (dark = air or lung) because the window that made the image is unknown, after an
-in-plane median filter (:data:`MEDIAN_PX` pixels) against JPEG noise. The darkest value is left out
-of the histogram: it is mostly padding (the black corners outside a round reconstruction field),
-which would otherwise pull the threshold below the grey of air and lung. Steps 2-5 are the same.
+Display images (8-bit, 16-bit, float: no HU): each slice is put on a pseudo-HU scale through its
+contrast anchors (:func:`ssinfnet.data.intensity.estimate_anchors`): the darkest aerated lung ->
+:data:`DARK_ANCHOR_HU`, soft tissue -> :data:`BRIGHT_ANCHOR_HU`, linearly. Slices without anchors (no
+dark or no bright part) have no lung. Exports that clip air and lung to one grey lose step 3 there.
 
 Limits (say them when quoting percentages):
 - Lungs reaching the border of a full field of view (the body cut by it) are removed with the
-  outside air in step 2 and the mask is partial; percentages are then too high or ``None``. In a
-  crop, air outside the body at its edge is kept as lung if it is among the two largest regions.
-- The trachea and main bronchi are counted as lung (a few percent of lung volume).
-- Large consolidation not touching aerated lung, pleural effusion, and collapsed lung are excluded.
-- Emphysema, bullae and air in other places connected to the lungs (pneumothorax, pneumomediastinum)
-  are included.
-- For 8-bit input the Otsu split is only as good as the contrast between lung and soft tissue in the
-  chosen display window.
+  outside air in step 2 and the mask is partial.
+- Severe emphysema or bullae (median below -950 HU in a slice) are taken for gas in step 3.
+- A slice whose lung is consolidated nearly throughout can lose its mask (and its lesions) in
+  step 4; pleural effusion and collapsed lung are outside the mask; a false lesion in the chest wall
+  that touches the lung is kept with it.
+- Pneumothorax and other air in the chest outside the lung that has a parenchyma-like median count as lung.
 """
 
 from __future__ import annotations
@@ -44,17 +49,24 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ssinfnet.data.intensity import estimate_anchors
+
 #: One-line summary recorded with every result's quantities.
-METHOD = ("HU < -320 (Otsu threshold for 8-bit images), air outside the body removed, largest 3D "
-          "components, holes filled per slice, touching lesions added; limits in ssinfnet.inference.lungmask")
+METHOD = ("HU < -320 inside the body, pure-gas regions (median < -950 HU: airways, stomach, bowel) removed, "
+          "3D components with a cross-section of at least 4% of the body's, holes filled per slice, only lesions touching "
+          "the lung kept and added to it; limits in ssinfnet.inference.lungmask")
 #: HU below which a voxel counts as air or aerated lung.
 AIR_HU = -320.0
-#: In-plane median filter width (pixels) applied to 8-bit images before their threshold.
-MEDIAN_PX = 5
+#: A slice's air region whose median HU is below this is gas (airways, stomach, bowel), not parenchyma.
+GAS_MEDIAN_HU = -950.0
+#: A lung's largest cross-section reaches at least this fraction of the body's cross-section.
+LUNG_MIN_BODY_FRACTION = 0.04
 #: Border-connected air is outside air in slices where it covers at least this fraction of the border.
 OUTSIDE_AIR_BORDER_FRACTION = 0.5
-#: A second component is a lung only if at least this fraction of the largest one.
-SECOND_LUNG_MIN_FRACTION = 0.10
+#: Pseudo-HU of a display image's contrast anchors (darkest aerated lung, soft tissue).
+DARK_ANCHOR_HU, BRIGHT_ANCHOR_HU = -900.0, 20.0
+#: Lowest HU kept (padding outside the reconstruction field is often -2048 or -3024).
+HU_FLOOR = -1024.0
 
 # In-plane 4-connectivity inside a (slices, rows, cols) stack: no links between slices.
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
@@ -62,60 +74,73 @@ _IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
 
 
 def lung_mask(stack: np.ndarray, modality: str = "hu") -> np.ndarray:
-    """Boolean lung mask for a ``(slices, rows, cols)`` stack of HU (``modality="hu"``) or 8-bit/unit
-    intensities (any other modality: Otsu threshold)."""
+    """Boolean lung mask of a ``(slices, rows, cols)`` stack in HU (``modality="hu"``) or display
+    values of any scale (any other modality)."""
     if stack.ndim != 3:
         raise ValueError(f"expected (slices, rows, cols), got shape {stack.shape}")
-    if modality != "hu":
-        # display images are often JPEG: blocky noise in soft tissue dips below the threshold and
-        # webs of such pixels would join the lungs; an in-plane median removes them, keeping edges
-        stack = ndimage.median_filter(stack, size=(1, MEDIAN_PX, MEDIAN_PX))
-    threshold = AIR_HU if modality == "hu" else otsu_threshold(stack[stack > stack.min()])
-    air = stack < threshold
-    inside = air & ~_outside_air(air)
+    hu = np.maximum(np.asarray(stack, dtype=np.float32), HU_FLOOR) if modality == "hu" else pseudo_hu(stack)
+    air = hu < AIR_HU
+    outside = _outside_air(air)
+    inside = air & ~outside
     lung = np.zeros(stack.shape, dtype=bool)
     box = bounding_box(inside)  # later steps only look where air inside the body is: much faster
-    if box is not None:
-        lungs = _largest_components(inside[box])
-        # Holes: background not reachable from the box border; beyond the box there is no lung, so
-        # that border is as good as the slice border.
-        lung[box] = ~_border_connected(~lungs)
+    if box is None:
+        return lung
+    parenchyma = _without_gas(inside[box], hu[box])
+    lungs = _large_components(parenchyma, (~outside).sum(axis=(1, 2))[box[0]])
+    # Holes: background not reachable from the box border; beyond the box there is no lung.
+    lung[box] = ~_border_connected(~lungs) if lungs.any() else lungs
     return lung
 
 
-def include_lesions(lung: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The lung mask plus every connected lesion (``labels > 0``) that overlaps or touches it."""
-    box = bounding_box(labels > 0)
+def pseudo_hu(stack: np.ndarray) -> np.ndarray:
+    """Display slices on a pseudo-HU scale through each slice's contrast anchors (module doc); slices
+    without anchors are set to soft tissue (no air, hence no lung)."""
+    out = np.full(stack.shape, BRIGHT_ANCHOR_HU, dtype=np.float32)
+    for k, image in enumerate(stack):
+        anchors = estimate_anchors(image)
+        if anchors is not None:
+            scale = (BRIGHT_ANCHOR_HU - DARK_ANCHOR_HU) / (anchors.bright - anchors.dark)
+            out[k] = np.maximum((np.asarray(image, dtype=np.float32) - anchors.dark) * scale + DARK_ANCHOR_HU,
+                                HU_FLOOR)
+    return out
+
+
+def confine_lesions(lung: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels of the lesions that overlap or touch the lung, lung mask with those lesions added);
+    every other predicted lesion is dropped (step 6)."""
+    lesion = labels > 0
+    box = bounding_box(lesion)
     if box is None:
-        return lung
+        return labels, lung
     # one voxel more than the lesions' box, so that lung touching a lesion from outside it counts
     box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
-    lesion = labels[box] > 0
-    components, count = ndimage.label(lesion)
-    touching = np.unique(components[ndimage.binary_dilation(lung[box]) & lesion])
-    merged = lung.copy()
-    merged[box] |= _select(components, count, touching[touching > 0])
-    return merged
+    components, count = ndimage.label(lesion[box])
+    touching = np.unique(components[ndimage.binary_dilation(lung[box]) & lesion[box]])
+    kept = np.zeros(lesion.shape, dtype=bool)
+    kept[box] = _select(components, count, touching[touching > 0])
+    return np.where(kept, labels, 0).astype(labels.dtype, copy=False), lung | kept
 
 
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Threshold that maximises the between-class variance of the intensity histogram (Otsu 1979)."""
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return 0.0
-    low, high = float(finite.min()), float(finite.max())
-    if low == high:
-        return high
-    counts, edges = np.histogram(finite, bins=bins, range=(low, high))
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight_low = np.cumsum(counts)
-    weight_high = weight_low[-1] - weight_low
-    sum_low = np.cumsum(counts * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_low = sum_low / weight_low
-        mean_high = (sum_low[-1] - sum_low) / weight_high
-        between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    return float(edges[1:][np.nanargmax(between)])
+def _without_gas(inside: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """``inside`` without the per-slice regions whose median HU is that of pure gas (step 3)."""
+    components, count = ndimage.label(inside, structure=_IN_PLANE)
+    if count == 0:
+        return inside
+    medians = ndimage.median(hu, components, index=np.arange(1, count + 1))
+    return _select(components, count, np.flatnonzero(np.asarray(medians) >= GAS_MEDIAN_HU) + 1)
+
+
+def _large_components(mask: np.ndarray, body_area: np.ndarray) -> np.ndarray:
+    """The 3D components of ``mask`` whose cross-section somewhere is that of a lung (step 4);
+    ``body_area``: pixels inside the body per slice of ``mask``."""
+    components, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    keep = []
+    for index, found in enumerate(ndimage.find_objects(components), start=1):
+        areas = (components[found] == index).sum(axis=(1, 2))
+        if np.any(areas >= LUNG_MIN_BODY_FRACTION * np.maximum(body_area[found[0]], 1)):
+            keep.append(index)
+    return _select(components, count, keep)
 
 
 def _outside_air(air: np.ndarray) -> np.ndarray:
@@ -137,18 +162,6 @@ def _border_connected(mask: np.ndarray) -> np.ndarray:
     return _select(components, count, touching[touching > 0])
 
 
-def _largest_components(mask: np.ndarray) -> np.ndarray:
-    components, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    sizes = np.bincount(components.ravel())[1:]
-    order = np.argsort(sizes)[::-1]
-    keep = [order[0] + 1]
-    if count > 1 and sizes[order[1]] >= SECOND_LUNG_MIN_FRACTION * sizes[order[0]]:
-        keep.append(order[1] + 1)
-    return _select(components, count, keep)
-
-
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest box holding every True voxel of ``mask``; None when there is none."""
     box = []
@@ -165,3 +178,5 @@ def _select(components: np.ndarray, count: int, chosen) -> np.ndarray:
     table = np.zeros(count + 1, dtype=bool)
     table[np.asarray(chosen, dtype=np.int64)] = True
     return table[components]
+
+

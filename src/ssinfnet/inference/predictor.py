@@ -4,6 +4,9 @@
 infection probability; the multi-class network sees cat(image, that probability) and gives
 background / GGO / consolidation probabilities. Every image is resized to the models' square ``size``
 (bilinear, as in training), predicted in batches, and the probabilities are resized back (bilinear).
+Networks trained on the canonical contrast (sidecar ``input_contrast``, see
+:func:`ssinfnet.data.intensity.to_canonical`) get each image mapped to it first, with the image's own
+anchors or with the ones the caller passes (one pair for a whole volume).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import ssinfnet
+from ssinfnet.data.intensity import Anchors, to_canonical
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_dir, write_json
 from ssinfnet.models.speed import autocast_context, channels_last_input, default_device, to_channels_last
-from ssinfnet.models.weights import load_model, save_model
+from ssinfnet.models.weights import CANONICAL_CONTRAST, input_contrast, load_model, save_model
 
 PIPELINE_FORMAT = "ssinfnet-pipeline/1"
 DEFAULT_WEIGHTS = Path(ssinfnet.__file__).parent / "weights" / "default"
@@ -68,26 +72,30 @@ class Pipeline:
         self.size = int(size)
         self.threshold = float(threshold)
         self.meta = dict(meta or {})
+        self.canonical = input_contrast(single) == CANONICAL_CONTRAST
 
     def _prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device).eval()
         return to_channels_last(model) if self.bf16 else model
 
-    def predict(self, images: Iterable[np.ndarray], batch_size: int = 8) -> Iterator[Prediction]:
-        """Predictions in the order of ``images`` (float32 (H, W) in [0, 1], any sizes); lazy, batch by batch."""
+    def predict(self, images: Iterable[np.ndarray], batch_size: int = 8,
+                anchors: Anchors | None = None) -> Iterator[Prediction]:
+        """Predictions in the order of ``images`` (float32 (H, W) in [0, 1], any sizes); lazy, batch by batch.
+        ``anchors``: the contrast anchors of all the images (a volume's), instead of each image's own."""
         batch: list[np.ndarray] = []
         for index, image in enumerate(images):
             batch.append(_check_image(image, index))
             if len(batch) == batch_size:
-                yield from self._predict_batch(batch)
+                yield from self._predict_batch(batch, anchors)
                 batch = []
         if batch:
-            yield from self._predict_batch(batch)
+            yield from self._predict_batch(batch, anchors)
 
     @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+    def _predict_batch(self, images: list[np.ndarray], anchors: Anchors | None = None) -> list[Prediction]:
         square = (self.size, self.size)
-        x = torch.cat([_resize(torch.from_numpy(im)[None, None], square) for im in images]).to(self.device)
+        inputs = [to_canonical(im, anchors) for im in images] if self.canonical else images
+        x = torch.cat([_resize(torch.from_numpy(im)[None, None], square) for im in inputs]).to(self.device)
         infection = torch.sigmoid(self._run(self.single, x))
         class_probs = None
         if self.multi is not None:

@@ -60,8 +60,19 @@ def save_model(model: nn.Module, path: str | Path, extra: dict[str, Any] | None 
         "config": model.config,
         "heads": getattr(model, "head_mode", None),
         "normalisation": getattr(model, "normalisation", None),
+        "input_contrast": input_contrast(model),
         "extra": extra or {},
     })
+
+
+#: What a network's input contrast is (sidecar ``input_contrast``): ``"unit"``, the readers' [0, 1]
+#: values as they are (models saved before the canonical map existed), or ``"canonical"``: mapped by
+#: :func:`ssinfnet.data.intensity.to_canonical` first, as the network was trained.
+UNIT_CONTRAST, CANONICAL_CONTRAST = "unit", "canonical"
+
+
+def input_contrast(model: nn.Module) -> str:
+    return getattr(model, "input_contrast", UNIT_CONTRAST)
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
@@ -87,6 +98,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     model = build_model(info["model"], **info.get("config", {}))
     if info.get("heads"):
         model.use_heads(info["heads"])
+    model.input_contrast = info.get("input_contrast", UNIT_CONTRAST)
     state = load_state_dict(path)
     try:
         model.load_state_dict(state, strict=True)

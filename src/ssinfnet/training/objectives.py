@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ssinfnet.data.sample import CLASS_NAMES
 from ssinfnet.evaluation.metrics import binary_scores, mean_ci
@@ -20,6 +20,7 @@ from ssinfnet.models.speed import autocast_context, channels_last_input
 from ssinfnet.training import distributed, losses
 from ssinfnet.training.examples import save_grid
 from ssinfnet.training.lookahead import Lookahead
+from ssinfnet.training.runs import derived_seed
 
 #: Thresholds tried on validation for the single stage's infection probability.
 THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
@@ -95,6 +96,9 @@ class SegmentationObjective:
         augment=None,
         channels_last: bool = False,
         export_extra: dict[str, Any] | None = None,
+        negatives: Dataset | None = None,
+        negatives_per_epoch: int = 0,
+        seed: int = 0,
     ):
         self.multi = prior is not None
         self.model = model
@@ -109,12 +113,25 @@ class SegmentationObjective:
         self.channels_last = channels_last
         self.export_extra = export_extra or {}
         self.validation: dict[str, Any] = {}
+        self.negatives, self.negatives_per_epoch, self.seed = negatives, negatives_per_epoch, seed
 
     def dataset(self, epoch: int) -> Dataset:
-        return self.train_data
+        """The labeled slices plus, with negatives, a fresh seeded draw of ``negatives_per_epoch`` of
+        them each epoch (the same draw on resume and on every rank)."""
+        if self.negatives is None or self.negatives_per_epoch <= 0:
+            return self.train_data
+        count = min(self.negatives_per_epoch, len(self.negatives))
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, 2))
+        chosen = torch.randperm(len(self.negatives), generator=generator)[:count].tolist()
+        return ConcatDataset([self.train_data, Subset(self.negatives, chosen)])
 
     def phase(self, epoch: int) -> str:
         return "multi" if self.multi else "single"
+
+    def loss(self, outputs: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        if self.multi:
+            return losses.multiclass_loss(outputs, mask, self.focal)
+        return losses.infection_loss(outputs, (mask > 0).long(), self.focal)
 
     def inputs(self, image: torch.Tensor) -> torch.Tensor:
         x = self.prior.with_prior(image) if self.multi else image
@@ -125,10 +142,7 @@ class SegmentationObjective:
         mask = batch["mask"].to(self.ctx.device)
         with autocast_context(image.device, self.bf16):
             outputs = self.net(self.inputs(image))
-        if self.multi:
-            loss = losses.multiclass_loss(outputs, mask, self.focal)
-        else:
-            loss = losses.infection_loss(outputs, (mask > 0).long(), self.focal)
+        loss = weighted_loss(outputs, mask, batch.get("weight"), self.loss)
         optimise(self.optimizers["optimizer"], loss, self.model.parameters(), self.section.get("grad_clip"))
         return {"loss": float(loss.detach())}
 
@@ -157,6 +171,21 @@ class SegmentationObjective:
 
     def save_best(self, run) -> None:
         save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})
+
+
+def weighted_loss(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weight: torch.Tensor | None,
+                  loss_fn) -> torch.Tensor:
+    """``loss_fn`` (a batch mean) as a per-item weighted mean: items of equal weight (labeled slices,
+    negatives) are scored together and each group counts ``weight x items / batch``."""
+    if weight is None:
+        return loss_fn(outputs, mask)
+    weight = weight.to(torch.float32)
+    total = mask.new_zeros((), dtype=torch.float32)
+    for value in torch.unique(weight):
+        rows = (weight == value).nonzero(as_tuple=True)[0].to(mask.device)
+        part = loss_fn({name: out[rows] for name, out in outputs.items()}, mask[rows])
+        total = total + part * float(value) * len(rows) / len(weight)
+    return total
 
 
 def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
-from ssinfnet.data.augment import make_augmentation
 from ssinfnet.models import build_model, load_model, save_model
 from ssinfnet.training import loop
-from ssinfnet.training.inputs import pool_dataset, pretraining_sources
+from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
+from ssinfnet.training.inputs import input_transforms, pool_dataset, pretraining_sources
 from ssinfnet.training.objectives import CoachedInpaintingObjective, PriorMaker
 from ssinfnet.training.runs import data_fingerprint, derived_seed
 from ssinfnet.training.session import open_session
@@ -42,19 +42,20 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
     config, ctx, run, inputs = session.config, session.ctx, session.run, session.inputs
     section, size = config["pretrain"], int(config["data"]["size"])
 
-    samples, files = pretraining_sources(inputs["data"])
+    samples, files = pretraining_sources(inputs["data"], float(config["data"].get("heldout_fraction", 0.0)))
     if config["data"]["unlabeled_limit"]:
         files = _subset(files, int(config["data"]["unlabeled_limit"]), session.seed)
     session.begin({"labeled_images": data_fingerprint(samples), "unlabeled_files": len(files)})
-    augment = make_augmentation(session.seed) if config["data"]["augment"] else None
-    everything = pool_dataset(samples, files, size, augment)
-    plain = pool_dataset(samples, files, size, None)
+    augment, export, canonical = input_transforms(config, session.seed)
+    everything = pool_dataset(samples, files, size, augment, export, canonical)
+    plain = pool_dataset(samples, files, size, None, None, canonical)
     order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(derived_seed(session.seed, -1)))
     n_val = min(int(section["val_images"]), len(everything) // 5)
     pool, val = Subset(everything, order[n_val:].tolist()), Subset(plain, order[:n_val].tolist())
 
     model_config = dict(config["model" if inputs["network"] == "single" else "multi_model"])
     inpainter = build_model(model_config.pop("name"), **model_config).use_heads("reconstruction")
+    inpainter.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
     coach = build_model("coach", in_channels=1, erase_fraction=section["erase_fraction"], **config["coach"])
     prior = None
     if inputs["network"] == "multi":

@@ -10,15 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssinfnet.data.augment import make_augmentation
-from ssinfnet.data.dataset import SegmentationDataset
+from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
 from ssinfnet.data.splits import train_val_split
 from ssinfnet.errors import InputError
 from ssinfnet.models import build_model, load_model, transfer_weights
+from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
 from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
 from ssinfnet.training.runs import data_fingerprint
-from ssinfnet.training.inputs import read_labeled
+from ssinfnet.training.inputs import input_transforms, negative_files, read_labeled
 from ssinfnet.training.session import Session, open_session
 
 
@@ -30,18 +30,22 @@ def run_model_path(run_dir: str | Path) -> Path:
     return path
 
 
-def train_single(out, data=None, config=None, init=None, progress=True) -> dict[str, Any]:
-    """Train (or, with ``config=None``, resume) a single-stage run in ``out``."""
-    inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init)}
+def train_single(out, data=None, config=None, init=None, progress=True, negatives=None) -> dict[str, Any]:
+    """Train (or, with ``config=None``, resume) a single-stage run in ``out``; ``negatives``: folders
+    of lesion-free slices (see :func:`ssinfnet.training.inputs.negative_files`)."""
+    inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init),
+                                          "negatives": [str(p) for p in negatives or ()]}
     return _train(open_session("single", out, config, inputs), progress)
 
 
-def train_multi(out, data=None, config=None, prior_from=None, init=None, progress=True) -> dict[str, Any]:
+def train_multi(out, data=None, config=None, prior_from=None, init=None, progress=True,
+                negatives=None) -> dict[str, Any]:
     """Train (or resume) a multi-stage run; its prior is made by the single run ``prior_from``."""
     if config is not None and prior_from is None:
         raise InputError("the multi stage needs --prior-from SINGLE_RUN (its prior is that model's prediction)")
     inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init),
-                                          "prior_from": _str(prior_from)}
+                                          "prior_from": _str(prior_from),
+                                          "negatives": [str(p) for p in negatives or ()]}
     return _train(open_session("multi", out, config, inputs), progress)
 
 
@@ -57,12 +61,15 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     train, val = train_val_split(samples, config["data"]["val_fraction"], session.seed)
     if not train or not val:
         raise InputError(f"{len(samples)} labeled slices are too few to carve a validation set from")
-    session.begin({"train": data_fingerprint(train), "val": data_fingerprint(val)})
+    heldout = float(config["data"].get("heldout_fraction", 0.0))
+    negatives = negative_files(session.inputs.get("negatives") or (), heldout)
+    session.begin({"train": data_fingerprint(train), "val": data_fingerprint(val), "negative_files": len(negatives)})
 
     size = int(config["data"]["size"])
-    augment = make_augmentation(session.seed) if config["data"]["augment"] else None
+    augment, export, canonical = input_transforms(config, session.seed)
     model_config = dict(config["model" if stage == "single" else "multi_model"])
     model = session.prepare(build_model(model_config.pop("name"), **model_config))
+    model.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
     if session.inputs.get("init") and not session.resume:
         report = transfer_weights(load_model(run_model_path(session.inputs["init"])), model)
         run.write_json("init_transfer.json", {"from": session.inputs["init"], "copied": report.copied,
@@ -71,11 +78,17 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     if stage == "multi":
         single = session.prepare(load_model(run_model_path(session.inputs["prior_from"])))
         prior = PriorMaker(single, config["bf16"])
-    export = {"stage": stage, "run": str(run.path), "size": size,
-              "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
+    export_info = {"stage": stage, "run": str(run.path), "size": size,
+                   "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
+    settings = config.get("negatives") or {}
+    negative_data = NegativeDataset(negatives, size, settings.get("weight", 1.0), augment, export, canonical) \
+        if negatives else None
     objective = SegmentationObjective(
-        model, SegmentationDataset(train, size, augment), SegmentationDataset(val, size, None),
-        section, ctx, config["bf16"], prior=prior, augment=augment, channels_last=config["channels_last"], export_extra=export,
+        model, SegmentationDataset(train, size, augment, export, canonical),
+        SegmentationDataset(val, size, None, None, canonical),
+        section, ctx, config["bf16"], prior=prior, augment=augment, channels_last=config["channels_last"],
+        export_extra=export_info, negatives=negative_data, negatives_per_epoch=int(settings.get("per_epoch", 0)),
+        seed=session.seed,
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"],
@@ -86,8 +99,8 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     best = max(scored, key=lambda row: row["score"])
     summary = {"stage": stage, "best_epoch": best["epoch"], "epochs": len(history),
                "stop_at": section.get("stop_at"), "training_seconds": round(sum(row["seconds"] for row in history), 3),
-               "train_slices": len(train), "val_slices": len(val),
+               "train_slices": len(train), "val_slices": len(val), "negative_files": len(negatives),
                "validation": {k: v for k, v in best.items() if k.startswith("val_") or k == "threshold"},
-               **{k: v for k, v in export.items() if k not in ("stage", "run")}}
+               **{k: v for k, v in export_info.items() if k not in ("stage", "run")}}
     run.write_summary(summary)
     return summary

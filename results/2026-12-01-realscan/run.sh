@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The retraining of issue 12 (trustworthy on real scans): the bundled two-stage model (U-Net + Multi U-Net,
+# width 16, as chosen on validation in results/2026-11-25-cpu) retrained with
+#   - negative supervision: the NonCOVID slices of the unlabeled pool's training part (weight 0.5, 40 per epoch),
+#   - export-difference augmentation and the canonical input contrast (ssinfnet.data.intensity),
+#   - the unlabeled pool's held-out part (20% of source groups) left out of every step,
+# at the budgets of the 2026-11-25 run (60 epochs, Adam 1e-3, 224 px). Resumable: run it again to continue.
+set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+cd "$(dirname "$0")/../.."
+W=${SSINFNET_WORK:-$HOME/ssinfnet-work/2026-12-01-realscan}
+D=../shared/data
+S=.venv/bin/ssinfnet
+COMMON=(--preset cpu --no-progress --set single.epochs=60 --set single.lr=0.001 --set single.focal=null
+        --set single.lookahead=null --set multi.epochs=60 --set multi.optimizer=adam --set multi.lr=0.001
+        --set multi.momentum=0.0 --set multi.focal=null --set multi.lookahead=null)
+mkdir -p "$W"
+step() {  # step NAME RUN_DIR STAGE ARGS...: skip a complete run, resume an interrupted one
+    local name=$1 run=$2 stage=$3; shift 3
+    if [ -f "$run/summary.json" ]; then echo "done: $name"
+    elif [ -d "$run" ]; then "$S" train "$stage" --out "$run" --resume --no-progress
+    else "$S" train "$stage" "$@" --out "$run"; fi
+}
+step "U-Net" "$W/u-net" single --data $D/covid-semiseg --negatives $D/unlabeled-ct "${COMMON[@]}" \
+    --set 'model={name: unet, width: 16}'
+step "Multi U-Net" "$W/multi-u-net" multi --data $D/covid-semiseg --negatives $D/unlabeled-ct "${COMMON[@]}" \
+    --prior-from "$W/u-net" --set 'multi_model={name: multi_unet, width: 16}'
+"$S" export --single "$W/u-net" --multi "$W/multi-u-net" --out "$W/bundle" --storage bf16 --overwrite
+"$S" evaluate --data $D/covid-semiseg --split test --pipeline "$W/bundle" --out "$W/eval-bundle" --overwrite
+cp "$W/eval-bundle/summary.json" results/2026-12-01-realscan/eval-bundle.json
