@@ -106,19 +106,27 @@ def nifti_header_only_half(tmp: Path) -> tuple[Path, str]:
     return path, "not a readable NIfTI"
 
 
-def png_decompression_bomb(tmp: Path) -> tuple[Path, str]:
+def _png_header_only(path: Path, rows: int, cols: int) -> Path:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    path = tmp / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0))
                      + chunk(b"IEND", b""))
-    return path, "decompression bomb"
+    return path
+
+
+def png_decompression_bomb(tmp: Path) -> tuple[Path, str]:
+    return _png_header_only(tmp / "bomb.png", 100000, 100000), "decompression bomb"
+
+
+def png_over_the_pil_limit(tmp: Path) -> tuple[Path, str]:
+    """10^8 pixels: PIL only warns (to stderr) below twice its limit."""
+    return _png_header_only(tmp / "big.png", 10000, 10000), "decompression bomb"
 
 
 BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
              nifti_gz_bomb_under_the_voxel_cap, nifti_truncated, nifti_gz_truncated, nifti_header_only_half,
-             png_decompression_bomb]
+             png_decompression_bomb, png_over_the_pil_limit]
 
 
 # ----------------------------------------------------------------------------- data validate
@@ -364,7 +372,7 @@ def test_multi_line_problems_become_one_line():
 def test_long_problems_are_capped_keeping_both_ends():
     listing = ", ".join(f"1.2.826.0.1.3680043.{i} (1 files)" for i in range(100))
     text = str(InputError(f"100 DICOM series mixed in one folder: {listing}; choose one", "/data/dicom"))
-    assert len(text) < 500
+    assert len(text) < 700
     assert text.startswith("/data/dicom: 100 DICOM series mixed") and text.endswith("; choose one")
     assert "characters left out" in text
 
@@ -375,4 +383,4 @@ def test_many_mixed_series_give_a_short_line(tmp_path, capsys):
         make_dicom_series(folder, zs=(float(k),), rows=2, cols=2)
     assert main(["data", "validate", str(folder)]) == 2
     line = _error_line(capsys)
-    assert str(folder) in line and "30 DICOM series mixed" in line and len(line) < 600
+    assert str(folder) in line and "30 DICOM series mixed" in line and len(line) < 800

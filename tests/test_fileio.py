@@ -103,3 +103,12 @@ def test_write_errors_without_a_file_name_name_the_target(tmp_path, monkeypatch)
         fileio.write_json(tmp_path / "summary.json", {"a": 1})
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "summary.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_overwrite_killed_between_its_renames_gets_the_old_folder_back(tmp_path):
+    aside = tmp_path / f".scan.{fileio._host()}-pid{_dead_pid()}.abc{fileio.OLD_SUFFIX}"
+    aside.mkdir()
+    (aside / "labels.nii.gz").write_bytes(b"the previous result")
+    assert fileio.remove_stale_temporaries(tmp_path) == [aside]
+    assert (tmp_path / "scan" / "labels.nii.gz").read_bytes() == b"the previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["scan"]

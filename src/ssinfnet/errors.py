@@ -9,7 +9,7 @@ from pathlib import Path
 
 #: The longest problem text shown; longer ones (a listing of 500 files, a library's dump) keep
 #: their start and end around a note of how much was left out.
-MAX_PROBLEM_CHARS = 400
+MAX_PROBLEM_CHARS = 600
 
 
 class InputError(Exception):

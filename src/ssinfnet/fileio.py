@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 TEMP_SUFFIX = ".tmp"
+#: What :func:`atomic_dir` renames the folder it replaces to, until the new one is in place.
+OLD_SUFFIX = "-old" + TEMP_SUFFIX
 #: A temporary that names no process (written by an older version) is stale after this long.
 STALE_AFTER_S = 3600.0
 _OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-pid(?P<pid>\d+)\.")
@@ -40,7 +42,8 @@ def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> l
     """Delete the stale temporaries in ``folder`` (only those of ``target`` when given); return them.
 
     Stale: written on this machine by a process that no longer runs, or naming no process and
-    older than :data:`STALE_AFTER_S`. Temporaries of running processes (this one included) and of
+    older than :data:`STALE_AFTER_S`. The previous ``target`` folder that an overwrite killed
+    between its two renames left aside is put back instead when no ``target`` exists. Temporaries of running processes (this one included) and of
     other machines sharing the folder are left alone until they are that old.
     """
     folder = Path(folder)
@@ -53,12 +56,20 @@ def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> l
     for entry in entries:
         if _is_stale(entry):
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
+            name = target or _target_of(entry.name)
+            if entry.name.endswith(OLD_SUFFIX) and name and not (folder / name).exists():
+                os.replace(path, folder / name)  # killed between the two renames of an overwrite: put it back
+            elif entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def _target_of(name: str) -> str | None:
+    owner = _OWNER.search(name)
+    return name[1 : owner.start()] if owner and owner.start() - 1 < _NAME_CHARS else None
 
 
 def _is_stale(entry: os.DirEntry) -> bool:
@@ -147,7 +158,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         if path.exists():
             if not overwrite:
                 raise FileExistsError(path)
-            old = tmp.with_name(f"{tmp.name[: -len(TEMP_SUFFIX)]}-old{TEMP_SUFFIX}")
+            old = tmp.with_name(tmp.name[: -len(TEMP_SUFFIX)] + OLD_SUFFIX)
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,11 @@ def _open(path: str | Path) -> Image.Image:
     path = Path(path)
     check_readable_file(path)
     try:
-        image = Image.open(path)
-    except Image.DecompressionBombError:
-        raise InputError(f"header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; refused as a broken "
+        with warnings.catch_warnings():  # PIL only warns below twice its limit: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels; refused as a broken "
                          "header or decompression bomb", path) from None
     except UnidentifiedImageError:
         if _is_zero_size_png(path):
