@@ -149,6 +149,19 @@ def test_validate_json_onto_a_folder_is_refused(tmp_path, capsys):
     assert list((tmp_path / "report.json").iterdir()) == []
 
 
+def test_validate_json_into_a_folder_it_may_not_write_names_the_file(tmp_path, capsys, monkeypatch):
+    (tmp_path / "pool").mkdir()
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "pool" / "a.png")
+
+    def denied(*args, dir=None, **kwargs):  # mkstemp names its temporary, not the file asked for
+        raise PermissionError(errno.EACCES, "Permission denied", str(Path(dir) / ".report.json.h-pid1.x.tmp"))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", denied)
+    out = tmp_path / "report.json"
+    assert main(["data", "validate", str(tmp_path / "pool"), "--json", str(out)]) == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {out}: permission denied"
+
+
 def test_validate_json_on_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
     (tmp_path / "pool").mkdir()
     Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "pool" / "a.png")
@@ -250,13 +263,14 @@ def test_segment_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys,
 
 
 def test_segment_read_only_out_is_refused_before_any_work(tmp_path, capsys, stand_in_model, monkeypatch):
-    from ssinfnet.inference import cli
-
     scan = _chest(tmp_path / "chest.nii.gz")
-    # Tests may run as root, who may write anywhere: the file system says read-only instead.
-    monkeypatch.setattr(cli.os, "access", lambda p, mode: Path(p) != tmp_path)
+
+    def read_only(*args, **kwargs):  # what mkdir meets on a read-only mount (root included)
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".probe"))
+
+    monkeypatch.setattr(fileio.tempfile, "mkdtemp", read_only)
     assert _segment([scan], tmp_path / "out") == 2
-    assert f"{tmp_path}: --out: cannot write here" in _error_line(capsys)
+    assert _error_line(capsys) == f"ssinfnet: error: {tmp_path / 'out'}: cannot write: read-only file system"
     assert stand_in_model == [] and not (tmp_path / "out").exists()
 
 
@@ -318,7 +332,7 @@ OPTION_CASES = {
     "segment --batch-size 0": (["segment", "x.nii.gz", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     "segment --spacing inf": (["segment", "x.png", "--spacing", "inf", "1"], "--spacing must be a finite number"),
     "segment --spacing 0": (["segment", "x.png", "--spacing", "0", "1"], "--spacing must be positive (mm), got 0 1"),
-    "data make-demo --subjects 0": (["data", "make-demo", "--subjects", "0"], "--subjects must be at least 1, got 0"),
+    "models --width 0": (["models", "--width", "0"], "--width must be at least 1, got 0"),
 }
 
 
@@ -327,7 +341,7 @@ def test_option_out_of_range_is_refused_before_any_work(case, tmp_path, capsys):
     argv, message = OPTION_CASES[case]
     out = tmp_path / "out"
     where = {"evaluate": ["--data", str(tmp_path), "--single", str(tmp_path), "--out", str(out)],
-             "segment": ["--out", str(out)], "data": [str(out)]}[argv[0]]
+             "segment": ["--out", str(out)], "models": []}[argv[0]]
     assert main([*argv, *where]) == 2
     assert message in _error_line(capsys)
     assert not out.exists()

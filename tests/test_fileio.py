@@ -112,3 +112,22 @@ def test_an_overwrite_killed_between_its_renames_gets_the_old_folder_back(tmp_pa
     assert fileio.remove_stale_temporaries(tmp_path) == [aside]
     assert (tmp_path / "scan" / "labels.nii.gz").read_bytes() == b"the previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["scan"]
+
+
+def test_what_a_sigkilled_writer_leaves_is_cleaned_by_the_next_write(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from ssinfnet import fileio\n"
+        "with fileio.atomic_dir(sys.argv[1]) as tmp:\n"
+        "    (tmp / 'labels.nii.gz').write_bytes(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"), str(tmp_path / "scan")])
+    assert killed.returncode == -signal.SIGKILL
+    [left] = tmp_path.iterdir()
+    assert fileio.is_temporary(left) and (left / "labels.nii.gz").read_bytes() == b"half"
+    with fileio.atomic_dir(tmp_path / "scan") as tmp:
+        (tmp / "labels.nii.gz").write_bytes(b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["scan"]

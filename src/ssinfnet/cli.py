@@ -43,7 +43,6 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "jobs": (lambda v: v >= 1, "at least 1"),
     "width": (lambda v: v >= 1, "at least 1"),
     "unet_width": (lambda v: v >= 1, "at least 1"),
-    "subjects": (lambda v: v >= 1, "at least 1"),
     "sims": (lambda v: v >= 1, "at least 1"),
     "spacing": (lambda v: v > 0, "positive (mm)"),
 }

@@ -103,10 +103,29 @@ def _temp_prefix(path: Path) -> str:
 
 
 def _named(err: OSError, path: Path) -> OSError:
-    """``err`` with ``path`` as its file name when it names none (a failed write() of a full disk)."""
-    if err.filename is not None:
+    """``err`` naming ``path`` when it names no file (a failed write() of a full disk) or only this
+    module's temporary beside ``path`` (an internal detail); an error about another file is kept."""
+    named = err.filename is None or (str(err.filename).startswith(str(path.parent / f".{path.name[:_NAME_CHARS]}."))
+                                     and is_temporary(err.filename))
+    if not named:
         return err
     return OSError(err.errno, err.strerror or str(err) or type(err).__name__, str(path))
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise the OSError that writing ``path`` (a file or folder to be made) would meet, naming
+    ``path``, before any work: the nearest existing folder above it must take a new entry. A
+    temporary folder is made there and removed (``os.access`` says yes to root on read-only mounts)."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path:
+        existing = path if path.is_dir() else path.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way where a folder is expected", str(existing))
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=existing))
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -80,17 +79,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that cannot become the output folder before any scan is read."""
+    from ssinfnet import fileio  # noqa: PLC0415
+
     try:
         str(out).encode("utf-8")
     except UnicodeEncodeError:
         raise InputError("--out: folder name is not valid UTF-8", out) from None
     if out.exists() and not out.is_dir():
         raise InputError("--out is a file; expected a folder to write the scans' folders into", out)
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise InputError("--out lies below a file, not a folder", existing)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError("--out: cannot write here (permission denied or read-only file system)", existing)
+    fileio.check_writable(out)  # read-only or full disk: an OSError, one line at the CLI boundary
 
 
 def _output_folders(inputs: list[Path], out: Path) -> list[Path]:
