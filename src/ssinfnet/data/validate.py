@@ -161,6 +161,7 @@ def _check_dicom(folder: Path) -> SliceStats:
 
     def check() -> None:
         volume, _ = volumes.load_dicom_volume(folder)
+        volumes.check_affine(volume.affine, folder)  # voxel sizes, as segment checks them
         for k in range(volume.array.shape[2]):
             stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
 
