@@ -1,6 +1,7 @@
 """`ssinfnet reproduce` end to end on a tiny generated data root (the real layout's folder names)."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -84,3 +85,28 @@ def test_independent_steps_run_in_parallel_lanes_with_threads_split_and_a_failur
         experiment.steps([writer("d", "raise SystemExit(3); "), writer("e")])
     assert not (tmp_path / "e").exists()
     assert "d" in json.loads((tmp_path / "timings.json").read_text())  # a failed attempt's time counts
+
+
+def test_pretraining_sees_the_training_slices_but_not_the_validation_slices(tmp_path, monkeypatch):
+    from ssinfnet.data.readers import read_dataset
+    from ssinfnet.data.splits import train_val_split
+    from ssinfnet.training.config import load_config
+    from ssinfnet.workflows.reproduce import Experiment
+
+    cohort = make_demo_cohort(tmp_path / "cohort", n_subjects=5, size=32, slices_per_subject=2)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "covid-semiseg").symlink_to(cohort / "semiseg")
+    (data / "unlabeled-ct").symlink_to(cohort / "unlabeled")
+    experiment = Experiment(data, "demo", tmp_path / "work", tmp_path / "out", ["data.val_fraction=0.4"])
+    recorded = []
+    monkeypatch.setattr(experiment, "step", lambda name, argv, done, resumable=None: recorded.append(argv))
+    experiment.pretrain("single", prior=None)
+
+    argv = recorded[0]
+    pool = [Path(p) for p in argv[argv.index("--data") + 1:argv.index("--out")]]
+    assert pool[0] == data / "unlabeled-ct"
+    config = load_config("demo", ["data.val_fraction=0.4"])
+    train, val = train_val_split(read_dataset(data / "covid-semiseg", split="train"), 0.4, config["seed"])
+    seen = {s.meta.id for s in read_dataset(pool[1], split="train")}
+    assert seen == {s.meta.id for s in train} and val and not seen & {s.meta.id for s in val}
