@@ -398,3 +398,10 @@ def test_many_mixed_series_give_a_short_line(tmp_path, capsys):
     assert main(["data", "validate", str(folder)]) == 2
     line = _error_line(capsys)
     assert str(folder) in line and "30 DICOM series mixed" in line and len(line) < 800
+
+
+def test_file_names_that_are_not_utf8_print_as_escapes():
+    name = os.fsdecode(b"/data/scan\xff.nii.gz")
+    text = str(InputError(f"no mask for {name}", name))
+    assert text == "/data/scan\\xff.nii.gz: no mask for /data/scan\\xff.nii.gz"
+    text.encode("utf-8")  # printable as it is

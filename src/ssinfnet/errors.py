@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import re
 from pathlib import Path
 
@@ -22,11 +21,11 @@ class InputError(Exception):
 
     def __init__(self, problem: str, path: str | Path | None = None):
         self.problem = problem
-        self.path = None if path is None else display_path(path)
+        self.path = None if path is None else printable(path)
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        problem = one_line(self.problem)
+        problem = one_line(printable(self.problem))
         return f"{self.path}: {problem}" if self.path else problem
 
 
@@ -41,14 +40,17 @@ def one_line(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
     return f"{head.rstrip()} ... ({len(text) - len(head) - len(tail)} characters left out) ... {tail.lstrip()}"
 
 
-def display_path(path: str | Path) -> str:
-    """A path as printable text: bytes that are not UTF-8 in a file name are shown as ``\\xNN``
-    instead of making the error message itself unprintable."""
-    text = str(path)
+def printable(text: str | Path) -> str:
+    """Text (a path, or a problem quoting one) that prints: bytes of a file name that are not UTF-8
+    are shown as ``\\xNN`` instead of making the error message itself unprintable."""
+    text = str(text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # surrogates that stand for no byte
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 
