@@ -63,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=batch_size, progress=not args.no_progress)
             result.save(out, overwrite=args.overwrite)
         except InputError as err:
-            if err.path is None:  # e.g. the model refusing a slice: name the scan
-                err = InputError(err.problem, path)
+            # an error that names no file (the model refusing "image 0") names the scan
+            named = err if err.path is not None else InputError(err.problem, path)
             if len(inputs) == 1:
-                raise err from None
-            print(f"ssinfnet: error: {err}", file=sys.stderr)  # the other scans still run
+                raise named from (None if named is err else err)
+            print(f"ssinfnet: error: {named}", file=sys.stderr)  # the other scans still run
             failures += 1
             continue
         rows.append({"scan": out.name, "source": result.source, **result.quantities})
