@@ -31,3 +31,20 @@ def test_bundled_model_reproduces_its_model_card(card_metrics, shared_data, tmp_
                           ("infnet", "dice")):
         assert metrics[group][metric]["mean"] == pytest.approx(card_metrics["metrics"][group][metric]["mean"],
                                                                abs=TOLERANCE), (group, metric)
+
+
+def test_bundled_card_is_rendered_from_its_facts_and_ships_no_machine_paths(card_metrics):
+    import re
+
+    from ssinfnet.workflows.model_card import render_card
+
+    facts = json.loads((DEFAULT_WEIGHTS / "card_facts.json").read_text())
+    card = (DEFAULT_WEIGHTS / "MODEL_CARD.md").read_text()
+    assert card == render_card(facts)  # no hand-written statement in the card
+    assert facts["metrics"] == card_metrics
+    stages = facts["stages"].values()  # the card says what the pretraining facts say, nothing more
+    assert ("Initialisation: random (not pre-trained)" in card) == any(s["pretraining"] is None for s in stages)
+    assert ("pretraining on" in card) == any(s["pretraining"] is not None for s in stages)
+    for name in ("pipeline.json", "metrics.json", "card_facts.json", "MODEL_CARD.md"):
+        text = (DEFAULT_WEIGHTS / name).read_text()
+        assert not re.search(r'"/(root|home|work|tmp|Users)/', text) and "ssinfnet-work/" not in text, name
