@@ -72,3 +72,24 @@ def test_validate_unlabeled_pool_headers_only(shared_data):
     assert pool["count"] == 4597 and report["problems"] == []
     assert sum(pool["labels"].values()) == 4597 and set(pool["labels"]) == {"COVID", "NonCOVID"}
     assert pool["size_min"] != pool["size_max"]
+
+
+def test_real_dicom_series_with_a_deleted_file_is_refused_at_the_gap(shared_data, tmp_path):
+    import shutil
+
+    from ssinfnet.data.volumes import load_dicom_volume
+    from ssinfnet.errors import InputError
+
+    series = shared_data / "real-ct" / "abdomen-20slices-dicom"
+    whole, _ = load_dicom_volume(series)
+    assert whole.array.shape[2] == 20 and validate_path(series)["problems"] == []
+    files = sorted(p for p in series.iterdir() if p.is_file())
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for path in files[:7] + files[8:]:  # one slice deleted (the copy lives in tmp_path, not the repository)
+        shutil.copy(path, folder / path.name)
+    with pytest.raises(InputError) as err:
+        load_dicom_volume(folder)
+    assert "gap in the series, about 1 slice(s) missing" in str(err.value)
+    assert f"{whole.spacing[2]:.2f} mm apart" in str(err.value)
+    assert validate_path(folder)["problems"] == [str(err.value)]
