@@ -54,6 +54,13 @@ def nifti_voxel_size_0(tmp: Path) -> tuple[Path, str]:
     return tmp / "zero.nii.gz", "voxel size (pixdim) (0.0, 0.8, 2.5)"
 
 
+def nifti_sform_voxel_size_0(tmp: Path) -> tuple[Path, str]:
+    image = nib.Nifti1Image(np.full((8, 8, 4), -800, np.int16), None)
+    image.header.set_sform(np.diag([0.0, 0.8, 2.5, 1.0]), code=1)
+    nib.save(image, tmp / "sform0.nii.gz")
+    return tmp / "sform0.nii.gz", "affine is singular"
+
+
 def nifti_label_values_0_to_7(tmp: Path) -> tuple[Path, str]:
     labels = np.zeros((8, 8, 4), np.uint8)
     labels.flat[:8] = np.arange(8)
@@ -124,7 +131,7 @@ def png_over_the_pil_limit(tmp: Path) -> tuple[Path, str]:
     return _png_header_only(tmp / "big.png", 10000, 10000), "decompression bomb"
 
 
-BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
+BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_sform_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
              nifti_gz_bomb_under_the_voxel_cap, nifti_truncated, nifti_gz_truncated, nifti_header_only_half,
              png_decompression_bomb, png_over_the_pil_limit]
 
