@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, help="the bundled pipeline folder made by this experiment")
     parser.add_argument("--data", type=Path, help="the shared data root: the bundle is evaluated on its test "
                                                   "slices, and its training/validation slices are counted")
+    parser.add_argument("--card-section", action="append", default=[], type=Path, metavar="FILE.json",
+                        help="add a results JSON (e.g. results/benchmarks/*.json: rows or scalars) to the model card")
     args = parser.parse_args(argv)
     folder = args.folder
     command = "python scripts/regenerate_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if strip_paths(data) != data:
             fileio.write_json(path, strip_paths(data))
     if args.bundle is not None:
-        regenerate_bundle(folder, args.bundle, args.data, command)
+        regenerate_bundle(folder, args.bundle, args.data, command, args.card_section)
     experiment = json.loads((folder / "experiment.json").read_text())
     comparisons = {}
     for stage, (variants, _, planned) in STAGES.items():
@@ -141,12 +143,12 @@ def write_folder_report(folder: Path, comparisons: dict[str, Comparison], comman
             "are not part of the repository: `bash run.sh` in this folder writes the full report."))
 
 
-def regenerate_bundle(folder: Path, bundle: Path, data: Path | None, command: str) -> None:
+def regenerate_bundle(folder: Path, bundle: Path, data: Path | None, command: str, sections: list[Path]) -> None:
     """metrics.json, pipeline.json (without machine paths) and MODEL_CARD.md of the bundled pipeline."""
     from ssinfnet.cli import main as ssinfnet
     from ssinfnet.data.readers import read_dataset
     from ssinfnet.data.splits import train_val_split
-    from ssinfnet.workflows.model_card import card_facts, stage_facts_from_config, write_card
+    from ssinfnet.workflows.model_card import card_facts, sections_from_files, stage_facts_from_config, write_card
     from ssinfnet.workflows.reproduce import variant_config
 
     pipeline = json.loads((bundle / "pipeline.json").read_text())
@@ -183,7 +185,7 @@ def regenerate_bundle(folder: Path, bundle: Path, data: Path | None, command: st
               f"validation Dice among the multi-stage models ({stages['multi']['name']}); the test slices were used "
               "once, for the metrics")
     facts = card_facts(stages, pipeline["meta"], pipeline["threshold"], metrics, chosen_by=chosen, preset=preset,
-                       overrides=overrides, regenerate=[
+                       overrides=overrides, sections=sections_from_files(sections), regenerate=[
         f"`{command}` (this card, from the saved results and a fresh evaluation of these weights)",
         f"`bash {folder}/run.sh` (the whole experiment again: every training and evaluation)"])
     write_card(bundle, facts)

@@ -1,0 +1,42 @@
+"""scripts/regenerate_results.py on a copy of a committed results folder: tables from the saved
+evaluations alone, the same on a second run, and no machine paths left in the inputs."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "2026-11-26-cpu"
+
+
+@pytest.fixture()
+def script():
+    spec = importlib.util.spec_from_file_location("regenerate_results", ROOT / "scripts" / "regenerate_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tables_come_from_the_saved_evaluations_and_are_stable(tmp_path, script):
+    if not (RESULTS / "compare-single-comparison.json").is_file():
+        pytest.skip(f"no saved comparison in {RESULTS}")
+    folder = tmp_path / RESULTS.name
+    shutil.copytree(RESULTS, folder)
+    legacy = json.loads((folder / "compare-single-comparison.json").read_text())
+    legacy["evaluations"] = ["/machine/work/eval/" + Path(p).name for p in legacy["evaluations"]]
+    (folder / "compare-single-comparison.json").write_text(json.dumps(legacy))
+    assert script.main([str(folder)]) == 0
+    summary = (folder / "summary.md").read_text()
+    first = (folder / "compare-single-comparison.md").read_text()
+    # The planned row carries the paired difference of the saved test: SInfNet - SSInfNet on Inf-Net Dice.
+    row = next(r for r in legacy["rows"] if (r["group"], r["metric"]) == ("infnet", "dice"))
+    difference = row["tests"]["sinfnet"]["mean_difference"]
+    planned = next(line for line in summary.splitlines() if line.startswith("| sinfnet |"))
+    assert f"{difference:+.3f}" in planned and "planned" in planned and "n=48" in planned
+    assert "/machine" not in (folder / "compare-single-comparison.json").read_text()
+    assert script.main([str(folder)]) == 0
+    assert (folder / "compare-single-comparison.md").read_text() == first
+    assert "<h2>Summary</h2>" in (folder / "report.html").read_text()
