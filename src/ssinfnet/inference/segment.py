@@ -38,17 +38,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import logging
+
 import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
 from ssinfnet.data import readers, volumes
 from ssinfnet.data.imageio import is_image_file, read_image_2d
-from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.data.intensity import Anchors, scan_anchors, to_unit_range
 from ssinfnet.errors import InputError
-from ssinfnet.inference.lungmask import bounding_box, include_lesions, lung_mask
+from ssinfnet.inference.lungmask import AIR_HU, bounding_box, confine_lesions, lung_mask
 from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
 from ssinfnet.inference.quantify import quantify
+
+log = logging.getLogger(__name__)
 
 #: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
 HU_AIR_MAX = volumes.HU_AIR_MAX
@@ -214,13 +218,15 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
     else:
         scan = read_scan(source, series_uid, spacing)
     pipeline = resolve_pipeline(model, device, bf16)
-    if scan.modality == "hu":
-        lung = lung_mask(scan.stack, "hu")
-    else:
-        lung = lung_mask(np.stack([scan.unit_slice(k) for k in range(len(scan.stack))]), scan.modality)
-    box = lung_box(lung) if scan.volumetric else None
-    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress)
-    lung = include_lesions(lung, labels)
+    stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(len(scan.stack))])
+    lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
+    _warn_if_unusual(scan, lung)
+    box = lung_box(lung)
+    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress, _anchors(scan, lung))
+    labels, lung = confine_lesions(lung, labels)
+    if probs is not None:  # the maps say what the labels say: nothing outside the lung mask
+        for prob in probs.values():
+            prob[~lung] = 0
     return SegmentationResult(
         name=scan.name, source=scan.source,
         labels=scan.to_input(labels), lung=scan.to_input(lung),
@@ -234,13 +240,13 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
 
 def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
     """(slices, rows, cols) bounding box of the lungs plus :data:`CROP_MARGIN` of each dimension
-    (at least 2); None (everything) when the lung mask is empty.
+    (at least 2); None when the lung mask is empty (nothing is predicted: no lung, no lung lesion).
 
     In-plane, the training slices are chest crops, so cropping a full field of view the same way
-    keeps lesions at the scale the network learnt; one box for the whole scan keeps that scale equal
-    across slices. Along the scan, slices beyond the lung apices and bases cannot hold lung lesions
-    and are not predicted (every slice between them is, even where dense disease hides the lung
-    from the mask).
+    keeps lesions at the scale the network learnt (2D full-slice exports included); one box for the
+    whole scan keeps that scale equal across slices. Along the scan, slices beyond the lung apices
+    and bases cannot hold lung lesions and are not predicted (every slice between them is, even
+    where dense disease hides the lung from the mask).
     """
     box = bounding_box(lung)
     if box is None:
@@ -303,24 +309,29 @@ def _cpu_has_bf16() -> bool:
 
 
 def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | None, batch_size: int,
-                  keep_probabilities: bool, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+                  keep_probabilities: bool, progress: bool,
+                  anchors: Anchors | None = None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
     at a time so that memory grows with the batch, not with the scan.
 
-    Only the slices and the in-plane region in ``box`` (None: everything) are predicted; predictions
-    are pasted into the full stack (background outside the box).
+    Only the slices and the in-plane region in ``box`` are predicted (None: nothing, the scan has no
+    lung); predictions are pasted into the full stack (background outside the box). ``anchors``: the
+    scan's contrast anchors, for pipelines that map their input to the canonical contrast.
     """
-    along, *in_plane = box or (slice(None),) * 3
-    in_plane = tuple(in_plane)
     shape = (len(scan.stack), *scan.stack.shape[1:3])
     labels = np.zeros(shape, dtype=np.uint8)
     probs = {name: np.zeros(shape, dtype=np.uint8) for name in PROBABILITY_NAMES} if keep_probabilities else None
+    if box is None:
+        return labels, probs
+    along, *in_plane = box
+    in_plane = tuple(in_plane)
+    options = {"anchors": anchors} if getattr(pipeline, "canonical", False) else {}
     chosen = range(shape[0])[along]
     with tqdm(total=len(chosen), desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
         for start in range(0, len(chosen), batch_size):
             indices = chosen[start : start + batch_size]
             images = [np.ascontiguousarray(scan.unit_slice(k)[in_plane]) for k in indices]
-            for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images))):
+            for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images), **options)):
                 labels[k][in_plane] = prediction.labels
                 if probs is not None:
                     maps = (prediction.infection_prob, prediction.class_probs[1], prediction.class_probs[2])
@@ -328,6 +339,37 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
                         probs[name][k][in_plane] = _to_uint8(prob)
             bar.update(len(indices))
     return labels, probs
+
+
+#: The slices with the most lung that give a volume its contrast anchors.
+ANCHOR_SLICES = 9
+#: A CT in HU: soft tissue (the median of what is not air inside the body) lies in this range.
+HU_TISSUE_RANGE = (-250.0, 250.0)
+
+
+def _anchors(scan: Scan, lung: np.ndarray) -> Anchors | None:
+    """A volume's contrast anchors from its :data:`ANCHOR_SLICES` slices with the most lung (one
+    contrast for the whole scan, as one window would be); None for 2D images (their own anchors)."""
+    if not scan.volumetric:
+        return None
+    area = lung.sum(axis=(1, 2))
+    chosen = [k for k in np.argsort(area)[::-1][:ANCHOR_SLICES] if area[k] > 0]
+    return scan_anchors([scan.unit_slice(k) for k in chosen]) if chosen else None
+
+
+def _warn_if_unusual(scan: Scan, lung: np.ndarray) -> None:
+    """One warning line when the scan has no lung, or when its HU values do not look like CT."""
+    if scan.modality == "hu":
+        body = np.asarray(scan.stack[:, ::4, ::4], dtype=np.float32)
+        tissue = body[(body > AIR_HU) & (body < 2000)]
+        median = float(np.median(tissue)) if tissue.size else float("nan")
+        low, high = HU_TISSUE_RANGE
+        if not low <= median <= high:
+            log.warning("%s: soft tissue at a median of %.0f HU (CT: about 0-60 HU); are these values "
+                        "Hounsfield units? Results may be wrong", scan.source, median)
+    if not lung.any():
+        log.warning("%s: no lung found (not a chest scan, or the lungs are cut by the field of view); "
+                    "no lesion is reported", scan.source)
 
 
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,

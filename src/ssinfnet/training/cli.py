@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     add_run_arguments(train)
     train.add_argument("--init", metavar="PRETRAIN_RUN", help="start from a pretraining run's weights")
     train.add_argument("--prior-from", metavar="SINGLE_RUN", help="multi stage: the single-stage run making the prior")
+    train.add_argument("--negatives", nargs="+", metavar="PATH",
+                       help="unlabeled folders of slices without lesions (the NonCOVID slices of a manifest's "
+                            "training part, or every file of a folder without labels), learnt as background")
     train.set_defaults(func=run_train)
 
 
@@ -99,9 +102,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.stage == "single":
         if args.prior_from:
             raise InputError("--prior-from is for the multi stage")
-        return _guarded(lambda: train_single(args.out, args.data, config, args.init, progress=not args.no_progress))
+        return _guarded(lambda: train_single(args.out, args.data, config, args.init, progress=not args.no_progress,
+                                             negatives=args.negatives))
     return _guarded(lambda: train_multi(args.out, args.data, config, args.prior_from, args.init,
-                                        progress=not args.no_progress))
+                                        progress=not args.no_progress, negatives=args.negatives))
 
 
 def _guarded(start) -> int:
