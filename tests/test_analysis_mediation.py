@@ -42,7 +42,7 @@ def test_coverage_study_reports_power_with_a_planted_effect():
 
 def simulated(n=300, seed=0):
     table, _ = simulate_clinical(n, seed=seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 99])  # not the generator's stream (its first normals are the ages)
     table["noise_mediator"] = rng.normal(size=n)
     return table
 
@@ -246,3 +246,14 @@ def test_mediate_refuses_an_existing_output_and_a_failed_write_leaves_the_old_se
     monkeypatch.undo()
     assert main(mediate_args(tmp_path, out, "--overwrite", "--seed", "1")) == 0
     assert (out / "mediation.csv").read_bytes() != before["mediation.csv"]
+
+
+def test_mediators_with_the_same_complete_cases_are_ranked_without_a_separate_common_analysis():
+    from ssinfnet.analysis.mediation_outputs import summary_markdown
+
+    result = run_mediation(simulated(), MediationSpec("age", ["lesion_burden_logit", "noise_mediator"],
+                                                      "severe_or_worse", ["sex"], sims=20))
+    assert {r["analysis"] for r in result.rows} == {COMPLETE}
+    summary = summary_markdown(result, {})
+    ranked = summary.split("compared on the same 300 common complete cases")[1].splitlines()[4]
+    assert ranked.startswith("| `lesion_burden_logit` | complete cases | 300 |")  # the planted mediator first

@@ -16,8 +16,8 @@ Rows analysed, each its own row family (``analysis`` column of the results):
 
 - ``complete cases``: the rows where this mediator, exposure, outcome and covariates are present (the
   most rows each mediator allows; mediators then differ in rows and are not comparable with each other).
-- ``common complete cases`` (more than one mediator): the rows complete for every mediator, the only
-  rows on which mediators can be compared or ranked.
+- ``common complete cases`` (more than one mediator, unless all have the same complete cases): the rows
+  complete for every mediator, the only rows on which mediators can be compared or ranked.
 - ``multiple imputation`` (``imputations > 0``): missing mediator values imputed by chained equations
   (:mod:`ssinfnet.analysis.missing_data`); the simulation draws of the imputed data sets are pooled, as
   R mediation's ``amelidiate`` does (``ceil(sims / imputations)`` draws per data set).
@@ -155,7 +155,10 @@ def _row_sets(frame: pd.DataFrame, spec: MediationSpec, notes: list[str]):
         yield COMPLETE, mediator, [data], report
     if len(spec.mediators) > 1:
         data, report = complete_cases(frame, spec, spec.mediators)
-        if len(data) < MIN_ROWS:
+        if all(complete_cases(frame, spec, [m])[1]["used"] == len(data) for m in spec.mediators):
+            notes.append(f"every mediator has the same {len(data)} complete cases: the complete-case rows are "
+                         f"comparable, so no separate {COMMON} analysis")
+        elif len(data) < MIN_ROWS:
             notes.append(f"{COMMON}: only {len(data)} rows have every mediator; mediators are not compared on common rows")
         else:
             for mediator in spec.mediators:

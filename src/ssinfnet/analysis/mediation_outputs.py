@@ -213,12 +213,18 @@ def _side_by_side(result: MediationResult, rows: pd.DataFrame) -> list[str]:
 
 def _ranking(result: MediationResult, rows: pd.DataFrame) -> list[str]:
     common = rows[rows["analysis"] == COMMON]
-    if common.empty:
-        return ["Mediators are not ranked: " + ("a single mediator." if len(result.spec.mediators) == 1 else
-                "too few rows have every mediator (see Notes); the CC rows above use different patients and are "
-                "not comparable with each other.")]
+    complete = rows[rows["analysis"] == COMPLETE]
+    if len(result.spec.mediators) == 1:
+        return ["Mediators are not ranked: a single mediator."]
+    if common.empty and complete.groupby("mediator")["n"].first().nunique() == 1:
+        common, where = complete, "the same"  # no missing mediator values: the complete cases are common
+    elif common.empty:
+        return ["Mediators are not ranked: too few rows have every mediator (see Notes); the CC rows above use "
+                "different patients and are not comparable with each other."]
+    else:
+        where = "their"
     acme = common[common["effect"] == "acme"].sort_values("estimate", ascending=False)
-    lines = [f"Mediators compared on their {int(acme['n'].iloc[0])} common complete cases, largest ACME first "
+    lines = [f"Mediators compared on {where} {int(acme['n'].iloc[0])} common complete cases, largest ACME first "
              "(the order of overlapping CIs is not established):", "", HEADER, RULE]
     lines += [_effect_line(result, m, common[common["mediator"] == m]) for m in acme["mediator"]]
     return lines
