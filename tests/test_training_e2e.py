@@ -1,5 +1,5 @@
 """Training runs through the CLI on a tiny generated cohort: pretrain -> fine-tune (single, multi),
-SIGKILL + resume, and 2-process torchrun."""
+SIGKILL + resume, Ctrl-C + resume, a bad setting then a corrected retry, and 2-process torchrun."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from ssinfnet.cli import main
@@ -104,6 +105,66 @@ def test_sigkill_then_resume_gives_identical_metrics(cohort, tmp_path):
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
     assert metrics(tmp_path / "b") == metrics(tmp_path / "a")
     assert load_file(str(tmp_path / "b" / "model.safetensors")).keys() == load_file(str(tmp_path / "a" / "model.safetensors")).keys()
+
+
+# Runs the CLI with Adam's step slowed down at its N-th call, after writing a file that says so: the
+# test's SIGINT then lands inside optimizer.step, the worst place for a Ctrl-C.
+SLOW_STEP = """
+import pathlib, sys, time
+import torch
+from ssinfnet.cli import main
+
+ready, at = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+step, calls = torch.optim.Adam.step, [0]
+
+def slow_step(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == at:
+        ready.write_text("inside optimizer.step")
+        time.sleep(3)
+    return step(self, *args, **kwargs)
+
+torch.optim.Adam.step = slow_step
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path):
+    # 6 training slices in batches of 2: 3 steps per epoch; the 5th step is the 2nd of epoch 2.
+    args = ["train", "single", "--data", str(cohort / "semiseg"), *tiny_args(["single.epochs=3", "single.batch_size=2"])]
+    straight = run_cli([*args, "--out", str(tmp_path / "a")])
+    assert straight.wait(timeout=600) == 0, straight.stderr.read().decode()
+
+    script, ready = tmp_path / "slow_step.py", tmp_path / "ready"
+    script.write_text(SLOW_STEP)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cut = subprocess.Popen([sys.executable, str(script), str(ready), "5", *args, "--out", str(tmp_path / "b")],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while not ready.exists() and cut.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    cut.send_signal(signal.SIGINT)
+    assert cut.wait(timeout=120) == 130
+    err = cut.stderr.read().decode()
+    assert "interrupted at epoch 2, step 2; checkpoint saved" in err and "Traceback" not in err, err
+    state = json.loads((tmp_path / "b" / "checkpoints" / "last" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 2)  # the step it landed in was finished, then it stopped
+    assert not (tmp_path / "b" / "summary.json").exists()
+
+    resumed = run_cli(["train", "single", "--out", str(tmp_path / "b"), "--resume", "--no-progress"])
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
+    assert metrics(tmp_path / "b") == metrics(tmp_path / "a")
+    a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_setting_writes_nothing_and_a_corrected_retry_runs(cohort, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "single", "--data", str(cohort / "semiseg"), "--out", str(out)]
+    assert main([*args, *tiny_args(["single.epochs=-3"])]) == 2
+    assert "config single.epochs=-3" in capsys.readouterr().err and not out.exists()
+    assert main([*args, *tiny_args(["single.epochs=1"])]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
 
 
 RANK_DUMP = """

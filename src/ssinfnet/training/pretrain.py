@@ -63,7 +63,7 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
         prior = PriorMaker(session.prepare(single, CONTIGUOUS) if single is not None else None, config["bf16"])
     objective = CoachedInpaintingObjective(
         session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, ctx,
-        config["bf16"], session.seed, prior, augment=augment, channels_last=CONTIGUOUS,
+        config["bf16"], session.seed, prior, augment=(augment, export), channels_last=CONTIGUOUS,
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"])

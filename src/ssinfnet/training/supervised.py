@@ -86,7 +86,7 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     objective = SegmentationObjective(
         model, SegmentationDataset(train, size, augment, export, canonical),
         SegmentationDataset(val, size, None, None, canonical),
-        section, ctx, config["bf16"], prior=prior, augment=augment, channels_last=config["channels_last"],
+        section, ctx, config["bf16"], prior=prior, augment=(augment, export), channels_last=config["channels_last"],
         export_extra=export_info, negatives=negative_data, negatives_per_epoch=int(settings.get("per_epoch", 0)),
         seed=session.seed,
     )
