@@ -139,6 +139,10 @@ def test_covariate_with_one_value_in_the_analysed_rows_is_recorded_not_dropped_s
         lab = result.analysis(analysis, "lab")["covariates"]
         assert list(lab["entered"]) == ["sex"]
         assert lab["dropped"]["hospital"].startswith(f"one value in the {result.analysis(analysis, 'lab').get('used', result.analysis(analysis, 'lab')['rows'])} analysed rows (Union)")
+    rows = result.table()
+    assert set(rows.loc[rows["mediator"] == "lab", "covariates_left_out"]) == {"hospital"}
+    full_rows = rows[(rows["mediator"] == "lesion_burden_logit") & (rows["analysis"] == COMPLETE)]
+    assert set(full_rows["covariates_entered"]) == {"sex hospital"}
     liyuan = int((table["hospital"] == "Liyuan").sum())
     assert result.analysis(IMPUTED, "lab")["left_out_levels"] == {"hospital=Liyuan": liyuan}  # never measured: not imputed
 

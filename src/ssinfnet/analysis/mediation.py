@@ -195,7 +195,9 @@ def _analyse(analysis: str, mediator: str, datasets: list[pd.DataFrame], report:
                          "outcome": spec.outcome, "outcome_model": model.name, "effect": short, "estimate": est,
                          "ci_low": lo, "ci_high": hi, "p_value": p, "n": len(data), "draws": draws * len(datasets),
                          "imputations": len(datasets) if analysis == IMPUTED else 0,
-                         "contrast_low": contrast[0], "contrast_high": contrast[1]})
+                         "contrast_low": contrast[0], "contrast_high": contrast[1],
+                         "covariates_entered": " ".join(covariates["entered"]),
+                         "covariates_left_out": " ".join(covariates["dropped"])})
     info = {"analysis": analysis, **report, "contrast": list(contrast), "covariates": covariates,
             "draws": draws * len(datasets)}
     return rows, info, sorted(set(notes))

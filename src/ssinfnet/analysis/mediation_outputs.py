@@ -152,7 +152,7 @@ def _missingness_lines(result: MediationResult) -> list[str]:
     levels = sorted(table["outcome_level"].unique())
     outcome = result.spec.outcome
     lines = ["Rows with exposure, outcome and covariates present; missing / rows (%) at each outcome level.", "",
-             "| mediator | rows | " + " | ".join(f"{outcome} = {level:g}" for level in levels) + " |",
+             "| mediator | stratum | " + " | ".join(f"{outcome} = {level:g}" for level in levels) + " |",
              "|---|---|" + "---|" * len(levels)]
     for (mediator, stratum), part in table.groupby(["mediator", "stratum"], sort=False):
         by_level = part.set_index("outcome_level")
