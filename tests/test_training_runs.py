@@ -72,3 +72,49 @@ def test_corrupt_checkpoint_is_an_input_error(tmp_path):
     (folder / runs.CHECKPOINT_TENSORS).write_bytes(b"not safetensors")
     with pytest.raises(InputError):
         runs.load_checkpoint(folder)
+
+
+def test_abandon_removes_only_what_a_failed_new_run_wrote(tmp_path):
+    fresh = runs.RunDir(tmp_path / "fresh")
+    before = fresh.entries()
+    assert before is None
+    fresh.start("single", {"seed": 0}, {})
+    fresh.abandon(before)
+    assert not fresh.path.exists()
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    run = runs.RunDir(mine)
+    before = run.entries()
+    run.start("single", {"seed": 0}, {})
+    (mine / "examples").mkdir()
+    run.abandon(before)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+    resumable = runs.RunDir(tmp_path / "resumable")
+    before = resumable.entries()
+    resumable.start("single", {"seed": 0}, {})
+    resumable.save("last", {"epoch": 1})
+    resumable.abandon(before)  # an epoch was checkpointed: --resume can continue it, keep it
+    assert resumable.is_run() and resumable.load("last")["epoch"] == 1
+
+
+def test_a_new_run_failing_before_its_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    from ssinfnet.cli import main
+    from ssinfnet.data.demo_cohort import make_demo_cohort
+    from ssinfnet.training import loop
+
+    cohort = make_demo_cohort(tmp_path / "c", n_subjects=4, seed=0, size=32, slices_per_subject=3)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory in the first step")
+
+    monkeypatch.setattr(loop, "fit", crash)
+    out = tmp_path / "run"
+    argv = ["train", "single", "--data", str(cohort / "semiseg"), "--out", str(out), "--preset", "demo",
+            "--set", "data.size=32", "--set", "model.width=8", "--set", "model.rfb_channels=8"]
+    for _ in range(2):  # the retry fails the same way: no "already holds a run"
+        with pytest.raises(RuntimeError, match="out of memory"):
+            main(argv)
+        assert not out.exists()

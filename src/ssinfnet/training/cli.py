@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ssinfnet.errors import InputError
 from ssinfnet.training import distributed
 from ssinfnet.training.config import DEFAULT_PRESET, PRESETS, load_config
 from ssinfnet.training.loop import TrainingInterrupted
+from ssinfnet.training.runs import RunDir
 
 
 def register(subparsers) -> None:
@@ -92,7 +94,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from ssinfnet.training.pretrain import pretrain
 
     return _guarded(lambda: pretrain(args.out, args.data, resolve(args), args.network, args.prior_from,
-                                     progress=not args.no_progress))
+                                     progress=not args.no_progress), args)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -103,18 +105,25 @@ def run_train(args: argparse.Namespace) -> int:
         if args.prior_from:
             raise InputError("--prior-from is for the multi stage")
         return _guarded(lambda: train_single(args.out, args.data, config, args.init, progress=not args.no_progress,
-                                             negatives=args.negatives))
+                                             negatives=args.negatives), args)
     return _guarded(lambda: train_multi(args.out, args.data, config, args.prior_from, args.init,
-                                        progress=not args.no_progress, negatives=args.negatives))
+                                        progress=not args.no_progress, negatives=args.negatives), args)
 
 
-def _guarded(start) -> int:
-    """Run, print the summary (rank 0), turn Ctrl-C into a saved checkpoint and exit code 130."""
+def _guarded(start, args: argparse.Namespace) -> int:
+    """Run, print the summary (rank 0), turn Ctrl-C into a saved checkpoint and exit code 130.
+    A new run that fails before its first checkpoint leaves nothing behind (see ``RunDir.abandon``)."""
+    run = RunDir(args.out, writer=os.environ.get("RANK", "0") == "0")
+    before = None if args.resume else run.entries()
     try:
         summary = start()
     except TrainingInterrupted as stop:
         print(f"ssinfnet: {stop}", file=sys.stderr)
         return 130
+    except BaseException:
+        if not args.resume:
+            run.abandon(before)
+        raise
     finally:
         distributed.teardown_current()
     if summary:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import shutil
 import random
 import subprocess
 import sys
@@ -283,6 +285,25 @@ class RunDir:
                 **info,
             },
         )
+
+    def entries(self) -> set[str] | None:
+        """Names in the folder now (None: no folder), for :meth:`abandon`."""
+        return set(os.listdir(self.path)) if self.path.is_dir() else None
+
+    def abandon(self, before: set[str] | None) -> None:
+        """Remove what a new run wrote (everything not in ``before``, the folder too if it had none)
+        when it failed before anything resumable existed (no ``last`` checkpoint): the corrected
+        command then starts afresh instead of finding "already holds a run"."""
+        if not self.writer or not self.path.is_dir() or (self.checkpoints / "last").exists():
+            return
+        for name in set(os.listdir(self.path)) - (before or set()):
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        if before is None and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def config(self) -> dict[str, Any]:
         if not self.is_run():
