@@ -166,3 +166,24 @@ def test_real_negative_controls(shared_data):
     gas = lung_mask(stack) & (stack < -950)
     voxel_ml = float(np.prod(abdomen.voxel_size)) / 1000
     assert gas.sum() * voxel_ml < 1.0
+
+
+def test_generated_chest_with_abdomen_below_keeps_gas_out():
+    """A generated chest volume with four upper-abdomen slices appended below the lungs: a gas-filled
+    stomach with a fluid level and mottled bowel. The lungs are found; below them nothing is lung."""
+    from ssinfnet.data.demo_cohort import render_subject
+
+    chest = render_subject(np.random.default_rng(0), size=96, n_slices=8, lesion_fraction=0.05)
+    hu = np.moveaxis(chest.hu, 2, 0).astype(np.float32)  # (slices, rows, cols), apex last
+    abdomen = np.repeat(np.where(hu[:1] > -500, 40.0, -1000.0), 4, axis=0)  # body outline, no lung
+    abdomen[:, 30:48, 55:75] = -1000.0  # stomach gas
+    abdomen[:, 42:48, 55:75] = 10.0     # its fluid level
+    bowel = abdomen[:, 55:63, 30:40]
+    bowel[...] = -650.0                 # bowel content, parenchyma-like median...
+    bowel[:, ::2, ::2] = -1000.0        # ...with gas bubbles
+    stack = np.concatenate([abdomen, hu])
+    lung = lung_mask(stack)
+    truth = np.moveaxis(chest.lung, 2, 0).astype(bool)
+    assert not lung[:4].any()
+    found = lung[4:]
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.9

@@ -80,6 +80,8 @@ HU_GGO_RANGE = (-700.0, -300.0)
 HU_CONSOLIDATION_RANGE = (-100.0, 50.0)
 HU_CANCELLOUS, HU_CORTICAL = 280.0, 850.0
 FOV_MM = 350.0
+#: Thickness of the chest wall as a fraction of the body's radius (about 3 cm of 17).
+CHEST_WALL = 0.15
 LUNG_LENGTH_MM = 220.0
 # Voxel-size-independent texture scales, in mm.
 LESION_SCALE_MM, VESSEL_SCALE_MM, TEXTURE_SCALE_MM = 20.0, 9.0, 3.0
@@ -253,6 +255,7 @@ def render_subject(rng: np.random.Generator, size: int, n_slices: int, lesion_fr
     body = np.broadcast_to(body_r < 1, (size, size, n_slices))
     fat = body & (body_r > 1 - rng.uniform(0.06, 0.14))
     lung, hilum_distance = _lungs(rng, y, x, height, body_ry, body_rx)
+    lung &= body_r < 1 - CHEST_WALL  # ribs, muscle and fat always lie between lung and outside air
     trachea = (np.hypot(y + 0.12, x) < 0.055) & (height > 0.7)
     lung &= ~trachea
 
