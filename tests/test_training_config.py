@@ -133,3 +133,21 @@ def test_config_verb_prints_the_resolved_config(capsys):
     assert json.loads(capsys.readouterr().out)["model"]["backbone"] == "res2net50"
     assert main(["config", "--set", "single.epochs=-3"]) == 2
     assert capsys.readouterr().err.strip() == "ssinfnet: error: config single.epochs=-3: must be >= 1"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.heldout_fraction=1", "data.heldout_fraction"), ("data.canonical=3", "data.canonical"),
+    ("negatives.per_epoch=-1", "negatives.per_epoch"), ("negatives.weight=-0.5", "negatives.weight"),
+])
+def test_negative_and_contrast_settings_are_checked(override, key):
+    with pytest.raises(InputError, match=f"config {key}="):
+        load_config("cpu", [override])
+
+
+def test_runs_configured_before_a_key_existed_keep_the_codes_fallbacks(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("data: {size: 64}\n")
+    config = load_config(str(path))
+    assert (config["data"]["canonical"], config["data"]["export_augment"], config["data"]["heldout_fraction"]) == \
+        (False, False, 0.0)
+    assert config["negatives"] == {"weight": 1.0, "per_epoch": 0}

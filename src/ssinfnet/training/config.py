@@ -78,6 +78,18 @@ class Data:
     val_fraction: float = setting(0.2, gt=0.0, lt=1.0)
     augment: bool | dict = True
     unlabeled_limit: int | None = setting(None, ge=1)
+    # Defaults below are what the code assumes for runs configured before these keys existed.
+    canonical: bool = False  # inputs mapped to the canonical contrast
+    export_augment: bool = False  # other hospitals' export differences (with augment on)
+    heldout_fraction: float = setting(0.0, ge=0.0, lt=1.0)  # of the unlabeled pool's source groups
+
+
+@dataclass(frozen=True)
+class Negatives:
+    """Lesion-free slices (``train --negatives``)."""
+
+    weight: float = setting(1.0, ge=0.0)  # loss weight of a negative slice (a labeled slice weighs 1)
+    per_epoch: int = setting(0, ge=0)  # negatives drawn into each epoch
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,7 @@ class TrainingConfig:
     coach: dict = setting(factory=dict)
     cohort: Cohort | None = None
     data: Data = setting(factory=Data)
+    negatives: Negatives = setting(factory=Negatives)
     pretrain: Pretrain = setting(factory=Pretrain)
     single: Stage = setting(factory=Stage)
     multi: Stage = setting(factory=_multi_stage)

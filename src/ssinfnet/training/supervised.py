@@ -17,17 +17,14 @@ from ssinfnet.models import build_model, load_model, transfer_weights
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
 from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
-from ssinfnet.training.runs import data_fingerprint
+from ssinfnet.training.runs import data_fingerprint, finished_model
 from ssinfnet.training.inputs import input_transforms, negative_files, read_labeled
 from ssinfnet.training.session import Session, open_session
 
 
 def run_model_path(run_dir: str | Path) -> Path:
-    """The exported model of a finished run; an input error when the folder holds none."""
-    path = Path(run_dir) / "model.safetensors"
-    if not path.is_file():
-        raise InputError("no model.safetensors: not a finished ssinfnet training run", run_dir)
-    return path
+    """The exported model of a finished run (:func:`ssinfnet.training.runs.finished_model`)."""
+    return finished_model(run_dir)
 
 
 def train_single(out, data=None, config=None, init=None, progress=True, negatives=None) -> dict[str, Any]:
