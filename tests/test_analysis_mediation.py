@@ -261,3 +261,35 @@ def test_mediators_with_the_same_complete_cases_are_ranked_without_a_separate_co
     summary = summary_markdown(result, {})
     ranked = summary.split("compared on the same 300 common complete cases")[1].splitlines()[4]
     assert ranked.startswith("| `lesion_burden_logit` | complete cases | 300 |")  # the planted mediator first
+
+
+def test_sensitivity_analyses_that_cannot_run_are_noted_not_fatal():
+    table = simulated(120, seed=5)
+    table["sparse"] = np.nan
+    keep = list(table.index[table["severe_or_worse"] == 1][:5]) + list(table.index[table["severe_or_worse"] == 0][:5])
+    table.loc[keep, "sparse"] = table.loc[keep, "lesion_burden_logit"]  # 10 observed: CC runs, MI cannot
+    spec = MediationSpec("age", ["lesion_burden_logit", "sparse"], "severe_or_worse",
+                         ["sex", "hospital", "has_underlying_disease"], sims=20, imputations=2)
+    result = run_mediation(table, spec)
+    assert result.analysis(COMPLETE, "sparse")["used"] == 10
+    assert result.analysis(IMPUTED, "sparse") is None
+    assert any(n.startswith("sparse, multiple imputation: not run, only 10 observed values for an imputation "
+                            "model with 10 parameters") for n in result.notes)
+
+
+def test_common_rows_with_a_single_outcome_value_are_noted_and_the_rest_runs():
+    table = simulated(200, seed=6)
+    severe, mild = table.index[table["severe_or_worse"] == 1], table.index[table["severe_or_worse"] == 0]
+    table["a"] = np.nan
+    table["b"] = np.nan
+    table.loc[list(severe[:20]) + list(mild[:40]), "a"] = 0.5
+    table.loc[list(severe[20:40]) + list(mild[:40]), "b"] = 1.5  # shared rows: the 40 mild patients only
+    table["a"] += np.random.default_rng(1).normal(size=200)
+    table["b"] += np.random.default_rng(2).normal(size=200)
+    result = run_mediation(table, MediationSpec("age", ["a", "b"], "severe_or_worse", ["sex"], sims=20))
+    assert {r["analysis"] for r in result.rows} == {COMPLETE}
+    assert any(n.startswith("a, common complete cases: not run, outcome 'severe_or_worse' takes a single value")
+               for n in result.notes)
+    from ssinfnet.analysis.mediation_outputs import summary_markdown
+
+    assert "Mediators are not ranked" in summary_markdown(result, {})  # same count (60), different patients

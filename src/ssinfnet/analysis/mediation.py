@@ -115,6 +115,8 @@ class MediationResult:
     """Missing mediator values by outcome level (:func:`missing_data.missingness_by_outcome`)."""
     outcome_type: str
     notes: list[str]
+    shared_complete_cases: bool = False
+    """Every mediator has the same complete cases (then those rows are comparable across mediators)."""
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
@@ -138,12 +140,19 @@ def run_mediation(frame: pd.DataFrame, spec: MediationSpec) -> MediationResult:
     outcome_type = spec.outcome_type or infer_outcome_type(frame[spec.outcome])
     rows, analyses, notes = [], [], []
     for analysis, mediator, datasets, report in _row_sets(frame, spec, notes):
-        new_rows, info, caught = _analyse(analysis, mediator, datasets, report, spec, outcome_type)
+        try:
+            new_rows, info, caught = _analyse(analysis, mediator, datasets, report, spec, outcome_type)
+        except InputError as err:
+            if analysis == COMPLETE:
+                raise
+            notes.append(f"{mediator}, {analysis}: not run, {err.problem}")  # the sensitivity rows only
+            continue
         rows += new_rows
         analyses.append(info)
         notes += caught
     _add_fdr(rows)
-    return MediationResult(spec, rows, analyses, missingness_by_outcome(frame, spec), outcome_type, notes)
+    return MediationResult(spec, rows, analyses, missingness_by_outcome(frame, spec), outcome_type, notes,
+                           same_complete_cases(frame, spec))
 
 
 def _row_sets(frame: pd.DataFrame, spec: MediationSpec, notes: list[str]):
@@ -155,7 +164,7 @@ def _row_sets(frame: pd.DataFrame, spec: MediationSpec, notes: list[str]):
         yield COMPLETE, mediator, [data], report
     if len(spec.mediators) > 1:
         data, report = complete_cases(frame, spec, spec.mediators)
-        if all(complete_cases(frame, spec, [m])[1]["used"] == len(data) for m in spec.mediators):
+        if same_complete_cases(frame, spec):
             notes.append(f"every mediator has the same {len(data)} complete cases: the complete-case rows are "
                          f"comparable, so no separate {COMMON} analysis")
         elif len(data) < MIN_ROWS:
@@ -170,6 +179,12 @@ def _row_sets(frame: pd.DataFrame, spec: MediationSpec, notes: list[str]):
                 yield IMPUTED, mediator, datasets, report
             else:
                 notes.append(f"{mediator}, {IMPUTED}: not run, {report['skipped']}")
+
+
+def same_complete_cases(frame: pd.DataFrame, spec: MediationSpec) -> bool:
+    """True when every mediator's complete cases are the rows complete for all mediators."""
+    common = complete_cases(frame, spec, spec.mediators)[1]["used"]
+    return all(complete_cases(frame, spec, [m])[1]["used"] == common for m in spec.mediators)
 
 
 def _analyse(analysis: str, mediator: str, datasets: list[pd.DataFrame], report: dict, spec: MediationSpec,

@@ -216,11 +216,11 @@ def _ranking(result: MediationResult, rows: pd.DataFrame) -> list[str]:
     complete = rows[rows["analysis"] == COMPLETE]
     if len(result.spec.mediators) == 1:
         return ["Mediators are not ranked: a single mediator."]
-    if common.empty and complete.groupby("mediator")["n"].first().nunique() == 1:
+    if common.empty and result.shared_complete_cases:
         common, where = complete, "the same"  # no missing mediator values: the complete cases are common
     elif common.empty:
-        return ["Mediators are not ranked: too few rows have every mediator (see Notes); the CC rows above use "
-                "different patients and are not comparable with each other."]
+        return ["Mediators are not ranked: no common-complete-case analysis could run (see Notes), and the CC "
+                "rows above use different patients and are not comparable with each other."]
     else:
         where = "their"
     acme = common[common["effect"] == "acme"].sort_values("estimate", ascending=False)

@@ -86,6 +86,10 @@ def impute_mediator(frame: pd.DataFrame, spec, mediator: str) -> tuple[list[pd.D
         report["skipped"] = f"only {report['observed']} observed values (need {MIN_OBSERVED})"
         return [], report
     predictors = _predictors(rows, spec)
+    if report["observed"] <= predictors.shape[1] + 1:
+        report["skipped"] = (f"only {report['observed']} observed values for an imputation model with "
+                             f"{predictors.shape[1] + 1} parameters")
+        return [], report
     draw = _pmm_draws if binary else _normal_draws
     completed = []
     for values in draw(rows[mediator].to_numpy(float), predictors, spec.imputations, spec.seed):
