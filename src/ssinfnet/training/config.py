@@ -19,6 +19,8 @@ know yet are kept as they are, unvalidated: adding one to the schema is one line
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import operator
 import re
@@ -293,10 +295,6 @@ NETWORKS = (("model", 1, 1), ("multi_model", 2, 3))
 def _networks_build(config: dict[str, Any]) -> None:
     """Build every network on the meta device (no memory): unknown models, backbones and keyword
     arguments, or impossible sizes, fail here instead of after the run folder is written."""
-    import torch  # noqa: PLC0415
-
-    from ssinfnet.models import build_model  # noqa: PLC0415
-
     builds = [(section, dict(config[section]), shape) for section, *shape in NETWORKS]
     coach = {"in_channels": 1, "erase_fraction": config["pretrain"]["erase_fraction"], **config["coach"]}
     builds.append(("coach", {"name": "coach", **coach}, None))
@@ -305,16 +303,31 @@ def _networks_build(config: dict[str, Any]) -> None:
         if not isinstance(name, str):
             raise _bad(f"{section}.name", name, "must name a network (ssinfnet models lists them)")
         try:
-            with torch.device("meta"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                network = build_model(name, **options)
-        except (InputError, TypeError, ValueError, RuntimeError) as err:
-            problem = str(getattr(err, "problem", err)).splitlines()[0]
-            raise InputError(f"config {section}: cannot build {name!r}: {problem}") from err
-        if any(p.numel() == 0 for p in network.parameters()):
-            raise InputError(f"config {section}: {name!r} would have empty layers (a width or channel count of 0?)")
-        if shape is not None and (network.in_channels, network.num_classes) != tuple(shape):
+            problem, channels = _network_shape(name, json.dumps(options, sort_keys=True))
+        except TypeError:  # options that are not JSON cannot be the keyword arguments of a saved run
+            problem, channels = "its options must be plain YAML values", None
+        if problem:
+            raise InputError(f"config {section}: cannot build {name!r}: {problem}")
+        if shape is not None and channels != tuple(shape):
             raise _bad(f"{section}.name", name, f"must take {shape[0]} channel(s) and give {shape[1]} class(es)")
+
+
+@functools.lru_cache(maxsize=64)
+def _network_shape(name: str, options: str) -> tuple[str | None, tuple[int, int] | None]:
+    """(why it cannot be built or None, (in_channels, num_classes)); cached: a Res2Net-50 takes a second."""
+    import torch  # noqa: PLC0415
+
+    from ssinfnet.models import build_model  # noqa: PLC0415
+
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            network = build_model(name, **json.loads(options))
+    except (InputError, TypeError, ValueError, RuntimeError) as err:
+        return str(getattr(err, "problem", err)).splitlines()[0], None
+    if any(p.numel() == 0 for p in network.parameters()):
+        return "it would have empty layers (a width or channel count of 0?)", None
+    return None, (getattr(network, "in_channels", None), getattr(network, "num_classes", None))
 
 
 #: Checks across keys, run after every key is valid on its own; add one function per rule.
