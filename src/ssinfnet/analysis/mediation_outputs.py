@@ -195,14 +195,16 @@ def _effect_line(result: MediationResult, mediator: str, part: pd.DataFrame) -> 
             f"{_reading(acme, result.spec.alpha)} |")
 
 
+READING = ("An indirect effect here is causal only under sequential ignorability and exposure -> mediator -> "
+           "outcome temporal order (see How to read); otherwise \"consistent with mediation\" is an association:")
 HEADER = ("| mediator | analysis | n | " + " | ".join(label for _, label in SUMMARY_EFFECTS)
           + " | ACME p | ACME q | reading |")
 RULE = "|---|---|---|" + "---|" * (len(SUMMARY_EFFECTS) + 3)
 
 
 def _side_by_side(result: MediationResult, rows: pd.DataFrame) -> list[str]:
-    lines = ["Complete cases (CC) and multiple imputation (MI) side by side, each mediator on its own rows:", "",
-             HEADER, RULE]
+    lines = ["Complete cases (CC) and multiple imputation (MI) side by side, each mediator on its own rows. "
+             + READING, "", HEADER, RULE]
     for mediator in result.spec.mediators:
         for analysis in (COMPLETE, IMPUTED):
             part = rows[(rows["mediator"] == mediator) & (rows["analysis"] == analysis)]
@@ -225,7 +227,7 @@ def _ranking(result: MediationResult, rows: pd.DataFrame) -> list[str]:
         where = "their"
     acme = common[common["effect"] == "acme"].sort_values("estimate", ascending=False)
     lines = [f"Mediators compared on {where} {int(acme['n'].iloc[0])} common complete cases, largest ACME first "
-             "(the order of overlapping CIs is not established):", "", HEADER, RULE]
+             "(the order of overlapping CIs is not established). " + READING, "", HEADER, RULE]
     lines += [_effect_line(result, m, common[common["mediator"] == m]) for m in acme["mediator"]]
     return lines
 
