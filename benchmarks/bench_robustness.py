@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from realscan_common import REPO, command, load, machine, mean_ci, parse_models
+from realscan_common import REPO, command, load, machine, markdown_table, mean_ci, parse_models
 from ssinfnet.data.augment import clahe, full_field_of_view, jpeg
 from ssinfnet.data.readers import read_semiseg
 from ssinfnet.evaluation.metrics import binary_scores
@@ -103,15 +103,14 @@ def evaluate(name: str, folder: str | None, samples) -> dict:
     return record
 
 
-def table(records: list[dict]) -> str:
-    names = [r["model"] for r in records]
-    lines = ["| transform | " + " | ".join(f"{n}: Dice (loss vs clean)" for n in names) + " |",
-             "|---|" + "---|" * len(names)]
-    for key in TRANSFORMS:
-        cells = [f"{r['dice'][key]['mean']:.3f} ({r['dice'][key]['loss_vs_clean']:+.3f})" for r in records]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    lines.append("| **worst loss** | " + " | ".join(f"{r['worst_loss']:.3f} ({r['worst']})" for r in records) + " |")
-    return "\n".join(lines) + "\n"
+def rows(records: list[dict]) -> list[dict]:
+    """One row per transform, a column per model: Dice (loss vs clean); the worst loss last."""
+    out = [{"transform": key, **{f"{r['model']}: Dice (loss vs clean)":
+                                 f"{r['dice'][key]['mean']:.3f} ({r['dice'][key]['loss_vs_clean']:+.3f})" for r in records}}
+           for key in TRANSFORMS]
+    out.append({"transform": "**worst loss**",
+                **{f"{r['model']}: Dice (loss vs clean)": f"{r['worst_loss']:.3f} ({r['worst']})" for r in records}})
+    return out
 
 
 def main() -> int:
@@ -123,10 +122,12 @@ def main() -> int:
     args = parser.parse_args()
     samples = read_semiseg(args.data / "covid-semiseg", split="test")
     records = [evaluate(name, folder, samples) for name, folder in parse_models(args.model or ["default"])]
-    write_json(args.out, {"command": command(), "machine": machine(), "max_loss": MAX_LOSS, "models": records})
+    table = rows(records)
+    write_json(args.out, {"command": command(), "machine": machine(), "max_loss": MAX_LOSS, "models": records,
+                          "rows": table})
     write_text(args.out.with_suffix(".md"), f"Written by `{command()}`\n\nInfection Dice (per-image F1, mean of "
-               f"{records[0]['slices']} test slices) through `ssinfnet.segment`.\n\n" + table(records))
-    print(table(records))
+               f"{records[0]['slices']} test slices) through `ssinfnet.segment`.\n\n" + markdown_table(table))
+    print(markdown_table(table))
     return 0
 
 

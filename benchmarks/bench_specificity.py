@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from realscan_common import REPO, command, load, machine, parse_models
+from realscan_common import REPO, command, load, machine, markdown_table, parse_models
 from ssinfnet.data.imageio import read_image_2d
 from ssinfnet.data.pool import HELDOUT_FRACTION, split_pool
 from ssinfnet.fileio import write_json, write_text
@@ -87,18 +87,21 @@ def evaluate(name: str, folder: str | None, data: Path, files, limit: int | None
     return record
 
 
-def table(records: list[dict]) -> str:
-    lines = ["| model | held-out slices (COVID / NonCOVID) | detection AUC [95% CI] | NonCOVID lesion % of lung: median / p95 "
-             "| healthy chest DICOM: lesion mL, % of lung | abdomen DICOM: lesion mL, % of lung, voxels outside lung |",
-             "|---|---|---|---|---|---|"]
+def rows(records: list[dict]) -> list[dict]:
+    """One row per model: the table of the results file, the README and the model card."""
+    out = []
     for r in records:
         chest, abdomen = (r["real_ct"][c] for c in REAL_CASES)
-        lines.append(
-            f"| {r['model']} | {r['heldout_slices']} ({r['covid']} / {r['noncovid']}) | {r['auc']:.3f} "
-            f"[{r['auc_ci95'][0]:.3f}, {r['auc_ci95'][1]:.3f}] | {r['noncovid_share_median']:.2f} / "
-            f"{r['noncovid_share_p95']:.2f} | {chest['lesion_ml']:.2f}, {_pct(chest)} | {abdomen['lesion_ml']:.2f}, "
-            f"{_pct(abdomen)}, {abdomen['lesion_voxels_outside_lung']} |")
-    return "\n".join(lines) + "\n"
+        out.append({
+            "model": r["model"],
+            "held-out slices (COVID / NonCOVID)": f"{r['heldout_slices']} ({r['covid']} / {r['noncovid']})",
+            "detection AUC [95% CI]": f"{r['auc']:.3f} [{r['auc_ci95'][0]:.3f}, {r['auc_ci95'][1]:.3f}]",
+            "NonCOVID lesion % of lung, median / p95": f"{r['noncovid_share_median']:.2f} / {r['noncovid_share_p95']:.2f}",
+            "healthy chest DICOM: lesion mL, % of lung": f"{chest['lesion_ml']:.2f}, {_pct(chest)}",
+            "abdomen DICOM: lesion mL, % of lung, voxels outside lung":
+                f"{abdomen['lesion_ml']:.2f}, {_pct(abdomen)}, {abdomen['lesion_voxels_outside_lung']}",
+        })
+    return out
 
 
 def _pct(case: dict) -> str:
@@ -116,10 +119,11 @@ def main() -> int:
     args = parser.parse_args()
     _, heldout = split_pool(args.data / "unlabeled-ct", HELDOUT_FRACTION)
     records = [evaluate(name, folder, args.data, heldout, args.limit) for name, folder in parse_models(args.model or ["default"])]
+    table = rows(records)
     write_json(args.out, {"command": command(), "machine": machine(), "heldout_fraction": HELDOUT_FRACTION,
-                          "bootstraps": BOOTSTRAPS, "models": records})
-    write_text(args.out.with_suffix(".md"), f"Written by `{command()}`\n\n" + table(records))
-    print(table(records))
+                          "bootstraps": BOOTSTRAPS, "models": records, "rows": table})
+    write_text(args.out.with_suffix(".md"), f"Written by `{command()}`\n\n" + markdown_table(table))
+    print(markdown_table(table))
     return 0
 
 

@@ -47,3 +47,10 @@ def mean_ci(values) -> dict:
         return {"mean": None, "ci95": None, "n": 0}
     half = 1.96 * data.std(ddof=1) / np.sqrt(data.size) if data.size > 1 else 0.0
     return {"mean": float(data.mean()), "ci95": [float(data.mean() - half), float(data.mean() + half)], "n": int(data.size)}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows (dicts of cells, one key order) as a markdown table."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in header) + " |" for r in rows]) + "\n"

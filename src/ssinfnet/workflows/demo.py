@@ -52,11 +52,12 @@ def run_demo(out: str | Path, overrides: Iterable[str] = (), cohort: dict[str, A
     step("pretraining the single network (inpainting vs coach)",
          lambda: pretrain(out / "pretrain_single", [unlabeled, labeled], config, "single", progress=progress))
     step("training the single stage", lambda: train_single(
-        out / "single", [labeled], config, init=out / "pretrain_single", progress=progress))
+        out / "single", [labeled], config, init=out / "pretrain_single", progress=progress, negatives=[unlabeled]))
     step("pretraining the multi network", lambda: pretrain(
         out / "pretrain_multi", [unlabeled, labeled], config, "multi", prior_from=out / "single", progress=progress))
     step("training the multi stage", lambda: train_multi(
-        out / "multi", [labeled], config, prior_from=out / "single", init=out / "pretrain_multi", progress=progress))
+        out / "multi", [labeled], config, prior_from=out / "single", init=out / "pretrain_multi", progress=progress,
+        negatives=[unlabeled]))
     summary = step("evaluating on the generated test slices", lambda: evaluate(out, labeled, config))
     summary["seconds"] = {**steps, "total": round(time.perf_counter() - started, 1)}
     fileio.write_json(out / "summary.json", summary)

@@ -50,6 +50,11 @@ def stage_facts_from_run(run: str | Path) -> dict[str, Any]:
     facts["train_slices"] = data.get("train", {}).get("samples")
     facts["val_slices"] = data.get("val", {}).get("samples")
     facts["labeled_data"] = [Path(p).name for p in info.get("inputs", {}).get("data", [])]
+    negatives = info.get("inputs", {}).get("negatives") or []
+    facts["negatives"] = None if not negatives else {
+        "folders": [Path(p).name for p in negatives], "files": data.get("negative_files"),
+        **{k: config.get("negatives", {}).get(k) for k in ("weight", "per_epoch")},
+        "heldout_fraction": config["data"].get("heldout_fraction")}
     init = info.get("inputs", {}).get("init")
     facts["pretraining"] = None if not init else pretraining_facts_from_run(_resolve(init, run))
     return facts
@@ -85,6 +90,8 @@ def _stage_from_config(name: str, stage: str, config: dict[str, Any]) -> dict[st
     model = dict(config["model" if stage == "single" else "multi_model"])
     return {"name": name, "stage": stage, "model": model.pop("name"), "model_config": model,
             "size": config["data"]["size"], "val_fraction": config["data"].get("val_fraction"),
+            "input_contrast": "canonical" if config["data"].get("canonical") else "unit",
+            "export_augment": bool(config["data"].get("augment") and config["data"].get("export_augment")),
             "training": {k: config[stage].get(k) for k in TRAINING_KEYS}}
 
 
@@ -186,6 +193,7 @@ def _stage_line(stage: dict[str, Any]) -> str:
                  f"Lookahead {'on' if training.get('lookahead') else 'off'}")
     config = ", ".join(f"{k} {v}" for k, v in stage["model_config"].items())
     line = f"- {stage['stage'].capitalize()} stage **{stage['name']}** (`{stage['model']}`, {config}): trained{split}; {optimiser}."
+    line += _input_line(stage)
     pre = stage.get("pretraining")
     if pre is None:
         return line + " Initialisation: random (not pre-trained)."
@@ -196,6 +204,22 @@ def _stage_line(stage: dict[str, Any]) -> str:
                if labeled else ""))
     return line + (f" Initialisation: self-supervised coach-guided inpainting pretraining on {pool}, "
                    f"{pre.get('epochs')} epochs.")
+
+
+def _input_line(stage: dict[str, Any]) -> str:
+    """What the stage saw besides its labeled slices: contrast, export augmentation, negatives."""
+    parts = []
+    if stage.get("input_contrast") == "canonical":
+        parts.append("inputs mapped to the canonical contrast (ssinfnet.data.intensity)")
+    if stage.get("export_augment"):
+        parts.append("export-difference augmentation (window, gamma, CLAHE, noise, blur, JPEG, full field of view)")
+    negatives = stage.get("negatives")
+    if negatives:
+        parts.append(f"{negatives.get('per_epoch')} lesion-free slices per epoch drawn from {negatives.get('files')} "
+                     f"NonCOVID slices of `{', '.join(negatives.get('folders', []))}` (loss weight "
+                     f"{negatives.get('weight')}; {negatives.get('heldout_fraction')} of its source groups held out "
+                     "of every training step)")
+    return (" " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + ".") if parts else ""
 
 
 def _metrics_lines(summary: dict[str, Any]) -> list[str]:

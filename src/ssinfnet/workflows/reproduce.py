@@ -172,6 +172,8 @@ class Experiment:
             argv += ["--init", str(init)]
         if prior is not None:
             argv += ["--prior-from", str(prior)]
+        if (self.config.get("negatives") or {}).get("per_epoch"):  # lesion-free slices of the pool's training part
+            argv += ["--negatives", str(self.unlabeled)]
         for item in sets:
             argv += ["--set", item]
         return self.ssinfnet(*argv)
@@ -327,7 +329,7 @@ def _resume_argv(argv: list[str]) -> list[str]:
                 skip = False
             else:
                 continue
-        if arg in ("--data", "--set", "--preset", "--init", "--prior-from"):
+        if arg in ("--data", "--set", "--preset", "--init", "--prior-from", "--negatives"):
             skip = True
             continue
         keep.append(arg)
