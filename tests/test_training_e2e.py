@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from ssinfnet.cli import main
 from ssinfnet.data.demo_cohort import make_demo_cohort
 from ssinfnet.errors import InputError
+from ssinfnet.training import distributed, loop
 
 pytestmark = pytest.mark.slow
 
@@ -130,15 +131,18 @@ sys.exit(main(sys.argv[3:]))
 
 
 def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path):
-    # 6 training slices in batches of 2: 3 steps per epoch; the 5th step is the 2nd of epoch 2.
     args = ["train", "single", "--data", str(cohort / "semiseg"), *tiny_args(["single.epochs=3", "single.batch_size=2"])]
     straight = run_cli([*args, "--out", str(tmp_path / "a")])
     assert straight.wait(timeout=600) == 0, straight.stderr.read().decode()
+    slices = json.loads((tmp_path / "a" / "run.json").read_text())["data"]["train"]["samples"]
+    steps = len(loop.epoch_batches(slices, 2, seed=0, epoch=1, ctx=distributed.Context(0, 1, torch.device("cpu"))))
+    assert steps >= 2  # so that the first step of epoch 2 is mid-epoch
 
     script, ready = tmp_path / "slow_step.py", tmp_path / "ready"
     script.write_text(SLOW_STEP)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cut = subprocess.Popen([sys.executable, str(script), str(ready), "5", *args, "--out", str(tmp_path / "b")],
+    at = str(steps + 1)  # Adam's step call that is epoch 2's first step
+    cut = subprocess.Popen([sys.executable, str(script), str(ready), at, *args, "--out", str(tmp_path / "b")],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
     while not ready.exists() and cut.poll() is None and time.time() < deadline:
@@ -146,9 +150,9 @@ def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path):
     cut.send_signal(signal.SIGINT)
     assert cut.wait(timeout=120) == 130
     err = cut.stderr.read().decode()
-    assert "interrupted at epoch 2, step 2; checkpoint saved" in err and "Traceback" not in err, err
+    assert "interrupted at epoch 2, step 1; checkpoint saved" in err and "Traceback" not in err, err
     state = json.loads((tmp_path / "b" / "checkpoints" / "last" / "state.json").read_text())
-    assert (state["epoch"], state["step"]) == (1, 2)  # the step it landed in was finished, then it stopped
+    assert (state["epoch"], state["step"]) == (1, 1)  # the step it landed in was finished, then it stopped
     assert not (tmp_path / "b" / "summary.json").exists()
 
     resumed = run_cli(["train", "single", "--out", str(tmp_path / "b"), "--resume", "--no-progress"])
