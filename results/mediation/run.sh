@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every folder in results/mediation/ except validation.* (benchmarks/bench_mediation.py, see README.md).
-# Run from the repository root: bash results/mediation/run.sh   (about 5 CPU minutes on one thread, plus about
-# 5 for the demo cohort when runs/demo-cohort-360 is absent)
+# Run from the repository root: bash results/mediation/run.sh   (5.5 CPU minutes on one thread, the demo
+# cohort's generation included; it is skipped when runs/demo-cohort-360 exists)
 set -euo pipefail
 export OMP_NUM_THREADS=1
 S=.venv/bin/ssinfnet
