@@ -129,3 +129,27 @@ def test_weighted_loss_is_the_per_item_weighted_mean():
     expected = (0 * 1 + 1 * 1 + 2 * 0.5 + 3 * 0.5) / 4
     assert float(weighted_loss(outputs, mask, weight, per_item)) == pytest.approx(expected)
     assert float(weighted_loss(outputs, mask, None, per_item)) == pytest.approx(1.5)
+
+
+def test_segment_takes_a_2d_exports_anchors_before_the_lung_crop():
+    """A full-field 2D export: body in grey outside air, black padding beyond the round field of view.
+    The lung crop keeps a corner of the padding; anchors taken from the crop would call that black the
+    darkest lung. They come from the whole slice instead."""
+    from ssinfnet.inference.lungmask import lung_mask
+    from ssinfnet.inference.segment import _anchors, lung_box, scan_from_array
+
+    yy, xx = np.mgrid[:200, :200]
+    image = np.zeros((200, 200), dtype=np.float32)  # padding
+    image[(yy - 100) ** 2 + (xx - 100) ** 2 < 98 ** 2] = 0.3  # outside air inside the field of view
+    body = ((yy - 100) / 80) ** 2 + ((xx - 100) / 95) ** 2 < 1
+    image[body] = 0.8
+    for centre in (60, 140):
+        image[((yy - 100) / 55) ** 2 + ((xx - centre) / 30) ** 2 < 1] = 0.4  # lungs
+    scan = scan_from_array(np.round(image * 255).astype(np.uint8))
+    unit = scan.unit_slice(0)
+    lung = lung_mask(unit[None], "display")
+    assert lung.any()
+    anchors = _anchors(scan, lung)
+    assert anchors.dark == pytest.approx(0.4, abs=0.01) and anchors.bright == pytest.approx(0.8, abs=0.01)
+    crop = unit[lung_box(lung)[1:]]
+    assert estimate_anchors(crop).dark < 0.35  # what the crop alone would have said

@@ -28,3 +28,15 @@ step "Multi U-Net" "$W/multi-u-net" multi --data $D/covid-semiseg --negatives $D
 "$S" export --single "$W/u-net" --multi "$W/multi-u-net" --out "$W/bundle" --storage bf16 --overwrite
 "$S" evaluate --data $D/covid-semiseg --split test --pipeline "$W/bundle" --out "$W/eval-bundle" --overwrite
 cp "$W/eval-bundle/summary.json" results/2026-12-01-realscan/eval-bundle.json
+# Specificity and robustness, before (the bundled model of commit c61dcf8, with today's code) and after.
+BEFORE="$W/bundle-before"
+if [ ! -d "$BEFORE" ]; then
+    mkdir -p "$W/before-src" && git archive c61dcf8 src/ssinfnet/weights/default | tar -x -C "$W/before-src"
+    mv "$W/before-src/src/ssinfnet/weights/default" "$BEFORE"
+fi
+.venv/bin/python benchmarks/bench_specificity.py --data $D --model "before=$BEFORE" --model "after=$W/bundle"
+.venv/bin/python benchmarks/bench_robustness.py --data $D --model "before=$BEFORE" --model "after=$W/bundle"
+# The bundled default: the same runs, its card generated from them with the figures above.
+"$S" export --single "$W/u-net" --multi "$W/multi-u-net" --out src/ssinfnet/weights/default --storage bf16 \
+    --overwrite --metrics "$W/eval-bundle/summary.json" \
+    --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json

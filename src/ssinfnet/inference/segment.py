@@ -348,10 +348,10 @@ HU_TISSUE_RANGE = (-250.0, 250.0)
 
 
 def _anchors(scan: Scan, lung: np.ndarray) -> Anchors | None:
-    """A volume's contrast anchors from its :data:`ANCHOR_SLICES` slices with the most lung (one
-    contrast for the whole scan, as one window would be); None for 2D images (their own anchors)."""
-    if not scan.volumetric:
-        return None
+    """The scan's contrast anchors, from its :data:`ANCHOR_SLICES` slices with the most lung, *whole*:
+    one contrast for a volume, as one window would be; and, for a 2D image too, taken before the lung
+    crop, where the air around the body still lines the border and is recognised as outside air (in
+    the crop, remnants of it or of the black padding would pass for the darkest lung)."""
     area = lung.sum(axis=(1, 2))
     chosen = [k for k in np.argsort(area)[::-1][:ANCHOR_SLICES] if area[k] > 0]
     return scan_anchors([scan.unit_slice(k) for k in chosen]) if chosen else None
