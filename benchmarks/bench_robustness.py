@@ -16,7 +16,8 @@ Transforms (x = the stored slice in [0, 1]):
 - gamma_0.6 / gamma_1.6; noise: Gaussian, sd 0.03 (8 grey levels);
 - downsample_256: the longer side to 256 px and back; blur: Gaussian, sd 1.5 px;
 - jpeg_50: JPEG quality 50;
-- full_fov: the crop inside a field of view 1.6x as large, with air around and a table below.
+- full_fov: the crop inside a field of view 1.6x as large: a chest wall of soft tissue around it (the
+  crops cut through the lungs), air beyond and a table below.
 
     .venv/bin/python benchmarks/bench_robustness.py --data ../shared/data --model after=default \\
         --model before=/tmp/bundle-before   # -> results/benchmarks/robustness.{json,md}

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from realscan_common import REPO, command, load, machine, markdown_table, parse_
 from ssinfnet.data.imageio import read_image_2d
 from ssinfnet.data.pool import HELDOUT_FRACTION, split_pool
 from ssinfnet.fileio import write_json, write_text
-from ssinfnet.inference.segment import segment
+from ssinfnet.inference.segment import read_scan, segment
 
 BOOTSTRAPS = 2000
 REAL_CASES = ("chest-2slices-dicom", "abdomen-20slices-dicom")
@@ -38,15 +39,37 @@ def lesion_share(result) -> float:
     return 100.0 * np.count_nonzero(result.labels) / lung if lung else 0.0
 
 
-def pool_scores(pipeline, files) -> tuple[np.ndarray, np.ndarray, int]:
-    shares, labels, no_lung = [], [], 0
+#: The pool's collections, told apart by their file names (data README): the SARS-CoV-2 CT-scan data set,
+#: the UCSD COVID-CT figure crops, and the rest (512 px hospital slices).
+SOURCES = (("SARS-CoV-2 CT-scan", re.compile(r"^(Non-)?Covid \(\d+\)", re.I)),
+           ("UCSD COVID-CT", re.compile(r"^\d{4}\.\d{2}\.\d{2}\.")))
+
+
+def source_of(name: str) -> str:
+    return next((label for label, pattern in SOURCES if pattern.match(name)), "hospital slices")
+
+
+def pool_scores(pipeline, files) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    shares, labels, sources, no_lung = [], [], [], 0
     for item in files:
         array, _ = read_image_2d(item.path)
         result = segment(np.asarray(array), model=pipeline)
         no_lung += not np.count_nonzero(result.lung)
         shares.append(lesion_share(result))
         labels.append(item.label == "COVID")
-    return np.asarray(shares), np.asarray(labels), no_lung
+        sources.append(source_of(item.path.name))
+    return np.asarray(shares), np.asarray(labels), sources, no_lung
+
+
+def by_source(shares: np.ndarray, covid: np.ndarray, sources: list[str]) -> dict:
+    out = {}
+    for name in sorted(set(sources)):
+        pick = np.asarray([s == name for s in sources])
+        if covid[pick].min() != covid[pick].max():
+            out[name] = {"slices": int(pick.sum()), "auc": float(roc_auc_score(covid[pick], shares[pick])),
+                         "noncovid_share_median": float(np.median(shares[pick & ~covid])),
+                         "covid_share_median": float(np.median(shares[pick & covid]))}
+    return out
 
 
 def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, seed: int = 0) -> list[float]:
@@ -60,18 +83,26 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, seed: int = 0) -> list
 
 
 def real_case(pipeline, folder: Path) -> dict:
-    result = segment(folder, model=pipeline)
+    scan = read_scan(folder)
+    result = segment(scan, model=pipeline)
     q = result.quantities
+    lung, lesion = result.lung.astype(bool), result.labels > 0
+    hu = scan.to_input(np.asarray(scan.stack, dtype=np.float32))
+    rest = hu[lung & ~lesion]
     return {"lesion_ml": round(q["ggo_ml"] + q["consolidation_ml"], 2), "lung_ml": q.get("lung_ml"),
             "lesion_percent_of_lung": q.get("lesion_percent_of_lung"),
-            "lesion_voxels_outside_lung": int(np.count_nonzero((result.labels > 0) & ~result.lung.astype(bool)))}
+            "lesion_voxels_outside_lung": int(np.count_nonzero(lesion & ~lung)),
+            # where the "lesions" are, in HU: against the rest of the lung and its darkest 5%
+            "lesion_median_hu": float(np.median(hu[lesion])) if lesion.any() else None,
+            "other_lung_median_hu": float(np.median(rest)) if rest.size else None,
+            "other_lung_p5_hu": float(np.percentile(rest, 5)) if rest.size else None}
 
 
 def evaluate(name: str, folder: str | None, data: Path, files, limit: int | None) -> dict:
     pipeline = load(folder)
     start = time.perf_counter()
     # --limit: every k-th file, so that both labels stay in a quick look
-    shares, covid, no_lung = pool_scores(pipeline, files[:: max(1, len(files) // limit)] if limit else files)
+    shares, covid, sources, no_lung = pool_scores(pipeline, files[:: max(1, len(files) // limit)] if limit else files)
     negative = shares[~covid]
     record = {
         "model": name, "pipeline": folder or "bundled default",
@@ -80,6 +111,7 @@ def evaluate(name: str, folder: str | None, data: Path, files, limit: int | None
         "auc": float(roc_auc_score(covid, shares)), "auc_ci95": bootstrap_auc(covid, shares),
         "noncovid_share_median": float(np.median(negative)), "noncovid_share_p95": float(np.percentile(negative, 95)),
         "covid_share_median": float(np.median(shares[covid])),
+        "by_source": by_source(shares, covid, sources),
         "real_ct": {case: real_case(pipeline, data / "real-ct" / case) for case in REAL_CASES},
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -100,6 +132,7 @@ def rows(records: list[dict]) -> list[dict]:
             "healthy chest DICOM: lesion mL, % of lung": f"{chest['lesion_ml']:.2f}, {_pct(chest)}",
             "abdomen DICOM: lesion mL, % of lung, voxels outside lung":
                 f"{abdomen['lesion_ml']:.2f}, {_pct(abdomen)}, {abdomen['lesion_voxels_outside_lung']}",
+            "AUC by source": "; ".join(f"{k} {v['auc']:.2f} (n={v['slices']})" for k, v in r["by_source"].items()),
         })
     return out
 

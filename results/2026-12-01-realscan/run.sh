@@ -27,7 +27,6 @@ step "Multi U-Net" "$W/multi-u-net" multi --data $D/covid-semiseg --negatives $D
     --prior-from "$W/u-net" --set 'multi_model={name: multi_unet, width: 16}'
 "$S" export --single "$W/u-net" --multi "$W/multi-u-net" --out "$W/bundle" --storage bf16 --overwrite
 "$S" evaluate --data $D/covid-semiseg --split test --pipeline "$W/bundle" --out "$W/eval-bundle" --overwrite
-cp "$W/eval-bundle/summary.json" results/2026-12-01-realscan/eval-bundle.json
 # Specificity and robustness, before (the bundled model of commit c61dcf8, with today's code) and after.
 BEFORE="$W/bundle-before"
 if [ ! -d "$BEFORE" ]; then
@@ -40,3 +39,4 @@ fi
 "$S" export --single "$W/u-net" --multi "$W/multi-u-net" --out src/ssinfnet/weights/default --storage bf16 \
     --overwrite --metrics "$W/eval-bundle/summary.json" \
     --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json
+cp src/ssinfnet/weights/default/metrics.json results/2026-12-01-realscan/eval-bundle.json

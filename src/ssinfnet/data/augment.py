@@ -146,17 +146,24 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 def full_field_of_view(image: np.ndarray, mask: np.ndarray, fill: float,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The crop placed in a larger field of view (it fills ``fill`` of each side): air around it
-    (darker than the darkest lung) and a patient table below it, as in a full-slice export."""
+    """The crop placed in a larger field of view (the crop fills ``fill`` of each side), as in a
+    full-slice export: a chest wall of soft tissue around it (crops cut through the lungs, and a
+    real field of view never shows lung against outside air), air beyond (darker than the darkest
+    lung) and a patient table below."""
     rows, cols = image.shape
     out_rows, out_cols = int(rows / fill), int(cols / fill)
-    top, left = int(rng.integers(0, out_rows - rows + 1)), int(rng.integers(0, out_cols - cols + 1))
+    wall = max(2, int(round(min(rows, cols) * rng.uniform(0.03, 0.06))))
+    top = int(rng.integers(wall, max(wall + 1, out_rows - rows - wall + 1)))
+    left = int(rng.integers(wall, max(wall + 1, out_cols - cols - wall + 1)))
     air = max(0.0, float(np.percentile(image, 1)) - rng.uniform(0.02, 0.1))
+    tissue = float(np.percentile(image, 75))
     canvas = np.full((out_rows, out_cols), air, dtype=np.float32)
     labels = np.zeros((out_rows, out_cols), dtype=np.asarray(mask).dtype)
+    canvas[max(0, top - wall) : top + rows + wall, max(0, left - wall) : left + cols + wall] = tissue
     canvas[top : top + rows, left : left + cols] = image
     labels[top : top + rows, left : left + cols] = mask
-    gap = top + rows + int(rng.integers(1, max(2, (out_rows - top - rows) // 3 + 2)))
+    below = top + rows + wall
+    gap = below + int(rng.integers(1, max(2, (out_rows - below) // 3 + 2)))
     if gap < out_rows:  # the table: a bright band under the patient (posterior is down)
         thickness = max(2, out_rows // 40)
         canvas[gap : gap + thickness, out_cols // 10 : out_cols - out_cols // 10] = rng.uniform(0.5, 0.9)

@@ -81,10 +81,17 @@ def run(args: argparse.Namespace) -> int:
     from ssinfnet.workflows.model_card import sections_from_files
 
     sections = sections_from_files(args.card_section)  # bad section files fail before the export
+    from ssinfnet.evaluation.legacy import strip_paths
+
     metrics = read_json(Path(args.metrics)) if args.metrics else None
     if args.metrics and not metrics:
         raise InputError("not an evaluation summary", args.metrics)
+    metrics = strip_paths(metrics) if metrics else None  # shipped beside the weights: no machine paths
     out = export_pipeline(args.single, args.multi, args.out, args.storage, overwrite=args.overwrite)
+    if metrics:  # the test metrics travel with the weights: the card quotes them, a test re-checks them
+        from ssinfnet.fileio import write_json
+
+        write_json(out / "metrics.json", metrics)
     if Path(args.single).is_dir():  # a run folder: its records say how it was trained
         card_from_runs(out, args.single, args.multi, metrics, sections)
     print(f"pipeline written to {out}")
