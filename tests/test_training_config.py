@@ -1,6 +1,7 @@
 """Presets load over the defaults, overrides apply, typos and bad settings are refused by key."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +17,14 @@ def test_every_preset_loads_with_all_sections(name):
     for section in ("model", "multi_model", "data", "pretrain", "single", "multi"):
         assert isinstance(config[section], dict)
     assert config["preset"] == name
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_resolve_to_the_recorded_configs(name):
+    # Recorded before the presets became deltas over the schema's defaults: every key, value and key
+    # order of the resolved config (what config.json of a run holds) stays as it was.
+    recorded = Path(__file__).parent / "data" / "presets" / f"{name}.json"
+    assert json.dumps(load_config(name), indent=1) + "\n" == recorded.read_text()
 
 
 def test_paper_preset_has_the_paper_budgets():
