@@ -412,3 +412,57 @@ def test_file_names_that_are_not_utf8_print_as_escapes():
     text = str(InputError(f"no mask for {name}", name))
     assert text == "/data/scan\\xff.nii.gz: no mask for /data/scan\\xff.nii.gz"
     text.encode("utf-8")  # printable as it is
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def test_evaluate_names_the_file_of_an_image_the_model_refuses(tmp_path, capsys):
+    """A float TIFF holding NaN reaches the model as NaN: the line names the TIFF, not "image 0"."""
+    import torch
+
+    from ssinfnet.models.registry import build_model
+    from ssinfnet.models.weights import save_model
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    Image.fromarray(np.full((16, 16), 100, np.uint8)).save(data / "images" / "good.png")
+    pixels = np.linspace(-1000, 200, 256, dtype=np.float32).reshape(16, 16)
+    pixels[3, 3] = np.nan
+    Image.fromarray(pixels, mode="F").save(data / "images" / "nan.tif")
+    for name in ("good", "nan"):
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "masks" / f"{name}.png")
+    torch.manual_seed(0)
+    save_model(build_model("unet", width=4), tmp_path / "single.safetensors")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--data", str(data), "--single", str(tmp_path / "single.safetensors"),
+                 "--size", "16", "--threshold", "0.5", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert f"{data / 'images' / 'nan.tif'}: values must be finite and in [0, 1]" in line, line
+    assert "image 1" not in line and not out.exists()
+
+
+# ----------------------------------------------------------------------------- analysis verbs
+
+def test_clinical_refuses_a_file_of_random_bytes(tmp_path, capsys):
+    path = tmp_path / "clinical.csv"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    out = tmp_path / "parsed.csv"
+    assert main(["clinical", str(path), "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert f"{path}: not a text CSV table: binary data" in line, line
+    assert not out.exists()
+
+
+def test_mediate_names_a_column_holding_inf_as_non_finite(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = ["x,m,y"] + [f"{rng.normal():.3f},{rng.normal():.3f},{int(rng.random() < 0.5)}" for _ in range(40)]
+    rows[5] = "inf,0.1,1"
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["mediate", "--table", str(path), "--exposure", "x", "--mediator", "m", "--outcome", "y",
+                 "--sims", "20", "--imputations", "0", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert f"{path}: column 'x' has 1 non-finite value(s) (inf)" in line, line
+    assert "does not vary" not in line and not out.exists()

@@ -185,7 +185,13 @@ def _run_mediate(args: argparse.Namespace) -> int:
         outcome_type=args.outcome_type, link=args.link, method=args.method, sims=args.sims, seed=args.seed,
         contrast=tuple(args.contrast) if args.contrast else None, transforms=transforms,
         imputations=args.imputations)
-    result = run_mediation(frame, spec)
+    try:
+        result = run_mediation(frame, spec)
+    except InputError as err:  # a problem of the analysis table names the file(s) it was read from
+        if err.path is not None:
+            raise
+        source = f"{args.table} joined with {args.phenotypes}" if args.phenotypes else args.table
+        raise InputError(err.problem, source) from err
     provenance = {
         "command": _command_line(),
         "table": str(args.table), "rows_read": len(clinical.frame), "clinical_report": clinical.report,

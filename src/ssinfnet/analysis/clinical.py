@@ -96,9 +96,22 @@ def parsing_rules() -> list[str]:
     return rules
 
 
+#: Bytes read to tell a text table from binary data, and the share of control bytes (other than
+#: tab, line and page breaks) above which it is binary: pandas would parse random bytes as a table.
+TEXT_SNIFF_BYTES = 65536
+MAX_CONTROL_SHARE = 0.01
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\x0b\x0c\r") + b"\x7f"
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError("file not found", path)
+    with open(path, "rb") as fh:
+        head = fh.read(TEXT_SNIFF_BYTES)
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if b"\0" in head or control > MAX_CONTROL_SHARE * len(head):
+        raise InputError(f"not a text CSV table: binary data ({control} control bytes in the first {len(head)}; "
+                         "a UTF-16 export must be saved as UTF-8)", path)
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

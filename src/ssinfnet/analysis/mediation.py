@@ -236,6 +236,12 @@ def _check_spec(frame: pd.DataFrame, spec: MediationSpec) -> None:
     for name in (spec.exposure, spec.outcome, *spec.mediators):
         if not pd.api.types.is_numeric_dtype(frame[name]):
             raise InputError(f"column {name!r} must be numeric (code categories as numbers, e.g. 0/1)")
+    for name in dict.fromkeys(needed):
+        if pd.api.types.is_numeric_dtype(frame[name]):
+            infinite = np.isinf(frame[name].to_numpy(dtype=float, na_value=np.nan))
+            if infinite.any():
+                raise InputError(f"column {name!r} has {int(infinite.sum())} non-finite value(s) (inf); "
+                                 "leave a value empty to mark it missing")
     if spec.exposure in spec.mediators or spec.outcome in spec.mediators or spec.exposure == spec.outcome:
         raise InputError("exposure, mediators and outcome must be different columns")
     for mediator, name in spec.transforms.items():
