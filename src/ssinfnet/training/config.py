@@ -77,7 +77,7 @@ class LookaheadSettings:
 @dataclass(frozen=True)
 class Data:
     size: int = setting(224, ge=32)  # the coach's stride-16 grid needs two cells a side
-    val_fraction: float = setting(0.2, gt=0.0, lt=1.0)
+    val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # carved from the training slices (never the test set)
     augment: bool | dict = True
     unlabeled_limit: int | None = setting(None, ge=1)
     # Defaults below are what the code assumes for runs configured before these keys existed.
@@ -124,9 +124,9 @@ class Stage:
     momentum: float = setting(0.0, ge=0.0, lt=1.0)
     weight_decay: float = setting(0.0, ge=0.0)
     grad_clip: float | None = setting(None, gt=0.0)
-    focal: Focal | None = None
+    focal: Focal | None = None  # None: BCE (see losses.build_loss)
     lookahead: LookaheadSettings | None = None
-    stop_at: float | None = setting(None, gt=0.0, le=1.0)  # a validation Dice
+    stop_at: float | None = setting(None, gt=0.0, le=1.0)  # stop after the first epoch whose validation Dice reaches it
 
 
 @dataclass(frozen=True)
