@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "ssinfnet.analysis.cli",
     "ssinfnet.workflows.cli",
     "ssinfnet.workflows.export",
+    "ssinfnet.workflows.crossval",
+    "ssinfnet.workflows.pseudolabel",
     "ssinfnet.workflows.reproduce",
 )
 

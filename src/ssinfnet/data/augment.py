@@ -82,8 +82,11 @@ class ExportAugmentation:
     #: The export differences it draws from; also the transforms of ``benchmarks/bench_robustness.py``.
     EXPORTS = ("window", "minmax", "gamma", "clahe", "noise", "downsample", "jpeg", "full_fov")
 
-    def __init__(self, seed: int = 0, probability: float = 0.7):
+    def __init__(self, seed: int = 0, probability: float = 0.7, clahe_probability: float = 0.0):
         self.probability = probability
+        # CLAHE is the export difference networks learn worst (it makes aerated lung look like ground
+        # glass): ``clahe_probability`` adds it to that share of slices on top of the draw above.
+        self.clahe_probability = clahe_probability
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -91,10 +94,13 @@ class ExportAugmentation:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         image = np.asarray(image, dtype=np.float32)
-        if self.rng.random() >= self.probability:
-            return image, mask
-        for name in self.rng.choice(self.EXPORTS, size=self.rng.integers(1, 3), replace=False):
-            image, mask = export_transform(str(name), image, mask, self.rng)
+        names: list[str] = []
+        if self.rng.random() < self.probability:
+            names = [str(n) for n in self.rng.choice(self.EXPORTS, size=self.rng.integers(1, 3), replace=False)]
+        if self.clahe_probability > 0 and "clahe" not in names and self.rng.random() < self.clahe_probability:
+            names.insert(0, "clahe")  # before a window, JPEG or field of view, as an export would do it
+        for name in names:
+            image, mask = export_transform(name, image, mask, self.rng)
         return image.astype(np.float32, copy=False), mask
 
 

@@ -66,17 +66,19 @@ class SegmentationDataset(Dataset):
 
     The multi stage's prior channel is not stored here: training computes it from the single-stage
     network on each (augmented) batch, exactly as the inference pipeline does. ``weight`` is the
-    item's weight in the loss (1 for labeled slices; see :class:`NegativeDataset`).
+    items' weight in the loss (1 for labeled slices, less for pseudo-labelled ones; see
+    :class:`NegativeDataset`).
     """
 
     def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None,
-                 export: Augment | None = None, canonical: bool = False):
+                 export: Augment | None = None, canonical: bool = False, weight: float = 1.0):
         missing = [s.meta.id for s in samples if s.mask is None]
         if missing:
             raise ValueError(f"{len(missing)} samples have no mask (first: {missing[0]})")
         self.samples = list(samples)
         self.size = size
         self.augment, self.export, self.canonical = augment, export, canonical
+        self.weight = float(weight)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -84,7 +86,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image, mask = prepare_item(sample.image, sample.mask, self.size, self.export, self.canonical, self.augment)
-        return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": 1.0, "index": index}
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": self.weight, "index": index}
 
 
 class NegativeDataset(Dataset):

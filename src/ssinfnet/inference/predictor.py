@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ import ssinfnet
 from ssinfnet.data.intensity import Anchors, to_canonical
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_dir, write_json
+from ssinfnet.models.ensemble import Ensemble, members_of
 from ssinfnet.models.speed import autocast_context, channels_last_input, default_device, to_channels_last
 from ssinfnet.models.weights import CANONICAL_CONTRAST, input_contrast, load_model, save_model
 
@@ -79,12 +80,13 @@ class Pipeline:
         return to_channels_last(model) if self.bf16 else model
 
     def predict(self, images: Iterable[np.ndarray], batch_size: int = 8,
-                anchors: Anchors | None = None) -> Iterator[Prediction]:
+                anchors: Anchors | None = None, sources: Sequence[str] | None = None) -> Iterator[Prediction]:
         """Predictions in the order of ``images`` (float32 (H, W) in [0, 1], any sizes); lazy, batch by batch.
-        ``anchors``: the contrast anchors of all the images (a volume's), instead of each image's own."""
+        ``anchors``: the contrast anchors of all the images (a volume's), instead of each image's own.
+        ``sources``: the file of each image, named when one is refused (else its index)."""
         batch: list[np.ndarray] = []
         for index, image in enumerate(images):
-            batch.append(_check_image(image, index))
+            batch.append(_check_image(image, index, None if sources is None else sources[index]))
             if len(batch) == batch_size:
                 yield from self._predict_batch(batch, anchors)
                 batch = []
@@ -127,16 +129,26 @@ def predict_single(model: nn.Module, images: Iterable[np.ndarray], size: int = 3
 
 
 def save_pipeline(folder: str | Path, pipeline: Pipeline, overwrite: bool = False) -> None:
-    """Write ``single.safetensors/.json``, optional ``multi.*`` and ``pipeline.json`` in one atomic rename."""
+    """Write the networks (``single.safetensors``, optional ``multi.safetensors``; an :class:`Ensemble`
+    as ``single-0.safetensors``, ``single-1...``), their sidecars and ``pipeline.json`` in one atomic rename."""
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        save_model(pipeline.single, tmp / "single.safetensors")
-        if pipeline.multi is not None:
-            save_model(pipeline.multi, tmp / "multi.safetensors")
+        files = {}
+        for stage in ("single", "multi"):
+            model = getattr(pipeline, stage)
+            if model is None:
+                continue
+            members = members_of(model)
+            names = [f"{stage}.safetensors"] if not isinstance(model, Ensemble) else \
+                [f"{stage}-{i}.safetensors" for i in range(len(members))]
+            for name, member in zip(names, members):
+                save_model(member, tmp / name)
+            files[stage] = {"files": names, "flip": bool(getattr(model, "flip", False))}
         write_json(tmp / "pipeline.json", {
             "format": PIPELINE_FORMAT,
             "size": pipeline.size,
             "threshold": pipeline.threshold,
             "multi": pipeline.multi is not None,
+            "networks": files,
             "meta": pipeline.meta,
         })
 
@@ -152,13 +164,23 @@ def load_pipeline(folder: str | Path, device: str | torch.device | None = None, 
         raise InputError(f"pipeline.json is not valid JSON: {err}", info_path) from err
     if not isinstance(info, dict) or info.get("format") != PIPELINE_FORMAT:
         raise InputError(f"not an ssinfnet pipeline (expected format {PIPELINE_FORMAT!r})", info_path)
-    single = load_model(folder / "single.safetensors")
-    multi = load_model(folder / "multi.safetensors") if info.get("multi") else None
     try:
+        single = _load_stage(folder, info, "single")
+        multi = _load_stage(folder, info, "multi") if info.get("multi") else None
         return Pipeline(single, multi, size=info["size"], threshold=info["threshold"], meta=info.get("meta"),
                         device=device, bf16=bf16)
-    except (KeyError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"unusable pipeline: {err}", folder) from err
+
+
+def _load_stage(folder: Path, info: dict[str, Any], stage: str) -> nn.Module:
+    """One stage's network; several files (or flip augmentation) make an :class:`Ensemble`. Folders
+    written before ensembles existed have no ``networks`` entry: one plain ``STAGE.safetensors``."""
+    entry = (info.get("networks") or {}).get(stage) or {"files": [f"{stage}.safetensors"], "flip": False}
+    members = [load_model(folder / name) for name in entry["files"]]
+    if len(members) == 1 and not entry["flip"] and entry["files"] == [f"{stage}.safetensors"]:
+        return members[0]
+    return Ensemble(members, flip=entry["flip"])
 
 
 def default_pipeline(device: str | torch.device | None = None, bf16: bool = False) -> Pipeline:
@@ -179,15 +201,16 @@ def _check_stage(model: nn.Module, stage: str, in_channels: int, num_classes: in
         raise ValueError(f"{stage} model has {model.head_mode} heads; segmentation heads are needed")
 
 
-def _check_image(image: np.ndarray, index: int) -> np.ndarray:
+def _check_image(image: np.ndarray, index: int, source: str | None = None) -> np.ndarray:
+    which = "" if source else f"image {index}: "
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2 or min(image.shape) < 1:
-        raise InputError(f"image {index}: expected a 2-D (H, W) array, got shape {image.shape}")
+        raise InputError(f"{which}expected a 2-D (H, W) array, got shape {image.shape}", source)
     low, high = float(np.nanmin(image)), float(np.nanmax(image))
     if not np.isfinite(image).all() or low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
         raise InputError(
-            f"image {index}: values must be finite and in [0, 1] (got {low:.3g}..{high:.3g}); "
-            "convert with ssinfnet.data.intensity.to_unit_range"
+            f"{which}values must be finite and in [0, 1] (got {low:.3g}..{high:.3g}); "
+            "convert with ssinfnet.data.intensity.to_unit_range", source
         )
     return np.ascontiguousarray(image)
 

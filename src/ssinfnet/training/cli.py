@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     train.add_argument("--negatives", nargs="+", metavar="PATH",
                        help="unlabeled folders of slices without lesions (the NonCOVID slices of a manifest's "
                             "training part, or every file of a folder without labels), learnt as background")
+    train.add_argument("--pseudo", nargs="+", metavar="FOLDER",
+                       help="pseudo-labelled slices (paired images/ + masks/ folders, e.g. from ssinfnet "
+                            "pseudolabel): training side only, loss weight pseudo.weight")
     train.set_defaults(func=run_train)
 
 
@@ -105,9 +108,9 @@ def run_train(args: argparse.Namespace) -> int:
         if args.prior_from:
             raise InputError("--prior-from is for the multi stage")
         return _guarded(lambda: train_single(args.out, args.data, config, args.init, progress=not args.no_progress,
-                                             negatives=args.negatives), args)
+                                             negatives=args.negatives, pseudo=args.pseudo), args)
     return _guarded(lambda: train_multi(args.out, args.data, config, args.prior_from, args.init,
-                                        progress=not args.no_progress, negatives=args.negatives), args)
+                                        progress=not args.no_progress, negatives=args.negatives, pseudo=args.pseudo), args)
 
 
 def _guarded(start, args: argparse.Namespace) -> int:

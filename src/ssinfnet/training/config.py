@@ -83,7 +83,12 @@ class Data:
     # Defaults below are what the code assumes for runs configured before these keys existed.
     canonical: bool = False  # inputs mapped to the canonical contrast
     export_augment: bool = False  # other hospitals' export differences (with augment on)
+    clahe_probability: float = setting(0.0, ge=0.0, le=1.0)  # extra CLAHE on this share of slices (export_augment)
     heldout_fraction: float = setting(0.0, ge=0.0, lt=1.0)  # of the unlabeled pool's source groups
+    # Cross-validation: with ``fold`` set, validation is fold ``fold`` of ``folds`` group-aware folds
+    # (data.splits.kfold, seeded by ``seed``) instead of a random ``val_fraction``.
+    folds: int = setting(5, ge=2)
+    fold: int | None = setting(None, ge=0)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,13 @@ class Negatives:
 
     weight: float = setting(1.0, ge=0.0)  # loss weight of a negative slice (a labeled slice weighs 1)
     per_epoch: int = setting(0, ge=0)  # negatives drawn into each epoch
+
+
+@dataclass(frozen=True)
+class Pseudo:
+    """Pseudo-labelled slices (``train --pseudo``): labels predicted by a model, never checked by a reader."""
+
+    weight: float = setting(0.5, ge=0.0)  # loss weight of a pseudo-labelled slice (a labeled slice weighs 1)
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,7 @@ class TrainingConfig:
     cohort: Cohort | None = None
     data: Data = setting(factory=Data)
     negatives: Negatives = setting(factory=Negatives)
+    pseudo: Pseudo = setting(factory=Pseudo)
     pretrain: Pretrain = setting(factory=Pretrain)
     single: Stage = setting(factory=Stage)
     multi: Stage = setting(factory=_multi_stage)
@@ -278,6 +291,12 @@ def _block_fits_the_image(config: dict[str, Any]) -> None:
                    f"an erased block must fit in the data.size={config['data']['size']} px image")
 
 
+def _fold_exists(config: dict[str, Any]) -> None:
+    fold, folds = config["data"]["fold"], config["data"]["folds"]
+    if fold is not None and fold >= folds:
+        raise _bad("data.fold", fold, f"must be below data.folds={folds} (folds count from 0)")
+
+
 def _device_exists(config: dict[str, Any]) -> None:
     device = config["device"]
     if not DEVICE.fullmatch(device):
@@ -332,7 +351,7 @@ def _network_shape(name: str, options: str) -> tuple[str | None, tuple[int, int]
 
 #: Checks across keys, run after every key is valid on its own; add one function per rule.
 RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _warmup_shorter_than_pretraining, _block_fits_the_image, _device_exists, _networks_build,
+    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _device_exists, _networks_build,
 )
 
 

@@ -79,7 +79,8 @@ def input_transforms(config: dict, seed: int) -> tuple[Any, Any, bool]:
 
     data = config["data"]
     augment = make_augmentation(seed) if data["augment"] else None
-    export = make_export_augmentation(seed + 1) if data["augment"] and data.get("export_augment") else None
+    export = make_export_augmentation(seed + 1, clahe_probability=float(data.get("clahe_probability", 0.0))) \
+        if data["augment"] and data.get("export_augment") else None
     return augment, export, bool(data.get("canonical", False))
 
 

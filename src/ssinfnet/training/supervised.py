@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import ConcatDataset
+
 from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
-from ssinfnet.data.splits import train_val_split
+from ssinfnet.data.splits import kfold, train_val_split
 from ssinfnet.errors import InputError
 from ssinfnet.models import build_model, load_model, transfer_weights
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
@@ -27,23 +29,41 @@ def run_model_path(run_dir: str | Path) -> Path:
     return finished_model(run_dir)
 
 
-def train_single(out, data=None, config=None, init=None, progress=True, negatives=None) -> dict[str, Any]:
+def train_single(out, data=None, config=None, init=None, progress=True, negatives=None,
+                 pseudo=None) -> dict[str, Any]:
     """Train (or, with ``config=None``, resume) a single-stage run in ``out``; ``negatives``: folders
-    of lesion-free slices (see :func:`ssinfnet.training.inputs.negative_files`)."""
+    of lesion-free slices (see :func:`ssinfnet.training.inputs.negative_files`); ``pseudo``: folders of
+    pseudo-labelled slices that join the training side only (weight ``pseudo.weight``)."""
     inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init),
-                                          "negatives": [str(p) for p in negatives or ()]}
+                                          "negatives": [str(p) for p in negatives or ()],
+                                          "pseudo": [str(p) for p in pseudo or ()]}
     return _train(open_session("single", out, config, inputs), progress)
 
 
 def train_multi(out, data=None, config=None, prior_from=None, init=None, progress=True,
-                negatives=None) -> dict[str, Any]:
+                negatives=None, pseudo=None) -> dict[str, Any]:
     """Train (or resume) a multi-stage run; its prior is made by the single run ``prior_from``."""
     if config is not None and prior_from is None:
         raise InputError("the multi stage needs --prior-from SINGLE_RUN (its prior is that model's prediction)")
     inputs = None if config is None else {"data": [str(p) for p in data], "init": _str(init),
                                           "prior_from": _str(prior_from),
-                                          "negatives": [str(p) for p in negatives or ()]}
+                                          "negatives": [str(p) for p in negatives or ()],
+                                          "pseudo": [str(p) for p in pseudo or ()]}
     return _train(open_session("multi", out, config, inputs), progress)
+
+
+def train_val_for(samples, data: dict[str, Any], seed: int):
+    """(train, val): fold ``data.fold`` of ``data.folds`` when set, else a ``data.val_fraction`` split."""
+    if data.get("fold") is not None:
+        try:
+            train, val = kfold(samples, int(data["folds"]), seed)[int(data["fold"])]
+        except ValueError as err:
+            raise InputError(f"cannot make {data['folds']} folds of {len(samples)} labeled slices: {err}") from err
+    else:
+        train, val = train_val_split(samples, data["val_fraction"], seed)
+    if not train or not val:
+        raise InputError(f"{len(samples)} labeled slices are too few to carve a validation set from")
+    return train, val
 
 
 def _str(path) -> str | None:
@@ -55,12 +75,12 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     stage = session.kind
     section = config[stage]
     samples = read_labeled(session.inputs["data"])
-    train, val = train_val_split(samples, config["data"]["val_fraction"], session.seed)
-    if not train or not val:
-        raise InputError(f"{len(samples)} labeled slices are too few to carve a validation set from")
+    train, val = train_val_for(samples, config["data"], session.seed)
+    pseudo = read_labeled(session.inputs.get("pseudo") or ())
     heldout = float(config["data"].get("heldout_fraction", 0.0))
     negatives = negative_files(session.inputs.get("negatives") or (), heldout)
-    session.begin({"train": data_fingerprint(train), "val": data_fingerprint(val), "negative_files": len(negatives)})
+    session.begin({"train": data_fingerprint(train), "val": data_fingerprint(val), "negative_files": len(negatives),
+                   **({"pseudo": data_fingerprint(pseudo)} if pseudo else {})})
 
     size = int(config["data"]["size"])
     augment, export, canonical = input_transforms(config, session.seed)
@@ -80,8 +100,12 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     settings = config.get("negatives") or {}
     negative_data = NegativeDataset(negatives, size, settings.get("weight", 1.0), augment, export, canonical) \
         if negatives else None
+    train_data = SegmentationDataset(train, size, augment, export, canonical)
+    if pseudo:
+        weight = float(config["pseudo"]["weight"])
+        train_data = ConcatDataset([train_data, SegmentationDataset(pseudo, size, augment, export, canonical, weight)])
     objective = SegmentationObjective(
-        model, SegmentationDataset(train, size, augment, export, canonical),
+        model, train_data,
         SegmentationDataset(val, size, None, None, canonical),
         section, ctx, config["bf16"], prior=prior, augment=(augment, export), channels_last=config["channels_last"],
         export_extra=export_info, negatives=negative_data, negatives_per_epoch=int(settings.get("per_epoch", 0)),
@@ -97,6 +121,7 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     summary = {"stage": stage, "best_epoch": best["epoch"], "epochs": len(history),
                "stop_at": section.get("stop_at"), "training_seconds": round(sum(row["seconds"] for row in history), 3),
                "train_slices": len(train), "val_slices": len(val), "negative_files": len(negatives),
+               "pseudo_slices": len(pseudo), "fold": config["data"]["fold"],
                "validation": {k: v for k, v in best.items() if k.startswith("val_") or k == "threshold"},
                **{k: v for k, v in export_info.items() if k not in ("stage", "run")}}
     run.write_summary(summary)

@@ -15,44 +15,69 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 STORAGE_DTYPES = ("fp32", "bf16", "fp16")
 
 
-def export_pipeline(single: str | Path, multi: str | Path | None, out: str | Path, storage: str = "fp32",
-                    meta: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+def export_pipeline(single: Sequence[str | Path], multi: Sequence[str | Path] = (), out: str | Path = "",
+                    storage: str = "fp32", meta: dict[str, Any] | None = None, overwrite: bool = False,
+                    flip: bool = False, threshold: dict[str, Any] | None = None) -> Path:
+    """``single`` / ``multi``: one run per stage, or several (e.g. a cross-validation's folds) that
+    become an :class:`~ssinfnet.models.ensemble.Ensemble`; ``flip``: left-right test-time augmentation.
+    An ensemble or flip changes the probabilities, so its threshold must come from ``threshold``
+    ({"threshold": t, "source": ...}, e.g. chosen on out-of-fold predictions by ``ssinfnet crossval``)."""
     import torch
 
+    from ssinfnet.errors import InputError
     from ssinfnet.evaluation.predict import load_model_under_test
     from ssinfnet.inference.predictor import save_pipeline
+    from ssinfnet.models.ensemble import Ensemble
 
-    loaded = load_model_under_test(single=single, multi=multi, device="cpu")
-    pipeline = loaded.pipeline
+    combined = len(single) > 1 or len(multi) > 1 or flip
+    if combined and threshold is None:
+        raise InputError("an ensemble's or flip-augmented pipeline's threshold must be chosen on its own "
+                         "out-of-fold predictions: pass --threshold-from CROSSVAL.json")
+    loaded = [load_model_under_test(single=s, device="cpu") for s in single]
+    multis = [load_model_under_test(single=single[0], multi=m, device="cpu").pipeline.multi for m in multi]
+    pipeline = loaded[0].pipeline
+    if combined:
+        pipeline.single = Ensemble([m.pipeline.single for m in loaded], flip=flip)
+        pipeline.multi = Ensemble(multis, flip=flip) if multis else None
+        pipeline.threshold = float(threshold["threshold"])
+    else:
+        pipeline.multi = multis[0] if multis else None
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[storage]
-    pipeline.single.to(dtype)
-    if pipeline.multi is not None:
-        pipeline.multi.to(dtype)
-    pipeline.meta = {**(meta or {}), "runs": loaded.description, "threshold_source": loaded.threshold_source,
-                     "storage": storage}
+    for model in (pipeline.single, pipeline.multi):
+        if model is not None:
+            model.to(dtype)
+    runs = [m.description for m in loaded] if combined else loaded[0].description
+    source = threshold.get("source", "cross-validation") if combined else loaded[0].threshold_source
+    pipeline.meta = {**(meta or {}), "runs": runs, "multi_runs": [Path(m).name for m in multi],
+                     "threshold_source": source, "storage": storage, "flip_tta": flip}
     save_pipeline(out, pipeline, overwrite=overwrite)
     return Path(out)
 
 
-def card_from_runs(out: str | Path, single: str | Path, multi: str | Path | None = None,
+def card_from_runs(out: str | Path, single: str | Path | Sequence[str | Path],
+                   multi: str | Path | Sequence[str | Path] | None = None,
                    metrics: dict[str, Any] | None = None, sections: list[dict[str, str]] = (),
                    **context: Any) -> Path:
-    """MODEL_CARD.md of the pipeline in ``out`` from its training runs (``context``: chosen_by, preset,
-    overrides, regenerate; see ``model_card.card_facts``)."""
+    """MODEL_CARD.md of the pipeline in ``out`` from its training runs (one per stage, or an ensemble's
+    runs; ``context``: chosen_by, preset, overrides, regenerate; see ``model_card.card_facts``)."""
     from ssinfnet.inference.predictor import load_pipeline
-    from ssinfnet.workflows.model_card import card_facts, stage_facts_from_run, write_card
+    from ssinfnet.workflows.model_card import card_facts, ensemble_facts_from_runs, write_card
 
-    stages = {"single": stage_facts_from_run(single)}
-    if multi is not None:
-        stages["multi"] = stage_facts_from_run(multi)
+    stages = {"single": ensemble_facts_from_runs(_runs(single))}
+    if multi:
+        stages["multi"] = ensemble_facts_from_runs(_runs(multi))
     pipeline = load_pipeline(out)
     facts = card_facts(stages, pipeline.meta, pipeline.threshold, metrics, sections=sections, **context)
     return write_card(out, facts)
+
+
+def _runs(runs: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(runs)] if isinstance(runs, (str, Path)) else [Path(r) for r in runs]
 
 
 def register(subparsers) -> None:
@@ -61,8 +86,14 @@ def register(subparsers) -> None:
         description="Single-stage run (+ optional multi-stage run) -> pipeline folder with weights, "
                     "input size and the validation threshold.",
     )
-    parser.add_argument("--single", required=True, help="single-stage training run (or .safetensors)")
-    parser.add_argument("--multi", help="multi-stage training run (or .safetensors)")
+    parser.add_argument("--single", required=True, nargs="+", metavar="RUN",
+                        help="single-stage training run (or .safetensors); several make an ensemble")
+    parser.add_argument("--multi", nargs="+", default=[], metavar="RUN",
+                        help="multi-stage training run (or .safetensors); several make an ensemble")
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="average each prediction with that of the left-right mirrored image")
+    parser.add_argument("--threshold-from", metavar="CROSSVAL.json",
+                        help="the threshold of an ensemble / flip-augmented pipeline (ssinfnet crossval output)")
     parser.add_argument("--out", required=True, help="pipeline folder to write")
     parser.add_argument("--storage", choices=STORAGE_DTYPES, default="fp32", help="stored weight precision")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -87,12 +118,18 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics and not metrics:
         raise InputError("not an evaluation summary", args.metrics)
     metrics = strip_paths(metrics) if metrics else None  # shipped beside the weights: no machine paths
-    out = export_pipeline(args.single, args.multi, args.out, args.storage, overwrite=args.overwrite)
+    threshold = None
+    if args.threshold_from:
+        threshold = read_json(Path(args.threshold_from))
+        if not isinstance((threshold or {}).get("threshold"), (int, float)):
+            raise InputError("holds no chosen threshold (expected ssinfnet crossval output)", args.threshold_from)
+    out = export_pipeline(args.single, args.multi, args.out, args.storage, overwrite=args.overwrite,
+                          flip=args.flip_tta, threshold=threshold)
     if metrics:  # the test metrics travel with the weights: the card quotes them, a test re-checks them
         from ssinfnet.fileio import write_json
 
         write_json(out / "metrics.json", metrics)
-    if Path(args.single).is_dir():  # a run folder: its records say how it was trained
+    if all(Path(run).is_dir() for run in args.single):  # run folders: their records say how it was trained
         card_from_runs(out, args.single, args.multi, metrics, sections)
     print(f"pipeline written to {out}")
     return 0

@@ -55,8 +55,24 @@ def stage_facts_from_run(run: str | Path) -> dict[str, Any]:
         "folders": [Path(p).name for p in negatives], "files": data.get("negative_files"),
         **{k: config.get("negatives", {}).get(k) for k in ("weight", "per_epoch")},
         "heldout_fraction": config["data"].get("heldout_fraction")}
+    pseudo = info.get("inputs", {}).get("pseudo") or []
+    facts["pseudo"] = None if not pseudo else {
+        "folders": [Path(p).name for p in pseudo], "slices": data.get("pseudo", {}).get("samples"),
+        "weight": config.get("pseudo", {}).get("weight")}
+    facts["fold"] = {"fold": config["data"].get("fold"), "folds": config["data"].get("folds")} \
+        if config["data"].get("fold") is not None else None
     init = info.get("inputs", {}).get("init")
     facts["pretraining"] = None if not init else pretraining_facts_from_run(_resolve(init, run))
+    return facts
+
+
+def ensemble_facts_from_runs(runs: list[Path]) -> dict[str, Any]:
+    """One stage's facts from its run, or from an ensemble's runs (the first run's facts, plus the
+    members' names and folds: members share their config but for the fold)."""
+    facts = stage_facts_from_run(runs[0])
+    if len(runs) > 1:
+        members = [stage_facts_from_run(run) for run in runs]
+        facts["members"] = [{"run": m["name"], "fold": (m.get("fold") or {}).get("fold")} for m in members]
     return facts
 
 
@@ -103,7 +119,8 @@ def card_facts(stages: dict[str, dict[str, Any]], pipeline_meta: dict[str, Any],
     markdown lines (commands in backticks)."""
     return {
         "stages": stages, "threshold": threshold, "threshold_source": pipeline_meta.get("threshold_source"),
-        "storage": pipeline_meta.get("storage", "fp32"), "chosen_by": chosen_by, "preset": preset,
+        "storage": pipeline_meta.get("storage", "fp32"), "flip_tta": bool(pipeline_meta.get("flip_tta")),
+        "chosen_by": chosen_by, "preset": preset,
         "overrides": list(overrides), "metrics": metrics, "regenerate": list(regenerate),
         "sections": list(sections),
     }
@@ -146,7 +163,8 @@ def render_card(facts: dict[str, Any]) -> str:
     if facts.get("chosen_by"):
         lines.append(f"Chosen by: {facts['chosen_by']}.")
     lines += [f"Weights stored in {facts['storage']} (safetensors); input size {_first(stages, 'size')} px; "
-              f"threshold {facts['threshold']:.3f} (chosen on: {facts.get('threshold_source') or 'unknown'}).", ""]
+              f"threshold {facts['threshold']:.3f} (chosen on: {facts.get('threshold_source') or 'unknown'})"
+              + ("; left-right flip test-time augmentation." if facts.get("flip_tta") else "."), ""]
     lines += ["## Training data and terms"]
     labeled = sorted({d for s in stages.values() for d in s.get("labeled_data", [])})
     for name in labeled:
@@ -193,6 +211,13 @@ def _stage_line(stage: dict[str, Any]) -> str:
                  f"Lookahead {'on' if training.get('lookahead') else 'off'}")
     config = ", ".join(f"{k} {v}" for k, v in stage["model_config"].items())
     line = f"- {stage['stage'].capitalize()} stage **{stage['name']}** (`{stage['model']}`, {config}): trained{split}; {optimiser}."
+    if stage.get("fold"):
+        folds = stage["fold"]["folds"]
+        members = stage.get("members") or [{"fold": stage["fold"]["fold"]}]
+        line += (f" Cross-validation: {folds} folds of the labeled slices; this stage is "
+                 + (f"the average of {len(members)} fold models (folds "
+                    f"{', '.join(str(m['fold']) for m in members)})." if len(members) > 1
+                    else f"the model of fold {members[0]['fold']}."))
     line += _input_line(stage)
     pre = stage.get("pretraining")
     if pre is None:
@@ -219,6 +244,10 @@ def _input_line(stage: dict[str, Any]) -> str:
                      f"NonCOVID slices of `{', '.join(negatives.get('folders', []))}` (loss weight "
                      f"{negatives.get('weight')}; {negatives.get('heldout_fraction')} of its source groups held out "
                      "of every training step)")
+    pseudo = stage.get("pseudo")
+    if pseudo:
+        parts.append(f"{pseudo.get('slices')} pseudo-labelled unlabeled slices of `{', '.join(pseudo.get('folders', []))}` "
+                     f"(loss weight {pseudo.get('weight')}; labels predicted by an earlier model, never by a reader)")
     return (" " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + ".") if parts else ""
 
 

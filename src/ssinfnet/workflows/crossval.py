@@ -1,0 +1,106 @@
+"""Verb ``crossval``: out-of-fold scores of a cross-validation's fold runs, and the choices made on them.
+
+Each fold run (``train ... --set data.fold=K``) kept fold K of the labeled training slices for
+validation; predicting every fold's validation slices with that fold's model gives one out-of-fold
+prediction per labeled slice (50 instead of 10 for COVID-SemiSeg). On them, with the training's own
+validation definitions (``training.objectives.single_validation`` / ``multi_validation``), this verb
+scores the folds with and without left-right flip test-time augmentation and writes the choices:
+whether flip helps and, for the single stage, the threshold an ensemble of the folds is exported with
+(``ssinfnet export --single RUN... --threshold-from CV.json``). The ensemble itself cannot be scored
+out of fold (each member saw the other folds), so its threshold is the folds' pooled one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssinfnet.errors import InputError
+
+
+def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
+    """Pooled validation predictions of fold runs -> the stage's validation scores (see module doc)."""
+    from ssinfnet.training.runs import RunDir, finished_model
+    from ssinfnet.inference.predictor import Pipeline
+    from ssinfnet.models import load_model
+    from ssinfnet.models.ensemble import Ensemble
+    from ssinfnet.training.inputs import read_labeled
+    from ssinfnet.training.objectives import multi_validation, single_validation
+    from ssinfnet.training.supervised import train_val_for
+
+    stages, folds, probs, masks, ids = set(), {}, [], [], []
+    for run in map(Path, runs):
+        folder = RunDir(run, writer=False)
+        model = load_model(finished_model(run))
+        config, info = folder.config(), folder.info()
+        data = config["data"]
+        if data.get("fold") is None:
+            raise InputError("not a cross-validation run (data.fold is not set)", run)
+        key = (data["folds"], config["seed"], tuple(info["inputs"]["data"]))
+        if data["fold"] in folds.get(key, set()):
+            raise InputError(f"a second run of fold {data['fold']}", run)
+        folds.setdefault(key, set()).add(data["fold"])
+        stages.add(info["kind"])
+        _, val = train_val_for(read_labeled(info["inputs"]["data"]), data, int(config["seed"]))
+        wrap = (lambda net: Ensemble([net], flip=True)) if flip else (lambda net: net)
+        single, multi = wrap(model), None
+        if info["kind"] == "multi":
+            single, multi = wrap(load_model(finished_model(info["inputs"]["prior_from"]))), wrap(model)
+        pipeline = Pipeline(single, multi, size=int(data["size"]), bf16=bool(config.get("bf16")))
+        for sample, prediction in zip(val, pipeline.predict(s.image for s in val)):
+            probs.append(prediction.infection_prob if multi is None else prediction.class_probs)
+            masks.append(sample.mask)
+            ids.append(sample.meta.id)
+    if len(stages) != 1 or len(folds) != 1:
+        raise InputError("the runs must be the folds of one cross-validation (same stage, data, seed and folds)")
+    (count, _, _), done = next(iter(folds.items()))
+    stage = stages.pop()
+    scores = single_validation(probs, masks) if stage == "single" else multi_validation(probs, masks)
+    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(ids),
+            **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in scores.items()}}
+
+
+def crossval(runs: list[str | Path]) -> dict[str, Any]:
+    """Out-of-fold scores without and with flip TTA, and what they choose."""
+    plain, flipped = out_of_fold(runs, flip=False), out_of_fold(runs, flip=True)
+    flip = flipped["score"] > plain["score"]
+    chosen = flipped if flip else plain
+    result = {"stage": plain["stage"], "folds": plain["folds"], "folds_done": plain["folds_done"],
+              "slices": plain["slices"], "runs": [Path(r).name for r in runs], "plain": plain, "flip": flipped,
+              "flip_tta": flip, "score": chosen["score"],
+              "source": f"out-of-fold predictions of {len(runs)} fold models ({plain['slices']} labeled slices)"}
+    if len(plain["folds_done"]) != plain["folds"]:
+        result["warning"] = f"only folds {plain['folds_done']} of {plain['folds']} are finished"
+    if "threshold" in chosen:
+        result["threshold"] = chosen["threshold"]
+    return result
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "crossval", help="out-of-fold scores of cross-validation fold runs; flip TTA and ensemble threshold",
+        description="Fold runs (train --set data.fold=K) -> every fold's validation slices predicted by its own "
+                    "model, scored with and without flip test-time augmentation -> JSON with the choices "
+                    "(flip_tta, threshold) that export --threshold-from reads.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="the fold runs of one stage")
+    parser.add_argument("--out", required=True, metavar="CV.json", help="JSON file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssinfnet.fileio import write_json
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise InputError("already exists (pass --overwrite to replace it)", args.out)
+    result = crossval(args.runs)
+    write_json(args.out, result)
+    threshold = f", threshold {result['threshold']:.2f}" if "threshold" in result else ""
+    print(f"{result['stage']} stage, {result['slices']} out-of-fold slices: score {result['plain']['score']:.3f} "
+          f"plain, {result['flip']['score']:.3f} with flip -> flip_tta {result['flip_tta']}{threshold}; "
+          f"written to {args.out}")
+    return 0
