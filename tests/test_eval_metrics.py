@@ -12,7 +12,7 @@ from ssinfnet.evaluation.infnet_metrics import (
     threshold_curves,
     to_levels,
 )
-from ssinfnet.evaluation.metrics import (
+from ssinfnet.core.metrics import (
     IMAGE_MEAN, binary_scores, class_scores, confusion_counts, mean_ci, multiclass_scores, paper_overall,
 )
 from ssinfnet.evaluation.roc import pixel_roc, roc

@@ -13,7 +13,7 @@ from ssinfnet.errors import InputError
 from ssinfnet.evaluation.compare import compare, markdown_table, paired_tests, write_comparison
 from ssinfnet.evaluation.evaluate import score_images, write_evaluation
 from ssinfnet.evaluation.gallery import pick, read_gallery
-from ssinfnet.evaluation.metrics import binary_scores, multiclass_scores
+from ssinfnet.core.metrics import binary_scores, multiclass_scores
 
 SHAPE = (20, 28)
 
@@ -180,12 +180,12 @@ def test_compare_refuses_different_image_sets(tmp_path):
 
 
 def test_data_fingerprint_follows_file_contents(tmp_path):
-    from ssinfnet.evaluation.provenance import data_fingerprint
+    from ssinfnet.core.provenance import content_fingerprint
 
     (tmp_path / "masks").mkdir()
     (tmp_path / "masks" / "a.png").write_bytes(b"mask one")
     (tmp_path / "b.png").write_bytes(b"image")
-    first = data_fingerprint(tmp_path)
-    assert first["files"] == 2 and first == data_fingerprint(tmp_path)
+    first = content_fingerprint(tmp_path)
+    assert first["files"] == 2 and first == content_fingerprint(tmp_path)
     (tmp_path / "masks" / "a.png").write_bytes(b"mask two")  # same name and size, other content
-    assert data_fingerprint(tmp_path)["sha256"] != first["sha256"]
+    assert content_fingerprint(tmp_path)["sha256"] != first["sha256"]

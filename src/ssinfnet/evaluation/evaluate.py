@@ -23,16 +23,19 @@ import numpy as np
 
 from ssinfnet import fileio
 from ssinfnet.data.sample import Sample
+from ssinfnet.core.folders import read_json
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.gallery import GalleryItem, pick, write_gallery
 from ssinfnet.evaluation.infnet_metrics import infnet_scores
-from ssinfnet.data.sample import CLASS_NAMES
-from ssinfnet.evaluation.metrics import (
+from ssinfnet.core.labels import CLASS_NAMES
+from ssinfnet.core.metrics import (
     EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores, mean_ci,
     multiclass_scores, paper_overall,
 )
 from ssinfnet.evaluation.roc import Roc, pixel_roc, roc
 
+SUMMARY_JSON = "summary.json"
+ROC_JSON = "roc.json"
 #: Columns of per_image.csv that identify an image rather than score it.
 ID_COLUMNS = ("id", "source", "group", "label")
 #: Prefix of the Inf-Net protocol columns.
@@ -202,10 +205,24 @@ def write_evaluation(
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
         columns = list(ID_COLUMNS) + evaluation.metric_columns()
         fileio.write_csv(tmp / "per_image.csv", [_csv_row(row) for row in evaluation.rows], columns)
-        fileio.write_json(tmp / "summary.json", {"kind": "evaluation", **evaluation.summary(), **provenance})
-        fileio.write_json(tmp / "roc.json", {name: curve.as_dict() for name, curve in evaluation.curves.items()})
+        fileio.write_json(tmp / SUMMARY_JSON, {"kind": "evaluation", **evaluation.summary(), **provenance})
+        fileio.write_json(tmp / ROC_JSON, {name: curve.as_dict() for name, curve in evaluation.curves.items()})
         write_gallery(tmp, evaluation.task, evaluation.gallery)
     return out_dir
+
+
+def is_evaluation(folder: Path) -> bool:
+    return read_summary(folder).get("kind") == "evaluation"
+
+
+def read_summary(folder: str | Path) -> dict[str, Any]:
+    """The folder's summary.json ({} when absent; a legacy one as written, see ``legacy.upgrade_summary``)."""
+    return read_json(Path(folder) / SUMMARY_JSON)
+
+
+def read_curves(folder: str | Path) -> dict[str, Roc]:
+    """The folder's ROC curves by level ({} when it has none)."""
+    return {level: Roc.from_dict(data) for level, data in read_json(Path(folder) / ROC_JSON).items()}
 
 
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,9 @@ import numpy as np
 
 from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
-from ssinfnet.evaluation.folders import read_json
+from ssinfnet.core.runs import RunFolder
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
 from ssinfnet.models.weights import load_model, read_sidecar
-from ssinfnet.training.runs import finished_model
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -37,24 +36,25 @@ class ModelUnderTest:
 @dataclass
 class _Stage:
     weights: Path
-    run: Path | None
+    run: RunFolder | None
     sidecar: dict[str, Any]
 
     @classmethod
     def locate(cls, path: str | Path) -> "_Stage":
         path = Path(path)
         if path.is_dir():
-            weights = finished_model(path)  # a run is a model only once finished (summary.json)
-            return cls(weights, path, read_sidecar(weights))
+            run = RunFolder(path)
+            weights = run.finished_model()  # a run is a model only once finished (summary.json)
+            return cls(weights, run, read_sidecar(weights))
         return cls(path, None, read_sidecar(path))
 
     def describe(self) -> dict[str, Any]:
-        return {"path": (self.run or self.weights).name, "model": self.sidecar["model"],
+        return {"path": (self.run.path if self.run else self.weights).name, "model": self.sidecar["model"],
                 "config": self.sidecar.get("config", {})}
 
     def threshold(self) -> float | None:
         """The validation threshold: the run's summary.json, else the sidecar's validation record."""
-        summary = read_json(self.run / "summary.json") if self.run else {}
+        summary = self.run.summary() if self.run else {}
         for record in (summary, summary.get("validation", {}), self.sidecar.get("extra", {}).get("validation", {})):
             if "threshold" in record:
                 return float(record["threshold"])
@@ -64,7 +64,7 @@ class _Stage:
         extra = self.sidecar.get("extra", {})
         if "size" in extra:
             return int(extra["size"])
-        config = read_json(self.run / "config.json") if self.run else {}
+        config = self.run.config() if self.run else {}
         size = config.get("data", {}).get("size")
         return None if size is None else int(size)
 

@@ -21,7 +21,8 @@ from ssinfnet.training import loop
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training.inputs import input_transforms, pool_dataset, pretraining_sources
 from ssinfnet.training.objectives import CoachedInpaintingObjective, PriorMaker
-from ssinfnet.training.runs import data_fingerprint, derived_seed
+from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
+from ssinfnet.training.runs import derived_seed
 from ssinfnet.training.session import open_session
 from ssinfnet.training.supervised import run_model_path
 

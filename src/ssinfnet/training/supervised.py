@@ -17,7 +17,8 @@ from ssinfnet.models import build_model, load_model, transfer_weights
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
 from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
-from ssinfnet.training.runs import data_fingerprint, finished_model
+from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
+from ssinfnet.core.runs import finished_model
 from ssinfnet.training.inputs import input_transforms, negative_files, read_labeled
 from ssinfnet.training.session import Session, open_session
 
