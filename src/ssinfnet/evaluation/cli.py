@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--gallery", type=int, default=2, help="slices saved per best/median/worst rank")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", help="torch device (default: GPU when available)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", required=True, help="evaluation folder to write")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     evaluate.set_defaults(func=run_evaluate)
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ssinfnet.data.readers import read_dataset
-    from ssinfnet.evaluation.evaluate import score_images, write_evaluation
+    from ssinfnet.evaluation.evaluate import score_predictions, write_evaluation
     from ssinfnet.evaluation.predict import load_model_under_test, predict_samples
     from ssinfnet.core.provenance import content_fingerprint, git_commit
 
@@ -67,8 +68,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     masks = any(sample.mask is not None for sample in samples)
     labels = all(sample.meta.label is not None for sample in samples)
     positive = args.positive_label if args.detection or (labels and not masks) else None
-    probabilities, label_maps = predict_samples(model, samples, args.batch_size)
-    evaluation = score_images(samples, probabilities, label_maps, model.pipeline.threshold, positive, args.gallery)
+    predictions = predict_samples(model, samples, args.batch_size)  # scored as they arrive, then dropped
+    evaluation = score_predictions(samples, predictions, task == "multi", model.pipeline.threshold, positive,
+                                   args.gallery, progress=not args.no_progress)
     provenance = {
         "threshold_source": model.threshold_source,
         "model": model.description,

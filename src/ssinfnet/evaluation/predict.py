@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -114,10 +114,9 @@ def load_model_under_test(
 
 def predict_samples(
     model: ModelUnderTest, samples: Sequence[Sample], batch_size: int = 8
-) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Infection probability maps and (two-stage models) label maps, at each image's original size."""
-    probabilities, label_maps = [], []
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(infection probability map, label map or None for single-stage models) per sample, at each image's
+    original size, one batch at a time as the pipeline makes them."""
+    multi = model.pipeline.multi is not None
     for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size):
-        probabilities.append(prediction.infection_prob)
-        label_maps.append(prediction.labels)
-    return probabilities, (label_maps if model.pipeline.multi is not None else None)
+        yield prediction.infection_prob, (prediction.labels if multi else None)
