@@ -108,7 +108,7 @@ def validate_path(path: str | Path, *, deep: bool = False) -> dict[str, Any]:
     elif layout == "dicom":
         splits = {"series": _check_dicom(path)}
     else:
-        splits = {"all": _check_unlabeled(path, deep)}
+        splits = {"all": _check_unlabeled(path, deep or path.is_file())}  # one file: decoded, as segment does
     problems = [p for stats in splits.values() for p in stats.problems]
     return {"path": str(path), "layout": layout,
             "splits": {name: stats.to_dict(names) for name, stats in splits.items()},
@@ -164,9 +164,9 @@ def _check_dicom(folder: Path) -> SliceStats:
 
     def check() -> None:
         volume = formats.DICOM.read(folder)
-        volumes.check_scan(volume.array, volume.affine, folder)  # as segment checks it
         for k in range(volume.array.shape[2]):
             stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
+        volumes.check_scan(volume.array, volume.affine, folder)  # as segment checks it
 
     stats.check(check)
     return stats
