@@ -23,7 +23,6 @@ import functools
 import json
 import math
 import operator
-import re
 import types
 import typing
 import warnings
@@ -41,7 +40,6 @@ DEFAULT_PRESET = "cpu"
 #: Sections whose keys are keyword arguments of ``build_model`` / ``Coach``: any key may be added.
 OPEN_SECTIONS = ("model", "multi_model", "coach")
 OPTIMIZERS = ("adam", "sgd")
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 # --- the schema ---------------------------------------------------------------------------------
@@ -279,13 +277,12 @@ def _block_fits_the_image(config: dict[str, Any]) -> None:
 
 
 def _device_exists(config: dict[str, Any]) -> None:
-    device = config["device"]
-    if not DEVICE.fullmatch(device):
-        raise _bad("device", device, "must be auto, cpu, mps, cuda or cuda:N")
-    import torch  # noqa: PLC0415
+    from ssinfnet.models.speed import resolve_device  # noqa: PLC0415 (torch: only when validating)
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise _bad("device", device, "no CUDA device on this machine (use auto or cpu)")
+    try:
+        resolve_device(config["device"])
+    except ValueError as err:
+        raise _bad("device", config["device"], str(err)) from None
 
 
 #: (section, what the network must take and give: in_channels, num_classes) of each trained network.

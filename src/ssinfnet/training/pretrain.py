@@ -58,13 +58,14 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
     inpainter = build_model(model_config.pop("name"), **model_config).use_heads("reconstruction")
     inpainter.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
     coach = build_model("coach", in_channels=1, erase_fraction=section["erase_fraction"], **config["coach"])
+    runtime = loop.Runtime(ctx, config["bf16"], CONTIGUOUS)
     prior = None
     if inputs["network"] == "multi":
         single = load_model(run_model_path(inputs["prior_from"])) if inputs["prior_from"] else None
-        prior = PriorMaker(session.prepare(single, CONTIGUOUS) if single is not None else None, config["bf16"])
+        prior = PriorMaker(session.prepare(single, CONTIGUOUS) if single is not None else None, runtime)
     objective = CoachedInpaintingObjective(
-        session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, ctx,
-        config["bf16"], session.seed, prior, augment=(augment, export), channels_last=CONTIGUOUS,
+        session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, runtime,
+        session.seed, prior, augment=(augment, export),
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"])

@@ -72,10 +72,11 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
         report = transfer_weights(load_model(run_model_path(session.inputs["init"])), model)
         run.write_json("init_transfer.json", {"from": session.inputs["init"], "copied": report.copied,
                                               "skipped": report.skipped})
+    runtime = loop.Runtime(ctx, config["bf16"], config["channels_last"])
     prior = None
     if stage == "multi":
         single = session.prepare(load_model(run_model_path(session.inputs["prior_from"])))
-        prior = PriorMaker(single, config["bf16"])
+        prior = PriorMaker(single, runtime)
     export_info = {"stage": stage, "run": str(run.path), "size": size,
                    "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
     settings = config.get("negatives") or {}
@@ -84,9 +85,8 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     objective = SegmentationObjective(
         model, SegmentationDataset(train, size, augment, export, canonical),
         SegmentationDataset(val, size, None, None, canonical),
-        section, ctx, config["bf16"], prior=prior, augment=(augment, export), channels_last=config["channels_last"],
-        export_extra=export_info, negatives=negative_data, negatives_per_epoch=int(settings.get("per_epoch", 0)),
-        seed=session.seed,
+        section, runtime, prior=prior, augment=(augment, export), export_extra=export_info, negatives=negative_data,
+        negatives_per_epoch=int(settings.get("per_epoch", 0)), seed=session.seed,
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"],
