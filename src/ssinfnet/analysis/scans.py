@@ -22,15 +22,13 @@ import pandas as pd
 
 from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
 from ssinfnet.data import formats
-from ssinfnet.data.volumes import Volume
+from ssinfnet.data.volumes import HU_AIR_MAX, Volume
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import is_temporary
 
 SEGMENT_LABELS, SEGMENT_LUNG = "labels.nii.gz", "lung.nii.gz"
 SEGMENT_IMAGES = ("ct.nii.gz", "image.nii.gz")
 COHORT_FILES = ("ct.nii.gz", "label.nii.gz", "lung.nii.gz")
-#: An image is taken as Hounsfield units when its minimum is at or below this (air is about -1000 HU).
-HU_AIR_THRESHOLD = -500.0
 ID_COLUMNS = ("patient_id", "scan_id")
 
 
@@ -97,7 +95,7 @@ def _recorded_input(folder: Path) -> Path | None:
         source = json.loads(quantities.read_text()).get("source")
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise InputError(f"unreadable quantities record ({err})", quantities) from err
-    if isinstance(source, str) and source.endswith((".nii", ".nii.gz")) and Path(source).is_file():
+    if isinstance(source, str) and formats.NIFTI.can_read(Path(source)):
         return Path(source)
     return None
 
@@ -123,7 +121,7 @@ def load_scan(scan: ScanFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     if scan.image is not None:
         image = _load(scan.image).array
         _check_grid(image, labels, scan.image)
-        hu = image if image.min() <= HU_AIR_THRESHOLD else None
+        hu = image if image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
     return labels.astype(np.int64), lung > 0, label_volume.affine, hu
 
 
