@@ -5,7 +5,8 @@ The schema is the dataclasses below: one per section, each field a setting with 
 and allowed range (:func:`setting`), plus cross-field :data:`RULES`. ``load_config`` fills keys a
 preset leaves out with these defaults, applies the overrides and validates the result before any
 caller writes a file, so a bad setting is one line naming the key (exit 2) and a corrected retry
-starts cleanly. ``ssinfnet config`` prints the resolved config.
+starts cleanly. ``ssinfnet config`` prints the resolved config. The defaults live here only: the
+bundled presets hold just the keys that differ from them.
 
 The resolved dict is saved in every run directory (``config.json``) so a run can be rebuilt exactly.
 Override values are parsed as YAML (``single.lr=1e-3``, ``model.backbone=resnet34``,
