@@ -123,6 +123,7 @@ NIFTI, DICOM, IMAGE = NiftiReader(), DicomSeriesReader(), ImageReader()
 READERS: tuple[Reader, ...] = (NIFTI, DICOM, IMAGE)
 
 UNSUPPORTED = "unsupported file type; expected NIfTI (.nii/.nii.gz), a DICOM series folder, or a PNG/JPG/TIFF/BMP image"
+NO_SCANS = "no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder"
 
 
 def reader_for(path: str | Path) -> Reader:
@@ -134,7 +135,7 @@ def reader_for(path: str | Path) -> Reader:
     if not path.exists():
         raise InputError("not found", path)
     if path.is_dir():
-        raise InputError("no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder", path)
+        raise InputError(NO_SCANS, path)
     if looks_like_dicom(path):
         raise InputError("a single DICOM file; give the folder that holds the whole series", path)
     raise InputError(UNSUPPORTED, path)

@@ -114,7 +114,7 @@ def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
             raise InputError("not found", path)
         scans = [path] if path.is_file() or formats.DICOM.can_read(path) else formats.list_scans(path)
         if not scans:
-            raise InputError("no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder", path)
+            raise InputError(formats.NO_SCANS, path)
         found.extend(scans)
     for scan in found:  # names end up in outputs (quantities.json/.csv, summary lines): refuse before any work
         try:
