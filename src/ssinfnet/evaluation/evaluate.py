@@ -164,8 +164,9 @@ class Scorer:
                 _check_shape(sample, labels)
             row.update(_image_scores(sample.mask, prob, labels, self.threshold))
             self.pixels.add(sample.mask, prob)
-            shown = labels if self.multi else prob >= self.threshold  # single stage: infection shown as label 1
-            self.shown.append(zlib.compress(np.asarray(shown, dtype=np.uint8).tobytes(), 1))
+            if self.per_rank:
+                shown = labels if self.multi else prob >= self.threshold  # single stage: infection as label 1
+                self.shown.append(zlib.compress(np.asarray(shown, dtype=np.uint8).tobytes(), 1))
         self.rows.append(row)
 
     def finish(self, positive_label: str | None = None) -> Evaluation:
