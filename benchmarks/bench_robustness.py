@@ -36,7 +36,7 @@ from scipy import ndimage
 from realscan_common import REPO, command, load, machine, markdown_table, mean_ci, parse_models
 from ssinfnet.data.augment import clahe, full_field_of_view, jpeg
 from ssinfnet.data.readers import read_semiseg
-from ssinfnet.evaluation.metrics import binary_scores
+from ssinfnet.core.metrics import binary_scores
 from ssinfnet.fileio import write_json, write_text
 from ssinfnet.inference.segment import segment
 

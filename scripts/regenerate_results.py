@@ -32,7 +32,7 @@ from ssinfnet.evaluation.compare import (
     Comparison, format_summary, legend, markdown, markdown_table, summary_table, table_rows,
 )
 from ssinfnet.evaluation.legacy import check_paired_means, is_legacy, strip_paths, upgrade_comparison, upgrade_summary
-from ssinfnet.evaluation.report import write_report
+from ssinfnet.report.html import write_report
 from ssinfnet.workflows.reproduce import MULTI_VARIANTS, SINGLE_VARIANTS, slug
 
 STAGES = {"single": (SINGLE_VARIANTS, "SSInfNet", "SInfNet"), "multi": (MULTI_VARIANTS, "Multi SSInfNet", "Multi SInfNet")}

@@ -23,7 +23,7 @@ from PIL import Image
 from ssinfnet import fileio
 from ssinfnet.cli import main
 from ssinfnet.errors import InputError
-from test_data_volumes import make_dicom_series
+from test_data_volumes import _write_ct, make_dicom_series
 from test_segment_phantom import ThresholdPipeline, centred_affine, chest_on_grid
 
 
@@ -131,9 +131,77 @@ def png_over_the_pil_limit(tmp: Path) -> tuple[Path, str]:
     return _png_header_only(tmp / "big.png", 10000, 10000), "decompression bomb"
 
 
+def dicom_without_air(tmp: Path) -> tuple[Path, str]:
+    """Stored values of 976..2976 HU: raw scanner values, not a CT in HU."""
+    make_dicom_series(tmp / "raw", zs=(0.0, 2.5, 5.0))
+    return tmp / "raw", "neither 8-bit nor Hounsfield units"
+
+
+def dicom_single_file(tmp: Path) -> tuple[Path, str]:
+    make_dicom_series(tmp / "series", zs=(0.0, 2.5, 5.0))
+    return sorted((tmp / "series").iterdir())[0], "a single DICOM file; give the folder"
+
+
+def nifti_single_slice(tmp: Path) -> tuple[Path, str]:
+    nib.save(nib.Nifti1Image(np.full((16, 16), -800, np.int16), np.diag([0.8, 0.8, 2.5, 1])), tmp / "slice.nii.gz")
+    return tmp / "slice.nii.gz", "holds a single 2D slice"
+
+
+def nifti_oblique(tmp: Path) -> tuple[Path, str]:
+    t = np.radians(45)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]]) @ np.diag([0.8, 0.8, 2.5])
+    nib.save(nib.Nifti1Image(np.full((16, 16, 4), -800, np.int16), affine), tmp / "oblique.nii.gz")
+    return tmp / "oblique.nii.gz", "oblique scan: slices are tilted 45 degrees"
+
+
+def nifti_raw_values(tmp: Path) -> tuple[Path, str]:
+    nib.save(nib.Nifti1Image(np.arange(16 * 16 * 4, dtype=np.int16).reshape(16, 16, 4) + 24, np.diag([0.8, 0.8, 2.5, 1])),
+             tmp / "raw.nii.gz")
+    return tmp / "raw.nii.gz", "neither 8-bit nor Hounsfield units"
+
+
+def nifti_nan(tmp: Path) -> tuple[Path, str]:
+    data = np.full((16, 16, 4), -800, np.float32)
+    data[2, 3, 1] = np.nan
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 2.5, 1])), tmp / "nan.nii.gz")
+    return tmp / "nan.nii.gz", "NIfTI contains 1 NaN/inf voxels"
+
+
+def png_truncated(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:1500])
+    return path, "corrupt or truncated image"
+
+
+def unsupported_file(tmp: Path) -> tuple[Path, str]:
+    (tmp / "scan.txt").write_text("not a scan")
+    return tmp / "scan.txt", "unsupported file type"
+
+
 BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_sform_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
              nifti_gz_bomb_under_the_voxel_cap, nifti_truncated, nifti_gz_truncated, nifti_header_only_half,
-             png_decompression_bomb, png_over_the_pil_limit]
+             png_decompression_bomb, png_over_the_pil_limit, dicom_without_air, dicom_single_file, nifti_single_slice,
+             nifti_oblique, nifti_raw_values, nifti_nan, png_truncated, unsupported_file]
+
+
+def dicom_ct(tmp: Path) -> Path:
+    """A small CT series in HU with air (stored 0 = -1024 HU)."""
+    (tmp / "ct").mkdir()
+    pixels = np.full((16, 16), 1024 + 40, np.uint16)
+    pixels[4:12, 3:7] = pixels[4:12, 9:13] = 200
+    pixels[0] = 0
+    for k, z in enumerate((0.0, 2.5, 5.0)):
+        _write_ct(tmp / "ct" / f"{k}.dcm", pixels, z, "1.2.826.0.1.3680043.8.498.1")
+    return tmp / "ct"
+
+
+GOOD_FILES = {
+    "nifti chest": lambda tmp: _chest(tmp / "chest.nii.gz"),
+    "dicom series": dicom_ct,
+    "png slice": lambda tmp: Image.fromarray(np.full((16, 16), 90, np.uint8)).save(tmp / "slice.png") or tmp / "slice.png",
+}
 
 
 # ----------------------------------------------------------------------------- data validate
@@ -199,15 +267,41 @@ def test_validate_prints_no_stray_nibabel_lines(tmp_path):
     assert proc.stderr == ""
 
 
-def test_validate_and_segment_read_the_same_dicom_gap_message(tmp_path):
+def _validate_problem(path: Path) -> str | None:
     from ssinfnet.data.validate import validate_path
+
+    try:
+        problems = validate_path(path)["problems"]
+    except InputError as err:
+        return str(err)
+    return problems[0] if problems else None
+
+
+def _segment_problem(path: Path) -> str | None:
     from ssinfnet.inference.segment import read_scan
 
-    folder, fragment = dicom_gap(tmp_path)
-    problems = validate_path(folder)["problems"]
-    with pytest.raises(InputError) as err:
-        read_scan(folder)
-    assert problems == [str(err.value)] and fragment in problems[0]
+    try:
+        read_scan(path)
+    except InputError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize("case", BAD_FILES, ids=[c.__name__ for c in BAD_FILES])
+def test_validate_and_segment_refuse_with_the_same_message(case, tmp_path):
+    """One reader registry and one scan check: the same problem line, except that validate checks a
+    volume of small integers as labels (its values), where segment says it is a label map."""
+    path, fragment = case(tmp_path)
+    problem, refusal = _validate_problem(path), _segment_problem(path)
+    assert problem is not None and refusal is not None
+    if case is not nifti_label_values_0_to_7:
+        assert problem == refusal and fragment in problem
+
+
+@pytest.mark.parametrize("case", GOOD_FILES)
+def test_validate_and_segment_accept_the_same_inputs(case, tmp_path):
+    path = GOOD_FILES[case](tmp_path)
+    assert _validate_problem(path) is None and _segment_problem(path) is None
 
 
 def test_validate_manifest_of_random_bytes_is_refused(tmp_path, capsys):
@@ -436,7 +530,7 @@ def test_evaluate_names_the_file_of_an_image_the_model_refuses(tmp_path, capsys)
     save_model(build_model("unet", width=4), tmp_path / "single.safetensors")
     out = tmp_path / "out"
     assert main(["evaluate", "--data", str(data), "--single", str(tmp_path / "single.safetensors"),
-                 "--size", "16", "--threshold", "0.5", "--out", str(out)]) == 2
+                 "--size", "16", "--threshold", "0.5", "--no-progress", "--out", str(out)]) == 2
     line = _error_line(capsys)
     assert f"{data / 'images' / 'nan.tif'}: values must be finite and in [0, 1]" in line, line
     assert "image 1" not in line and not out.exists()
@@ -466,3 +560,23 @@ def test_mediate_names_a_column_holding_inf_as_non_finite(tmp_path, capsys):
     line = _error_line(capsys)
     assert f"{path}: column 'x' has 1 non-finite value(s) (inf)" in line, line
     assert "does not vary" not in line and not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_phenotypes_refuses_a_broken_label_volume_with_one_line(damage, tmp_path, capsys):
+    scan = tmp_path / "outputs" / "chest"
+    scan.mkdir(parents=True)
+    affine = np.diag([0.8, 0.8, 2.5, 1])
+    labels = np.random.default_rng(0).integers(0, 3, (64, 64, 16), dtype=np.uint8)  # compresses little
+    nib.save(nib.Nifti1Image(labels, affine), scan / "labels.nii.gz")
+    nib.save(nib.Nifti1Image((labels > 0).astype(np.uint8), affine), scan / "lung.nii.gz")
+    data = (scan / "labels.nii.gz").read_bytes()
+    broken = data[: len(data) // 2] if damage == "truncated" else \
+        np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    (scan / "labels.nii.gz").write_bytes(broken)
+    out = tmp_path / "phenotypes"
+    assert main(["phenotypes", str(tmp_path / "outputs"), "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    problem = "truncated" if damage == "truncated" else "not a readable NIfTI file"
+    assert f"{scan / 'labels.nii.gz'}: " in line and problem in line, line
+    assert not out.exists()

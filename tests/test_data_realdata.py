@@ -11,7 +11,7 @@ import pytest
 from ssinfnet.cli import main
 from ssinfnet.data.imageio import read_mask_2d
 from ssinfnet.data.readers import read_semiseg
-from ssinfnet.data.volumes import display_plane, load_label_volume, volume_plane_to_slice
+from ssinfnet.data.volumes import display_plane, display_view, load_label_volume
 from ssinfnet.data.validate import validate_path
 
 pytestmark = pytest.mark.realdata
@@ -41,7 +41,7 @@ def test_medseg_volume_array_orientation_matches_semiseg_crops(shared_data):
     train = {s.meta.id: s for s in read_semiseg(shared_data / "covid-semiseg", "train", orientation="array")}
     plane = display_plane(np.eye(4), labels.shape, orientation="array")
     for box in boxes.itertuples():
-        piece = volume_plane_to_slice(labels, {**plane, "slice_index": box.medseg_slice_index0})
+        piece = display_view(labels, plane)[box.medseg_slice_index0]
         crop = piece[box.row0:box.row0 + box.height, box.col0:box.col0 + box.width]
         np.testing.assert_array_equal(crop, train[str(box.semiseg_id)].mask)
 
@@ -81,7 +81,7 @@ def test_real_dicom_series_with_a_deleted_file_is_refused_at_the_gap(shared_data
     from ssinfnet.errors import InputError
 
     series = shared_data / "real-ct" / "abdomen-20slices-dicom"
-    whole, _ = load_dicom_volume(series)
+    whole = load_dicom_volume(series)
     assert whole.array.shape[2] == 20 and validate_path(series)["problems"] == []
     files = sorted(p for p in series.iterdir() if p.is_file())
     folder = tmp_path / "series"

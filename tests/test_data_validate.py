@@ -35,6 +35,9 @@ def test_dicom_folder(tmp_path):
     report = validate_path(tmp_path / "series")
     assert report["layout"] == "dicom" and report["splits"]["series"]["count"] == 4
     assert report["splits"]["series"]["value_range"] == [2 * 1000 - 1024, 2 * 2000 - 1024]
+    # no air: not HU, which segment refuses too
+    assert report["problems"] == [f"{tmp_path / 'series'}: values 976..2976 are neither 8-bit nor Hounsfield units "
+                                  "(no air below -500); raw scanner values without RescaleIntercept?"]
 
 
 def test_every_problem_is_listed_not_just_the_first(tmp_path):

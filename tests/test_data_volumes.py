@@ -159,8 +159,8 @@ def test_dicom_mixed_series_choose_or_refuse(tmp_path, caplog):
     assert "2 DICOM series" in str(err.value) and big in str(err.value) and small in str(err.value)
     assert len(read_dicom_series(folder, series_uid=small)) == 2
     with caplog.at_level(logging.WARNING):
-        volume, info = load_dicom_volume(folder, pick_largest=True)
-    assert info["series_uid"] == big and volume.array.shape == (4, 5, 3)
+        volume = load_dicom_volume(folder, pick_largest=True)
+    assert volume.info["series_uid"] == big and volume.array.shape == (4, 5, 3)
     assert "using the largest" in caplog.text
     with pytest.raises(InputError, match="not in this folder"):
         read_dicom_series(folder, series_uid="1.2.3")
@@ -190,8 +190,8 @@ def test_dicom_series_unevenly_spaced_is_refused(tmp_path):
 def test_dicom_positions_rounded_in_the_header_are_even(tmp_path):
     folder = tmp_path / "rounded"
     make_dicom_series(folder, zs=(0.0, 1.2501, 2.4999, 3.75, 5.0002))  # 1.25 mm, stored to 4 decimals
-    volume, _ = load_dicom_volume(folder)
+    volume = load_dicom_volume(folder)
     assert volume.array.shape[2] == 5 and volume.spacing[2] == pytest.approx(1.25, abs=1e-3)
     two = tmp_path / "two"
     make_dicom_series(two, zs=(0.0, 7.0))  # two slices: one step, nothing to compare it with
-    assert load_dicom_volume(two)[0].spacing[2] == pytest.approx(7.0)
+    assert load_dicom_volume(two).spacing[2] == pytest.approx(7.0)

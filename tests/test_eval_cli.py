@@ -58,7 +58,7 @@ def test_evaluate_compare_report(workspace, capsys):
     assert main(["evaluate", "--data", str(data), "--single", str(single), "--multi", str(multi),
                  "--out", str(first)]) == 0
     assert main(["evaluate", "--data", str(data), "--single", str(single), "--multi", str(multi),
-                 "--threshold", "0.6", "--out", str(second)]) == 0
+                 "--threshold", "0.6", "--no-progress", "--out", str(second)]) == 0
     a = json.loads((first / "summary.json").read_text())
     b = json.loads((second / "summary.json").read_text())
     assert (a["threshold"], a["threshold_source"]) == (0.3, "validation")

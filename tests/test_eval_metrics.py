@@ -12,10 +12,10 @@ from ssinfnet.evaluation.infnet_metrics import (
     threshold_curves,
     to_levels,
 )
-from ssinfnet.evaluation.metrics import (
+from ssinfnet.core.metrics import (
     IMAGE_MEAN, binary_scores, class_scores, confusion_counts, mean_ci, multiclass_scores, paper_overall,
 )
-from ssinfnet.evaluation.roc import pixel_roc, roc
+from ssinfnet.evaluation.roc import PIXEL_BINS, PixelRoc, roc, score_bins
 
 nan = float("nan")
 
@@ -186,7 +186,40 @@ def test_roc_auc_by_hand():
     assert roc([1, 1], [0.2, 0.3]) is None
 
 
+def pooled_roc(truths, probabilities):
+    pixels = PixelRoc()
+    for truth, probability in zip(truths, probabilities):
+        pixels.add(truth, probability)
+    return pixels.result()
+
+
 def test_pixel_roc_pools_images():
     truths = [np.array([[0, 1]]), np.array([[2, 0]])]
     probabilities = [np.array([[0.1, 0.9]]), np.array([[0.8, 0.2]])]
-    assert pixel_roc(truths, probabilities).auc == pytest.approx(1.0)
+    assert pooled_roc(truths, probabilities).auc == pytest.approx(1.0)
+    assert pooled_roc([np.zeros((2, 2))], [np.ones((2, 2))]) is None
+
+
+def test_score_bins_keep_the_order_of_scores_down_to_float_saturation():
+    scores = np.sort(np.concatenate([
+        [-0.0, 0.0, 1e-38, 1e-9, 0.49999997, 0.5, 0.50000006, 1 - 6e-8, 1.0],
+        np.random.default_rng(1).random(10000)])).astype(np.float32)
+    bins = score_bins(scores)
+    assert bins.min() >= 0 and bins.max() < PIXEL_BINS and (np.diff(bins) >= 0).all()
+    assert len(set(score_bins(np.float32([1e-9, 1e-8, 1 - 1e-6, 1 - 1e-7])))) == 4  # confident maps stay apart
+
+
+@pytest.mark.parametrize("sharpness", [0.3, 1.0, 4.0, 10.0])
+def test_pixel_roc_matches_the_exact_auc(sharpness):
+    """Histogram AUC against scikit-learn's exact one on random maps, from soft to saturated probabilities."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(int(sharpness * 10))
+    truths = [rng.random((64, 64)) < 0.15 for _ in range(12)]
+    probabilities = [(1 / (1 + np.exp(-sharpness * (3 * rng.normal(size=t.shape) + 2 * t)))).astype(np.float32)
+                     for t in truths]
+    exact = roc_auc_score(np.concatenate([t.ravel() for t in truths]),
+                          np.concatenate([p.ravel() for p in probabilities]).astype(np.float64))
+    curve = pooled_roc(truths, probabilities)
+    assert curve.auc == pytest.approx(exact, abs=1e-4)
+    assert curve.fpr[0] == curve.tpr[0] == 0 and curve.fpr[-1] == curve.tpr[-1] == 1

@@ -11,9 +11,9 @@ from scipy import stats
 from ssinfnet.data.sample import Sample, SampleMeta
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.compare import compare, markdown_table, paired_tests, write_comparison
-from ssinfnet.evaluation.evaluate import score_images, write_evaluation
+from ssinfnet.evaluation.evaluate import Scorer, score_images, score_predictions, write_evaluation
 from ssinfnet.evaluation.gallery import pick, read_gallery
-from ssinfnet.evaluation.metrics import binary_scores, multiclass_scores
+from ssinfnet.core.metrics import binary_scores, multiclass_scores
 
 SHAPE = (20, 28)
 
@@ -70,6 +70,41 @@ def test_single_stage_scores_match_the_metric_functions():
         np.mean([r["infection.f1"] for r in evaluation.rows[:-1]]))
     assert set(evaluation.curves) == {"pixel", "slice"}
     assert 0.5 < evaluation.curves["pixel"].auc <= 1.0
+
+
+def test_predictions_are_scored_as_they_arrive():
+    """A generator of (probability, labels) pairs: each pair is scored before the next one is made, and the
+    result is the one of the whole lists (rows, curves, gallery)."""
+    samples = make_samples()
+    probabilities, labels = noisy_predictions(samples, seed=3, quality=0.6)
+    scorer = Scorer(samples, threshold=0.5, multi=True)
+    made = []
+
+    def stream():
+        for index, pair in enumerate(zip(probabilities, labels)):
+            assert len(scorer.rows) == index  # the previous prediction was scored before this one was made
+            made.append(index)
+            yield pair
+
+    for prob, label_map in stream():
+        scorer.add(prob, label_map)
+    streamed = scorer.finish()
+    whole = score_images(samples, probabilities, labels, threshold=0.5)
+    assert json.dumps(streamed.rows) == json.dumps(whole.rows) and made == list(range(len(samples)))
+    assert streamed.curves["pixel"].auc == whole.curves["pixel"].auc
+    assert [(g.id, g.rank) for g in streamed.gallery] == [(g.id, g.rank) for g in whole.gallery]
+    assert all((a.prediction == b.prediction).all() for a, b in zip(streamed.gallery, whole.gallery))
+    generated = score_predictions(samples, iter(list(zip(probabilities, labels))), multi=True, threshold=0.5)
+    assert json.dumps(generated.summary()) == json.dumps(whole.summary())
+
+
+def test_one_prediction_per_sample_is_required():
+    samples = make_samples(3)
+    probabilities, _ = noisy_predictions(samples, seed=0, quality=0.6)
+    with pytest.raises(ValueError, match="one prediction per sample"):
+        score_images(samples, probabilities[:2])
+    with pytest.raises(ValueError, match="one prediction per sample"):
+        score_images(samples, probabilities + probabilities[:1])
 
 
 def test_two_stage_adds_classes_and_overall():
@@ -180,12 +215,12 @@ def test_compare_refuses_different_image_sets(tmp_path):
 
 
 def test_data_fingerprint_follows_file_contents(tmp_path):
-    from ssinfnet.evaluation.provenance import data_fingerprint
+    from ssinfnet.core.provenance import content_fingerprint
 
     (tmp_path / "masks").mkdir()
     (tmp_path / "masks" / "a.png").write_bytes(b"mask one")
     (tmp_path / "b.png").write_bytes(b"image")
-    first = data_fingerprint(tmp_path)
-    assert first["files"] == 2 and first == data_fingerprint(tmp_path)
+    first = content_fingerprint(tmp_path)
+    assert first["files"] == 2 and first == content_fingerprint(tmp_path)
     (tmp_path / "masks" / "a.png").write_bytes(b"mask two")  # same name and size, other content
-    assert data_fingerprint(tmp_path)["sha256"] != first["sha256"]
+    assert content_fingerprint(tmp_path)["sha256"] != first["sha256"]

@@ -15,7 +15,7 @@ from ssinfnet.evaluation.compare import (
 )
 from ssinfnet.evaluation.evaluate import score_images, write_evaluation
 from ssinfnet.evaluation.legacy import check_paired_means, upgrade_comparison
-from ssinfnet.evaluation.metrics import mean_ci
+from ssinfnet.core.metrics import mean_ci
 
 nan = float("nan")
 

@@ -14,7 +14,7 @@ from ssinfnet.data.intensity import CANONICAL_ANCHORS, Anchors, estimate_anchors
 from ssinfnet.data.pool import is_heldout, source_group, split_pool
 from ssinfnet.data.sample import Sample, SampleMeta
 from ssinfnet.training.inputs import negative_files
-from ssinfnet.training.objectives import weighted_loss
+from ssinfnet.training.losses import weighted_loss
 
 
 def _chest(size=96, lung=0.2, tissue=0.8, air=None):

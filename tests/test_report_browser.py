@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
-from test_eval_report import full_report
+from test_report_html import full_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -132,7 +132,7 @@ def _junk(path):
 
 
 BAD_INPUTS = {
-    "unsupported format": (lambda d: _junk(d / "scan.txt"), "unsupported format"),
+    "unsupported format": (lambda d: _junk(d / "scan.txt"), "unsupported file type"),
     "2D slice promised as volume": (lambda d: _nifti(d / "flat.nii.gz", np.zeros((32, 32), np.int16)),
                                     "single 2D slice"),
     "NaN voxels": (lambda d: _nifti(d / "nan.nii.gz", np.full((8, 8, 4), np.nan, np.float32)), "NaN"),

@@ -231,14 +231,21 @@ def test_api_refuses_what_it_cannot_segment(tmp_path):
 
 
 @pytest.mark.parametrize("grid", GRIDS)
-def test_display_view_matches_the_readers_slices(grid):
+def test_segment_sees_the_training_readers_slices(grid, tmp_path):
+    """One orientation: segment's display stack is the training reader's slices, and its label
+    volumes go back through the same view (``put_slice`` rebuilds the stored array)."""
     from ssinfnet.data import volumes
-    from ssinfnet.inference.segment import display_view
+    from ssinfnet.data.readers import read_nifti_volume
+    from ssinfnet.inference.segment import read_scan
 
     columns, shape = GRIDS[grid]
-    affine = centred_affine(columns, shape)
-    volume = np.arange(np.prod(shape)).reshape(shape)
-    plane = volumes.display_plane(affine, shape)
-    view = display_view(volume, plane)
-    for k in range(len(view)):
-        np.testing.assert_array_equal(view[k], volumes.volume_plane_to_slice(volume, {**plane, "slice_index": k}))
+    path = tmp_path / "scan.nii.gz"
+    _write_nifti(path, columns, shape)
+    scan = read_scan(path)
+    samples = read_nifti_volume(path)
+    assert len(samples) == len(scan.stack)
+    rebuilt = np.zeros(shape, np.float32)
+    for sample, stack_slice in zip(samples, scan.stack):
+        np.testing.assert_array_equal(sample.hu, stack_slice)
+        volumes.put_slice(rebuilt, sample.hu, sample.meta.geometry)
+    np.testing.assert_array_equal(rebuilt, scan.to_input(scan.stack))

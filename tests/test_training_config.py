@@ -1,8 +1,10 @@
 """Presets load over the defaults, overrides apply, typos and bad settings are refused by key."""
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -172,3 +174,49 @@ def test_runs_configured_before_a_key_existed_keep_the_codes_fallbacks(tmp_path)
     assert (config["data"]["canonical"], config["data"]["export_augment"], config["data"]["heldout_fraction"]) == \
         (False, False, 0.0)
     assert config["negatives"] == {"weight": 1.0, "per_epoch": 0}
+
+
+# --- augmentation: on/off, or a mapping of the transform's settings ------------------------------
+
+def test_augmentation_settings_are_the_transforms_defaults():
+    import inspect
+
+    from ssinfnet.data.augment import Augmentation, ExportAugmentation
+    from ssinfnet.training.config import AugmentSettings, ExportAugmentSettings
+
+    for schema, transform in ((AugmentSettings, Augmentation), (ExportAugmentSettings, ExportAugmentation)):
+        signature = {name: p.default for name, p in inspect.signature(transform).parameters.items() if name != "seed"}
+        assert dataclasses.asdict(schema()) == signature  # true means exactly these
+
+
+def test_augmentation_is_configurable_and_checked():
+    config = load_config("demo", ["data.augment={rotate_degrees: 5, gamma: [0.9, 1.1]}",
+                                  "data.export_augment={probability: 0.3}"])
+    assert config["data"]["augment"] == {"flip": True, "rotate_degrees": 5.0, "scale": 0.1, "gamma": [0.9, 1.1],
+                                         "contrast": 0.1, "noise_std": 0.02, "probability": 0.5}
+    assert config["data"]["export_augment"] == {"probability": 0.3, "clahe_probability": 0.0}
+    for override, key in [("data.augment={probability: 1.5}", "data.augment.probability"),
+                          ("data.augment={gamma: [1]}", "data.augment.gamma"),
+                          ("data.augment={rotat: 1}", "data.augment.rotat"),
+                          ("data.export_augment={probability: -1}", "data.export_augment.probability")]:
+        with pytest.raises(InputError, match=f"config {key}"):
+            load_config("demo", [override])
+
+
+def test_augmentation_settings_reach_the_transforms():
+    from ssinfnet.training.inputs import input_transforms
+
+    image = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    mask = (image > 0.5).astype(np.int64)
+    default, export, _ = input_transforms(load_config("demo"), seed=3)
+    spelled_out, _, _ = input_transforms(load_config("demo", [
+        "data.augment={flip: true, rotate_degrees: 10, scale: 0.1, gamma: [0.8, 1.25], contrast: 0.1, "
+        "noise_std: 0.02, probability: 0.5}"]), seed=3)
+    for _ in range(3):  # the defaults written out are the same stream as `augment: true`
+        assert all(np.array_equal(a, b) for a, b in zip(default(image, mask), spelled_out(image, mask)))
+    assert export.probability == 0.7
+    never, export, _ = input_transforms(load_config("demo", ["data.augment={probability: 0}",
+                                                            "data.export_augment={probability: 0.25}"]), seed=3)
+    assert np.array_equal(never(image, mask)[0], image) and export.probability == 0.25
+    off = input_transforms(load_config("demo", ["data.augment=false"]), seed=3)
+    assert off[:2] == (None, None)  # no export differences without augmentation

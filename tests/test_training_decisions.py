@@ -9,13 +9,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ssinfnet.models import build_model
-from ssinfnet.training import distributed
+from ssinfnet.training import distributed, loop
+from ssinfnet.training.loop import optimise
 from ssinfnet.training.objectives import (
-    THRESHOLDS, CoachedInpaintingObjective, PriorMaker, SegmentationObjective, multi_validation, optimise,
-    single_validation,
+    THRESHOLDS, CoachedInpaintingObjective, PriorMaker, SegmentationObjective, multi_validation, single_validation,
 )
 
-CPU = distributed.Context(0, 1, torch.device("cpu"))
+CPU = loop.Runtime(distributed.Context(0, 1, torch.device("cpu")))
+
+
+def train_step(objective, batch):
+    """One optimisation step as the loop takes it (epoch 0, at its start)."""
+    return loop.training_step(objective, objective.modules, batch, 0, 0.0)
 
 
 def lesion_square(size=16):
@@ -92,11 +97,11 @@ class Ramp(nn.Module):
 
 def test_prior_is_the_single_networks_probability():
     image = torch.linspace(0, 1, 64).reshape(1, 1, 8, 8).repeat(2, 1, 1, 1)
-    prior = PriorMaker(Ramp())(image)
+    prior = PriorMaker(Ramp(), CPU)(image)
     assert torch.allclose(prior, torch.sigmoid(8.0 * (image - 0.5)))
-    both = PriorMaker(Ramp()).with_prior(image)
+    both = PriorMaker(Ramp(), CPU).with_prior(image)
     assert both.shape == (2, 2, 8, 8) and torch.equal(both[:, :1], image) and torch.equal(both[:, 1:], prior)
-    assert torch.equal(PriorMaker(None)(image), torch.zeros_like(image))  # no single model yet: "nothing found"
+    assert torch.equal(PriorMaker(None, CPU)(image), torch.zeros_like(image))  # no single model yet: "nothing found"
 
 
 def test_multi_stage_training_sees_the_prior_channel():
@@ -114,9 +119,9 @@ def test_multi_stage_training_sees_the_prior_channel():
             return {"out": self.scale * x[:, :1].repeat(1, 3, 1, 1)}
 
     section = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "batch_size": 2}
-    objective = SegmentationObjective(Recorder(), None, None, section, CPU, False, prior=PriorMaker(Ramp()))
+    objective = SegmentationObjective(Recorder(), None, None, section, CPU, prior=PriorMaker(Ramp(), CPU))
     image = torch.linspace(0, 1, 128).reshape(2, 1, 8, 8)
-    objective.train_step({"image": image, "mask": torch.zeros(2, 8, 8, dtype=torch.long)}, 0, 0.0)
+    train_step(objective, {"image": image, "mask": torch.zeros(2, 8, 8, dtype=torch.long)})
     assert torch.allclose(seen[0][:, 1:], torch.sigmoid(8.0 * (image - 0.5)))
 
 
@@ -125,11 +130,11 @@ def test_multi_stage_training_sees_the_prior_channel():
 def test_optimise_clips_the_gradient_norm():
     weights = nn.Parameter(torch.zeros(3))
     optimizer = torch.optim.SGD([weights], lr=1.0)
-    optimise(optimizer, (weights * torch.tensor([300.0, 400.0, 0.0])).sum(), [weights], grad_clip=1.0)
+    optimise(optimizer, (weights * torch.tensor([300.0, 400.0, 0.0])).sum(), grad_clip=1.0)
     assert torch.allclose(weights.detach(), torch.tensor([-0.6, -0.8, 0.0]), atol=1e-5)  # norm 500 -> 1
-    optimise(optimizer, (weights * torch.tensor([0.3, 0.4, 0.0])).sum(), [weights], grad_clip=1.0)
+    optimise(optimizer, (weights * torch.tensor([0.3, 0.4, 0.0])).sum(), grad_clip=1.0)
     assert torch.allclose(weights.detach(), torch.tensor([-0.9, -1.2, 0.0]), atol=1e-5)  # norm 0.5: untouched
-    optimise(optimizer, (weights * torch.tensor([300.0, 400.0, 0.0])).sum(), [weights], grad_clip=None)
+    optimise(optimizer, (weights * torch.tensor([300.0, 400.0, 0.0])).sum(), grad_clip=None)
     assert torch.allclose(weights.detach(), torch.tensor([-300.9, -401.2, 0.0]), atol=1e-3)
 
 
@@ -157,9 +162,9 @@ def test_supervised_steps_honour_the_stage_grad_clip(grad_clip):
     model = build_model("unet", width=4)
     section = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "batch_size": 2,
                "grad_clip": grad_clip}
-    objective = SegmentationObjective(model, None, None, section, CPU, False)
+    objective = SegmentationObjective(model, None, None, section, CPU)
     batch = {"image": torch.rand(2, 1, 32, 32), "mask": (torch.rand(2, 32, 32) > 0.5).long()}
-    norm = update_norm(model, lambda: objective.train_step(batch, 0, 0.0))
+    norm = update_norm(model, lambda: train_step(objective, batch))
     assert norm <= 1e-3 * 1.0001 if grad_clip else norm > 1e-2  # lr 1: the update is the clipped gradient
 
 
@@ -171,7 +176,7 @@ def test_pretraining_steps_honour_the_pretrain_grad_clip(grad_clip):
                    coach_lr=1e-3, examples=1)
     inpainter = build_model("unet", width=4).use_heads("reconstruction")
     coach = build_model("coach", width=8, erase_fraction=0.25)
-    objective = CoachedInpaintingObjective(inpainter, coach, Slices(), Slices(2), section, CPU, False, 0, None)
+    objective = CoachedInpaintingObjective(inpainter, coach, Slices(), Slices(2), section, CPU, 0, None)
     batch = {"image": torch.rand(2, 1, 32, 32)}
-    norm = update_norm(inpainter, lambda: objective.train_step(batch, 0, 0.0))  # epoch 0: warm-up, lr x1
+    norm = update_norm(inpainter, lambda: train_step(objective, batch))  # epoch 0: warm-up, lr x1
     assert norm <= 1e-3 * 1.0001 if grad_clip else norm > 1e-2

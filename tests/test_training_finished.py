@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ssinfnet.cli import main
+from ssinfnet.core.runs import finished_model
 from ssinfnet.errors import InputError
 from ssinfnet.models import build_model, save_model
 from ssinfnet.training import runs
@@ -28,13 +29,13 @@ def make_run(folder, finished: bool, model_name: str = "unet"):
 
 def test_finished_model_requires_the_completion_marker(tmp_path):
     done = make_run(tmp_path / "done", finished=True)
-    assert runs.finished_model(done) == done / "model.safetensors"
+    assert finished_model(done) == done / "model.safetensors"
     with pytest.raises(InputError, match=r"unfinished training run \(no summary.json\).*--resume"):
-        runs.finished_model(make_run(tmp_path / "killed", finished=False))
+        finished_model(make_run(tmp_path / "killed", finished=False))
     with pytest.raises(InputError, match="no model.safetensors"):
-        runs.finished_model(tmp_path)
+        finished_model(tmp_path)
     with pytest.raises(InputError, match="no such directory"):
-        runs.finished_model(tmp_path / "missing")
+        finished_model(tmp_path / "missing")
 
 
 def one_error_line(capsys) -> str:

@@ -50,17 +50,12 @@ class ToyRegression:
     def phase(self, epoch):
         return "toy"
 
-    def train_step(self, batch, epoch, progress):
+    def train_step(self, batch, nets, epoch, progress):
         self.steps += 1
         if self.steps == self.stop_at:
             raise KeyboardInterrupt
         noise = 0.01 * torch.randn(len(batch["y"]))
-        loss = ((self.model(batch["x"]).squeeze(1) - batch["y"] - noise) ** 2).mean()
-        opt = self.optimizers["opt"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach())}
+        return loop.Step(((nets["model"](batch["x"]).squeeze(1) - batch["y"] - noise) ** 2).mean(), "opt")
 
     def end_epoch(self, epoch, run):
         with torch.no_grad():
@@ -138,7 +133,7 @@ class AugmentedPoints(Points):
 
 class SignalledRegression(ToyRegression):
     """ToyRegression whose data goes through an augmentation, and which sends itself SIGINT (a real
-    Ctrl-C) ``signals`` times in the middle of step ``signal_at``: after the loss, before the update."""
+    Ctrl-C) ``signals`` times in the middle of step ``signal_at``: after the loss, before the loop's update."""
 
     def __init__(self, signal_at: int | None = None, signals: int = 1, signal_in_validation: int | None = None):
         super().__init__()
@@ -146,18 +141,14 @@ class SignalledRegression(ToyRegression):
         self.data = AugmentedPoints(self.augment)
         self.signal_at, self.signals, self.signal_in_validation = signal_at, signals, signal_in_validation
 
-    def train_step(self, batch, epoch, progress):
+    def train_step(self, batch, nets, epoch, progress):
         self.steps += 1
         noise = 0.01 * torch.randn(len(batch["y"]))
-        loss = ((self.model(batch["x"]).squeeze(1) - batch["y"] - noise - batch["jitter"]) ** 2).mean()
-        opt = self.optimizers["opt"]
-        opt.zero_grad()
-        loss.backward()
+        loss = ((nets["model"](batch["x"]).squeeze(1) - batch["y"] - noise - batch["jitter"]) ** 2).mean()
         if self.steps == self.signal_at:
             for _ in range(self.signals):
                 signal.raise_signal(signal.SIGINT)
-        opt.step()
-        return {"loss": float(loss.detach())}
+        return loop.Step(loss, "opt")
 
     def end_epoch(self, epoch, run):
         if epoch == self.signal_in_validation:

@@ -49,7 +49,7 @@ def test_focal_terms_hand_computed():
 
 
 def test_structure_loss_with_focal_replaces_bce():
-    focal = {"alpha": 0.25, "gamma": 2.0}
+    focal = losses.pixel_terms({"focal": {"alpha": 0.25, "gamma": 2.0}})
     loss = losses.structure_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3), focal)
     # Negatives at p = 0.5: 0.75 * 0.25 * ln 2 each; IoU term unchanged.
     assert loss.item() == pytest.approx(0.75 * 0.25 * LN2 + 1 - 1 / 5.5)
@@ -77,6 +77,27 @@ def test_multiclass_loss_one_hot_bce_skips_edge():
     outputs = {"out": logits, "edge": torch.zeros(1, 1, 1, 2)}
     expected = (5 * LN2 + math.log(1 + math.exp(-3.0))) / 6
     assert losses.multiclass_loss(outputs, labels).item() == pytest.approx(expected)
+
+
+def test_build_loss_picks_the_stage_loss_and_the_pixel_terms_from_the_config():
+    outputs = {"S_g": torch.zeros(2, 1, 3, 3), "edge": torch.zeros(2, 1, 3, 3)}
+    labels = torch.zeros(2, 3, 3, dtype=torch.long)
+    labels[0, 1, 1] = 2  # consolidation is infection for the single stage
+    focal = {"focal": {"alpha": 0.25, "gamma": 2.0}}
+    single = losses.build_loss("single", {"focal": None})
+    assert torch.equal(single(outputs, labels), losses.infection_loss(outputs, (labels > 0).long()))
+    assert torch.equal(losses.build_loss("single", focal)(outputs, labels),
+                       losses.infection_loss(outputs, labels, losses.pixel_terms(focal)))
+    multi = {"out": torch.zeros(2, 3, 3, 3)}
+    assert torch.equal(losses.build_loss("multi", focal)(multi, labels),
+                       losses.multiclass_loss(multi, labels, losses.pixel_terms(focal)))
+    assert not torch.equal(losses.build_loss("multi", focal)(multi, labels), losses.multiclass_loss(multi, labels))
+    # Per-item weights: the first slice counts 1, the second (a negative, say) 0.5.
+    weighted = single(outputs, labels, torch.tensor([1.0, 0.5]))
+    rows = [losses.infection_loss({k: v[i:i + 1] for k, v in outputs.items()}, labels[i:i + 1]) for i in (0, 1)]
+    assert float(weighted) == pytest.approx(float(rows[0] / 2 + rows[1] * 0.5 / 2))
+    with pytest.raises(ValueError, match="no loss for stage"):
+        losses.build_loss("coach", {})
 
 
 def test_reconstruction_loss_erased_plus_small_kept_term():

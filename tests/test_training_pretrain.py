@@ -59,7 +59,8 @@ def test_one_coach_round_makes_masks_harder_than_random(tmp_path):
     inpainter = build_model("infnet", width=8, rfb_channels=8).use_heads("reconstruction")
     coach = build_model("coach", width=8, erase_fraction=section["erase_fraction"])
     objective = CoachedInpaintingObjective(
-        inpainter, coach, TexturedImages(48, seed=1), TexturedImages(16, seed=2), section, CPU, False, 0, None
+        inpainter, coach, TexturedImages(48, seed=1), TexturedImages(16, seed=2), section, loop.Runtime(CPU), 0,
+        None,
     )
     run = RunDir(tmp_path)
     loop.fit(objective, run, CPU, epochs=3, seed=0, progress=False)  # warm-up only

@@ -30,7 +30,7 @@ FOLDS=5
 JOBS=${JOBS:-2}
 POOL=$D/unlabeled-ct
 read -ra EXTRA <<< "${SSINFNET_EXTRA:-}"  # e.g. "--set single.epochs=1" for a smoke test
-COMMON=(--preset cpu --no-progress --negatives "$POOL" --set data.folds=$FOLDS --set data.clahe_probability=0.25
+COMMON=(--preset cpu --no-progress --negatives "$POOL" --set data.folds=$FOLDS --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}'
         --set single.epochs=60 --set single.lr=0.001 --set single.focal=null --set single.lookahead=null
         --set multi.epochs=60 --set multi.optimizer=adam --set multi.lr=0.001 --set multi.momentum=0.0
         --set multi.focal=null --set multi.lookahead=null "${EXTRA[@]}")
@@ -66,7 +66,7 @@ score() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]
 if [ ! -f "$W/pretrain/summary.json" ]; then
     if [ -f "$W/pretrain/config.json" ]; then OMP_NUM_THREADS=2 "$S" pretrain --out "$W/pretrain" --resume --no-progress
     else rm -rf "$W/pretrain"; OMP_NUM_THREADS=2 "$S" pretrain --data "$POOL" --out "$W/pretrain" --preset cpu --no-progress \
-        --set data.unlabeled_limit=null --set data.clahe_probability=0.25 --set pretrain.epochs=8 \
+        --set data.unlabeled_limit=null --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}' --set pretrain.epochs=8 \
         --set pretrain.warmup_epochs=4 --set pretrain.coach_epochs=1 --set pretrain.inpaint_epochs=1 "${EXTRA[@]}"; fi
 fi
 # 2. single stage

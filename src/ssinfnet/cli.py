@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "ssinfnet.evaluation.cli",
     "ssinfnet.inference.cli",
     "ssinfnet.analysis.cli",
+    "ssinfnet.report.cli",
     "ssinfnet.workflows.cli",
     "ssinfnet.workflows.export",
     "ssinfnet.workflows.crossval",

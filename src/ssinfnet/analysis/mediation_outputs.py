@@ -17,6 +17,8 @@ from ssinfnet.analysis.mediation import COMMON, COMPLETE, IMPUTED, MediationResu
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_dir, write_csv, write_json, write_text
 
+MEDIATION_JSON = "mediation.json"
+FOREST_PNG = "forest.png"
 SUMMARY_EFFECTS = (("acme", "ACME (indirect)"), ("ade", "ADE (direct)"), ("total", "Total"), ("prop_mediated", "Prop. mediated"))
 SHORT = {COMPLETE: "CC", COMMON: "common CC", IMPUTED: "MI"}
 ASSUMPTIONS = [
@@ -35,22 +37,22 @@ ASSUMPTIONS = [
 def write_outputs(result: MediationResult, out_dir: str | Path, provenance: dict, overwrite: bool = False) -> dict[str, Path]:
     """``provenance``: the command, input files and data-preparation reports (clinical parsing, join, filters)."""
     out_dir = Path(out_dir)
-    names = ("mediation.csv", "mediation.json", "forest.png", "summary.md")
+    names = ("mediation.csv", MEDIATION_JSON, FOREST_PNG, "summary.md")
     table = result.table()
     try:
         with atomic_dir(out_dir, overwrite=overwrite) as tmp:
             write_csv(tmp / "mediation.csv", table.to_dict("records"), list(table.columns))
-            write_json(tmp / "mediation.json", {
+            write_json(tmp / MEDIATION_JSON, {
                 "spec": dataclasses.asdict(result.spec),
                 "outcome_type": result.outcome_type,
                 "assumptions": ASSUMPTIONS,
                 "analyses": result.analyses,
                 "missingness_by_outcome": result.missingness,
-                "results": result.rows,  # the key the HTML report (evaluation/report.py) tabulates
+                "results": result.rows,  # the key the HTML report (report/html.py) tabulates
                 "notes": result.notes,
                 **provenance,
             })
-            forest_plot(_forest_table(table), tmp / "forest.png", _forest_title(result))
+            forest_plot(_forest_table(table), tmp / FOREST_PNG, _forest_title(result))
             write_text(tmp / "summary.md", summary_markdown(result, provenance))
     except FileExistsError:
         raise InputError("already exists (pass --overwrite to replace it)", out_dir) from None

@@ -6,12 +6,11 @@ that every column of a phenotype table is documented where it is used.
 
 Conventions shared by all features:
 
-- *Lung region* = lung mask OR lesion mask. HU-threshold lung masks miss dense consolidation, so
-  lesions outside the lung mask are added back rather than silently dropped from the denominator.
+- Burden and left/right (lung region = lung mask OR lesion, percentages of it, the midline) follow
+  :mod:`ssinfnet.core.burden`, the definition ``segment`` reports too.
 - Volumes come from the affine: one voxel is ``|det(A[:3, :3])|`` mm^3; 1 mL = 1000 mm^3.
 - Lesions are 3D connected components of GGO OR consolidation, 26-connectivity (face, edge or corner).
-- Patient left/right comes from the affine (NIfTI world space is RAS+: +x is the patient's left-to-right
-  axis pointing to the patient's right). The midline is the middle of the lung region's extent along x.
+- Patient left/right comes from the affine (NIfTI world space is RAS+: +x points to the patient's right).
 - Peripheral/central: in each axial slice (the voxel axis closest to world superior-inferior), the
   in-plane Euclidean distance of every lung-region pixel to the region's edge, divided by the largest
   distance in that slice; the outer third of that depth (<= 1/3) is *peripheral*, the rest *central*.
@@ -29,6 +28,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from ssinfnet.core import burden
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import write_json, write_text
 
@@ -70,7 +70,7 @@ def _features() -> dict[str, Feature]:
         *[(f"lesion_hu_p{p}", "HU", f"{p}th percentile of HU over lesion voxels", "intensity") for p in HU_PERCENTILES],
         ("ggo_hu_mean", "HU", "mean HU over GGO voxels (NaN without HU or GGO)", "intensity"),
         ("consolidation_hu_mean", "HU", "mean HU over consolidation voxels (NaN without HU or consolidation)", "intensity"),
-        ("right_lesion_pct", "% of right lung", "100 x lesion voxels / lung-region voxels on the patient's right of the midline", "side"),
+        ("right_lesion_pct", "% of right lung", "100 x lesion voxels / lung-region voxels on the patient's right of the midline (or on it)", "side"),
         ("left_lesion_pct", "% of left lung", "100 x lesion voxels / lung-region voxels on the patient's left of the midline", "side"),
         ("right_lesion_share_pct", "% of lesion", "100 x lesion voxels on the right / all lesion voxels (NaN if no lesion)", "side"),
         ("peripheral_lesion_pct", "% of peripheral lung", "100 x lesion voxels / lung-region voxels in the outer third (per-slice depth)", "zone"),
@@ -94,27 +94,29 @@ def scan_phenotypes(labels: np.ndarray, lung: np.ndarray, affine: np.ndarray, hu
     affine = np.asarray(affine, dtype=float)
     ggo, cons = labels == 1, labels == 2
     lesion = ggo | cons
-    region = lung | lesion
+    region = burden.lung_region(labels, lung)
     if not region.any():
         raise InputError("lung mask and label map are both empty: no lung region to measure")
     # Rounded so that e.g. 5 x 5 x 5 mm gives exactly 125 mm^3 (LU round-off would move lesions across bins).
     voxel_ml = round(abs(np.linalg.det(affine[:3, :3])), 6) / 1000.0
-    volume = {"lung": region.sum() * voxel_ml, "lesion": lesion.sum() * voxel_ml,
-              "ggo": ggo.sum() * voxel_ml, "cons": cons.sum() * voxel_ml}
+    parts = burden.measure(labels, lung, burden.Lateral.from_affine(affine))
+    whole, right = parts[burden.WHOLE], parts[burden.RIGHT]
     out = {
-        "lung_volume_ml": volume["lung"],
-        "lesion_volume_ml": volume["lesion"],
-        "ggo_volume_ml": volume["ggo"],
-        "consolidation_volume_ml": volume["cons"],
-        "lesion_pct": _pct(volume["lesion"], volume["lung"]),
-        "ggo_pct": _pct(volume["ggo"], volume["lung"]),
-        "consolidation_pct": _pct(volume["cons"], volume["lung"]),
-        "consolidation_ggo_ratio": _ratio(volume["cons"], volume["ggo"]),
-        "consolidation_share_pct": _pct(volume["cons"], volume["lesion"]),
+        "lung_volume_ml": whole.lung * voxel_ml,
+        "lesion_volume_ml": whole.lesion * voxel_ml,
+        "ggo_volume_ml": whole.ggo * voxel_ml,
+        "consolidation_volume_ml": whole.consolidation * voxel_ml,
+        "lesion_pct": whole.percent_of_lung("lesion"),
+        "ggo_pct": whole.percent_of_lung("ggo"),
+        "consolidation_pct": whole.percent_of_lung("consolidation"),
+        "consolidation_ggo_ratio": _ratio(whole.consolidation, whole.ggo),
+        "consolidation_share_pct": _pct(whole.consolidation, whole.lesion),
+        "right_lesion_pct": right.percent_of_lung("lesion"),
+        "left_lesion_pct": parts[burden.LEFT].percent_of_lung("lesion"),
+        "right_lesion_share_pct": _pct(right.lesion, whole.lesion),
     }
     out.update(_lesion_sizes(lesion, voxel_ml))
     out.update(_intensity(hu, lesion, ggo, cons))
-    out.update(_sides(region, lesion, affine))
     out.update(_zones(region, lesion, affine))
     return {name: float(out[name]) for name in FEATURES}
 
@@ -163,34 +165,6 @@ def _intensity(hu: np.ndarray | None, lesion: np.ndarray, ggo: np.ndarray, cons:
     stats["ggo_hu_mean"] = mean(ggo)
     stats["consolidation_hu_mean"] = mean(cons)
     return stats
-
-
-def _world_x_planes(affine: np.ndarray, shape: tuple[int, int, int]):
-    """Yield (k, world x of every voxel in array slice [:, :, k]), one slice at a time (bounded memory)."""
-    i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
-    base = affine[0, 0] * i + affine[0, 1] * j + affine[0, 3]
-    for k in range(shape[2]):
-        yield k, base + affine[0, 2] * k
-
-
-def _sides(region: np.ndarray, lesion: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    lo, hi = np.inf, -np.inf
-    for k, x in _world_x_planes(affine, region.shape):
-        xs = x[region[:, :, k]]
-        if xs.size:
-            lo, hi = min(lo, xs.min()), max(hi, xs.max())
-    midline = (lo + hi) / 2.0
-    counts = np.zeros((2, 2))  # [right?][lesion?] voxel counts; row 1 = patient's right (RAS+: x > midline)
-    for k, x in _world_x_planes(affine, region.shape):
-        right = x > midline
-        for side, side_mask in ((1, right), (0, ~right)):
-            counts[side, 0] += np.count_nonzero(region[:, :, k] & side_mask)
-            counts[side, 1] += np.count_nonzero(lesion[:, :, k] & side_mask)
-    return {
-        "right_lesion_pct": _pct(counts[1, 1], counts[1, 0]),
-        "left_lesion_pct": _pct(counts[0, 1], counts[0, 0]),
-        "right_lesion_share_pct": _pct(counts[1, 1], counts[:, 1].sum()),
-    }
 
 
 def axial_axis(affine: np.ndarray) -> int:

@@ -17,19 +17,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
+from ssinfnet.data import formats
+from ssinfnet.data.volumes import HU_AIR_MAX, Volume
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import is_temporary
 
 SEGMENT_LABELS, SEGMENT_LUNG = "labels.nii.gz", "lung.nii.gz"
 SEGMENT_IMAGES = ("ct.nii.gz", "image.nii.gz")
 COHORT_FILES = ("ct.nii.gz", "label.nii.gz", "lung.nii.gz")
-#: An image is taken as Hounsfield units when its minimum is at or below this (air is about -1000 HU).
-HU_AIR_THRESHOLD = -500.0
 ID_COLUMNS = ("patient_id", "scan_id")
 
 
@@ -96,39 +95,34 @@ def _recorded_input(folder: Path) -> Path | None:
         source = json.loads(quantities.read_text()).get("source")
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise InputError(f"unreadable quantities record ({err})", quantities) from err
-    if isinstance(source, str) and source.endswith((".nii", ".nii.gz")) and Path(source).is_file():
+    if isinstance(source, str) and formats.NIFTI.can_read(Path(source)):
         return Path(source)
     return None
 
 
-def _load(path: Path) -> nib.Nifti1Image:
-    try:
-        return nib.load(str(path))
-    except Exception as err:  # nibabel raises many types for corrupt files
-        raise InputError(f"not a readable NIfTI file ({type(err).__name__}: {err})", path) from err
+def _load(path: Path) -> Volume:
+    """A volume through the reader registry (truncated, NaN-holding and broken files refused there)."""
+    reader = formats.reader_for(path)
+    if not reader.volumetric:
+        raise InputError("not a volume; phenotypes need NIfTI files (voxel sizes from the affine)", path)
+    return reader.read(path)
 
 
 def load_scan(scan: ScanFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(labels int, lung bool, affine, HU or None), checked to share one grid."""
-    label_img = _load(scan.labels)
-    labels = np.asanyarray(label_img.dataobj)
-    if labels.ndim not in (2, 3):
-        raise InputError(f"label map must be 2D or 3D, got shape {labels.shape}", scan.labels)
-    if not np.all(np.isfinite(labels)):
-        raise InputError("label map contains NaN or infinite values", scan.labels)
+    label_volume = _load(scan.labels)
+    labels = label_volume.array
     values = set(np.unique(labels).tolist())
     if not values <= {0, 1, 2}:
         raise InputError(f"unexpected label values {sorted(values - {0, 1, 2})} (expected 0 bg, 1 GGO, 2 consolidation)", scan.labels)
-    lung = np.asanyarray(_load(scan.lung).dataobj)
+    lung = _load(scan.lung).array
     _check_grid(lung, labels, scan.lung)
     hu = None
     if scan.image is not None:
-        image = np.asanyarray(_load(scan.image).dataobj).astype(np.float32)
+        image = _load(scan.image).array
         _check_grid(image, labels, scan.image)
-        if not np.all(np.isfinite(image)):
-            raise InputError("image contains NaN or infinite values", scan.image)
-        hu = image if image.min() <= HU_AIR_THRESHOLD else None
-    return labels.astype(np.int64), lung > 0, label_img.affine, hu
+        hu = image if image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
+    return labels.astype(np.int64), lung > 0, label_volume.affine, hu
 
 
 def _check_grid(array: np.ndarray, labels: np.ndarray, path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Layouts: the COVID-SemiSeg folders, a generic paired folder (``images/`` + ``masks/``), NIfTI
 volumes (MedSeg labels 0-3), DICOM series folders, and unlabeled folders of mixed formats.
-:func:`read_dataset` picks the reader from what is on disk.
+:func:`read_dataset` picks the layout from what is on disk; each file's format is read by the one
+reader registry, :mod:`ssinfnet.data.formats`.
 
 Volumes (NIfTI, DICOM) are loaded and oriented by :mod:`ssinfnet.data.volumes`.
 Note on the public data: the COVID-SemiSeg PNGs are crops of ``medseg100/tr_mask.nii.gz`` slices in
@@ -16,20 +17,18 @@ users' scans share one orientation.
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from ssinfnet.data.imageio import check_readable_file, is_image_file, read_image_2d, read_mask_2d, require_dir
+from ssinfnet.data import formats
+from ssinfnet.data.formats import natural_key
+from ssinfnet.data.imageio import check_readable_file, read_image_2d, require_dir
 from ssinfnet.data.intensity import LUNG_WINDOW, Window, to_unit_range
 from ssinfnet.data.sample import Sample, SampleMeta
-from ssinfnet.data.volumes import (
-    Volume, display_plane, in_plane_spacing, is_dicom_file, is_nifti_file, load_dicom_volume, load_label_volume,
-    load_nifti, volume_plane_to_slice,
-)
+from ssinfnet.data.volumes import Volume, display_plane, display_view, in_plane_spacing
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import is_temporary
 
@@ -57,17 +56,11 @@ def file_stem(path: Path) -> str:
     return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
 
 
-def natural_key(path: Path) -> list[Any]:
-    """Sort ``2.png`` before ``10.png``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
-
-
 def list_slice_files(folder: Path, recursive: bool = False) -> list[Path]:
     """Image and NIfTI files in ``folder`` (hidden files and the writers' temporary folders left by
     a killed run skipped), in natural order."""
     pattern = folder.rglob("*") if recursive else folder.glob("*")
-    files = [p for p in pattern if p.is_file() and not p.name.startswith(".")
-             and (is_image_file(p) or is_nifti_file(p))
+    files = [p for p in pattern if not p.name.startswith(".") and formats.is_readable_file(p)
              and not any(is_temporary(part) for part in p.relative_to(folder).parts)]
     return sorted(files, key=natural_key)
 
@@ -108,11 +101,11 @@ def match_by_stem(image_dir: Path, mask_dir: Path) -> Pairing:
 def read_pair(image_path: Path, mask_path: Path, *, window: Window = LUNG_WINDOW,
               effusion_to: int = 0, orientation: str = "radiological") -> list[Sample]:
     """One image/mask pair: a 2D slice (PNG/JPG/...) or a NIfTI slice/volume with its label file."""
-    if is_nifti_file(image_path):
+    if formats.reader_for(image_path).volumetric:
         return read_nifti_volume(image_path, mask_path, effusion_to=effusion_to, window=window,
                                  orientation=orientation)
     sample = read_slice_2d(image_path, window=window)
-    mask = _single_slice_labels(mask_path, effusion_to) if is_nifti_file(mask_path) else read_mask_2d(mask_path)
+    mask = _single_slice(formats.reader_for(mask_path).read_labels(mask_path, effusion_to), mask_path)
     if mask.shape != sample.image.shape:
         raise InputError(f"mask size {mask.shape[0]}x{mask.shape[1]} differs from image size "
                          f"{sample.image.shape[0]}x{sample.image.shape[1]} ({image_path.name})", mask_path)
@@ -120,9 +113,10 @@ def read_pair(image_path: Path, mask_path: Path, *, window: Window = LUNG_WINDOW
     return [sample]
 
 
-def _single_slice_labels(path: Path, effusion_to: int) -> np.ndarray:
-    """A one-slice label NIfTI as (rows, cols) in stored order, to pair with a 2D image file."""
-    labels = load_label_volume(path, effusion_to)
+def _single_slice(labels: np.ndarray, path: Path) -> np.ndarray:
+    """A label map as (rows, cols), to pair with a 2D image file: a one-slice label volume in stored order."""
+    if labels.ndim == 2:
+        return labels
     if labels.shape[2] != 1:
         raise InputError(f"label volume has {labels.shape[2]} slices; a 2D image needs a one-slice mask", path)
     return labels[:, :, 0]
@@ -216,9 +210,9 @@ def read_nifti_volume(image_path: str | Path, label_path: str | Path | None = No
     The group id of every slice is the volume name, so splits never separate slices of a volume.
     """
     image_path = Path(image_path)
-    volume = load_nifti(image_path)
-    labels = None if label_path is None else load_label_volume(label_path, effusion_to)
-    lungs = None if lung_path is None else load_nifti(lung_path).array > 0
+    volume = formats.NIFTI.read(image_path)
+    labels = None if label_path is None else formats.reader_for(label_path).read_labels(Path(label_path), effusion_to)
+    lungs = None if lung_path is None else formats.NIFTI.read(Path(lung_path)).array > 0
     for extra, path in ((labels, label_path), (lungs, lung_path)):
         if extra is not None and extra.shape != volume.array.shape:
             raise InputError(f"shape {extra.shape} differs from image volume {volume.array.shape} "
@@ -233,18 +227,18 @@ def volume_samples(volume: Volume, labels: np.ndarray | None, lungs: np.ndarray 
     """Cut a HU volume into oriented slices (see the module doc for the orientation)."""
     plane = display_plane(volume.affine, volume.array.shape, orientation)
     spacing = in_plane_spacing(volume.spacing, plane)
+    stack, masks, lung_masks = (None if a is None else display_view(a, plane) for a in (volume.array, labels, lungs))
     samples = []
-    for k in range(volume.array.shape[plane["axis"]]):
+    for k, hu in enumerate(stack):
         geometry = {"kind": kind, **plane, "slice_index": k, "affine": volume.affine.tolist(),
                     "volume_shape": list(volume.array.shape), **(extra_geometry or {})}
-        hu = volume_plane_to_slice(volume.array, geometry)
         meta = SampleMeta(source=str(source), id=f"{name}#{k}", group=group,
                           original_size=(int(hu.shape[0]), int(hu.shape[1])), spacing=spacing,
                           slice_thickness=float(volume.spacing[plane["axis"]]), geometry=geometry, modality="hu")
         samples.append(Sample(
             image=to_unit_range(hu, "hu", window), meta=meta, hu=np.ascontiguousarray(hu, dtype=np.float32),
-            mask=None if labels is None else np.ascontiguousarray(volume_plane_to_slice(labels, geometry)),
-            lung=None if lungs is None else np.ascontiguousarray(volume_plane_to_slice(lungs, geometry)),
+            mask=None if masks is None else np.ascontiguousarray(masks[k]),
+            lung=None if lung_masks is None else np.ascontiguousarray(lung_masks[k]),
         ))
     return samples
 
@@ -256,11 +250,11 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None, *, pick
     """A DICOM series folder as HU slices; ``geometry["affine"]`` is RAS (NIfTI convention) for the
     volume array (rows, cols, slices) sorted along the slice normal."""
     folder = Path(folder)
-    volume, info = load_dicom_volume(folder, series_uid, pick_largest=pick_largest)
+    volume = formats.DICOM.read(folder, series_uid, pick_largest=pick_largest)
     name = folder.name or "dicom"
-    return volume_samples(volume, None, None, source=folder, name=name, group=info["patient_id"] or name,
+    return volume_samples(volume, None, None, source=folder, name=name, group=volume.info["patient_id"] or name,
                           kind="dicom", window=window, orientation=orientation,
-                          extra_geometry={"series_uid": info["series_uid"]})
+                          extra_geometry={"series_uid": volume.info["series_uid"]})
 
 
 # ----------------------------------------------------------------------------- unlabeled
@@ -301,14 +295,14 @@ def read_unlabeled_file(path: Path, root: Path | None = None, label: str | None 
     """
     rel = path.relative_to(root) if root is not None and root in path.parents else Path(path.name)
     sample_id = str(rel.with_name(file_stem(rel)))
-    if is_nifti_file(path):
-        volume = load_nifti(path)
-        samples = volume_samples(volume, None, None, source=path, name=sample_id, group=sample_id,
-                                 kind="nifti", window=window, orientation="radiological")
-        for s in samples:
-            s.meta.label = label
-        return samples
-    return [read_slice_2d(path, window=window, sample_id=sample_id, label=label)]
+    reader = formats.reader_for(path)
+    if not reader.volumetric:
+        return [read_slice_2d(path, window=window, sample_id=sample_id, label=label)]
+    samples = volume_samples(reader.read(path), None, None, source=path, name=sample_id, group=sample_id,
+                             kind=reader.name, window=window, orientation="radiological")
+    for s in samples:
+        s.meta.label = label
+    return samples
 
 
 def iter_unlabeled(root: str | Path, manifest: str | Path | None = None, *,
@@ -330,31 +324,15 @@ def detect_layout(path: str | Path) -> str:
     if not path.exists():
         raise InputError("path not found", path)
     if path.is_file():
-        if is_nifti_file(path):
-            return "nifti"
-        if is_image_file(path):
-            return "image"
-        if is_dicom_file(path):
-            return "dicom"
-        raise InputError("unsupported file type; expected a folder, NIfTI, PNG/JPG/TIFF/BMP or DICOM", path)
+        return formats.reader_for(path).name  # a single DICOM file is refused: give its series folder
     if (path / "TrainingSet").is_dir() or (path / "TestingSet").is_dir():
         return "semiseg"
     names = {p.name for p in path.iterdir() if p.is_dir()}
     if names & set(PAIRED_IMAGE_DIRS) and names & set(PAIRED_MASK_DIRS):
         return "paired"
-    if any(is_dicom_file(p) for p in _first_files(path, 20)):
+    if formats.DICOM.can_read(path):
         return "dicom"
     return "unlabeled"
-
-
-def _first_files(folder: Path, n: int) -> list[Path]:
-    files = []
-    for p in folder.rglob("*"):
-        if p.is_file() and not p.name.startswith("."):
-            files.append(p)
-            if len(files) == n:
-                break
-    return files
 
 
 def read_dataset(path: str | Path, *, split: str = "train", task: str = "multi", series_uid: str | None = None,
@@ -371,7 +349,7 @@ def read_dataset(path: str | Path, *, split: str = "train", task: str = "multi",
     if layout == "nifti":
         return read_nifti_volume(path, label_path, effusion_to, window=window)
     if layout == "dicom":
-        return read_dicom_series(path if path.is_dir() else path.parent, series_uid, window=window)
+        return read_dicom_series(path, series_uid, window=window)
     if layout == "image":
         return [read_slice_2d(path, window=window)]
     return list(iter_unlabeled(path, path / "manifest.csv" if (path / "manifest.csv").is_file() else None,

@@ -7,10 +7,6 @@ from typing import Any
 
 import numpy as np
 
-#: Label values of every mask in the project.
-CLASS_NAMES = ("background", "GGO", "consolidation")
-
-
 @dataclass
 class SampleMeta:
     source: str

@@ -3,6 +3,11 @@
 Every file is checked on its own and a bad file becomes a line in ``problems`` instead of stopping
 the scan, so one run lists everything to fix. Unlabeled folders are checked from image headers
 only (thousands of files in seconds); ``deep=True`` decodes every pixel too.
+
+Formats come from the one reader registry (:mod:`ssinfnet.data.formats`), and a NIfTI image or
+DICOM series is checked by :func:`ssinfnet.data.volumes.check_scan`, the function ``segment`` uses:
+an image volume ``segment`` refuses is a problem here, with the same message. (A NIfTI holding only
+small integers is checked as a label volume instead.)
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ssinfnet.data import readers, volumes
+from ssinfnet.data import formats, readers, volumes
 from ssinfnet.data.imageio import read_header, read_image_2d, read_mask_2d
-from ssinfnet.data.sample import CLASS_NAMES
+from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.errors import InputError
 
 #: Names of MedSeg label values in label-volume reports (3 only exists before effusion mapping).
@@ -101,9 +106,9 @@ def validate_path(path: str | Path, *, deep: bool = False) -> dict[str, Any]:
         splits = {"volume": stats}
         names = MEDSEG_LABEL_NAMES
     elif layout == "dicom":
-        splits = {"series": _check_dicom(path if path.is_dir() else path.parent)}
+        splits = {"series": _check_dicom(path)}
     else:
-        splits = {"all": _check_unlabeled(path, deep)}
+        splits = {"all": _check_unlabeled(path, deep or path.is_file())}  # one file: decoded, as segment does
     problems = [p for stats in splits.values() for p in stats.problems]
     return {"path": str(path), "layout": layout,
             "splits": {name: stats.to_dict(names) for name, stats in splits.items()},
@@ -117,7 +122,7 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
     stats.problems += [f"{p}: mask has no image with the same name" for p in pairing.orphan_masks]
 
     def check(image: Path, mask: Path) -> None:
-        if volumes.is_nifti_file(image):
+        if formats.reader_for(image).volumetric:
             for sample in readers.read_pair(image, mask):
                 stats.add(sample.image.shape, sample.meta.modality, sample.mask)
             return
@@ -137,18 +142,16 @@ def _check_pairs(image_dir: Path, mask_dir: Path) -> SliceStats:
 def _check_nifti(path: Path) -> tuple[str, SliceStats]:
     """A NIfTI file is a label volume when it holds only small integers (see
     :func:`volumes.looks_like_labels`; values other than MedSeg's 0-3 are a problem), otherwise an
-    image, checked as ``segment`` checks it: geometry (voxel sizes) and values (HU or 8-bit)."""
-    volume = volumes.load_nifti(path)
+    image, checked as ``segment`` checks it (:func:`volumes.check_scan`)."""
+    volume = formats.NIFTI.read(path)
     stats = SliceStats()
     is_labels = volumes.looks_like_labels(volume.array)
-    stats.check(lambda: volumes.check_affine(volume.affine, path))
     if is_labels:
+        stats.check(lambda: volumes.check_affine(volume.affine, path))
         stats.check(lambda: volumes.check_label_values(volume.array, path))
     else:
-        stats.check(lambda: volumes.value_modality(volume.array, path))
-    plane = volumes.display_plane(volume.affine, volume.array.shape)
-    for k in range(volume.array.shape[plane["axis"]]):
-        piece = volumes.volume_plane_to_slice(volume.array, {**plane, "slice_index": k})
+        stats.check(lambda: volumes.check_scan(volume.array, volume.affine, path))
+    for piece in volumes.display_view(volume.array, volumes.display_plane(volume.affine, volume.array.shape)):
         if is_labels:
             stats.add(piece.shape, "labels", piece.astype(np.int64))
         else:
@@ -160,10 +163,10 @@ def _check_dicom(folder: Path) -> SliceStats:
     stats = SliceStats()
 
     def check() -> None:
-        volume, _ = volumes.load_dicom_volume(folder)
-        volumes.check_affine(volume.affine, folder)  # voxel sizes, as segment checks them
+        volume = formats.DICOM.read(folder)
         for k in range(volume.array.shape[2]):
             stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
+        volumes.check_scan(volume.array, volume.affine, folder)  # as segment checks it
 
     stats.check(check)
     return stats
@@ -179,7 +182,7 @@ def _check_unlabeled(root: Path, deep: bool) -> SliceStats:
     def check(path: Path) -> None:
         key = path.relative_to(root).as_posix() if root in path.parents else path.name
         found.add(key)
-        if volumes.is_nifti_file(path):
+        if formats.reader_for(path).volumetric:
             for sample in readers.read_unlabeled_file(path, root):
                 stats.add(sample.image.shape, "hu", label=labels.get(key))
             return

@@ -5,8 +5,12 @@ slice, using the affine, into the usual radiological axial view: rows run anteri
 (top of the image = front of the patient) and columns run patient right -> patient left (the
 patient's right on the viewer's left). ``orientation="array"`` keeps the stored order
 (``volume[:, :, k]``). Either way ``meta.geometry`` records the slice axis and index in the
-ORIGINAL voxel grid plus the transpose/flips applied, and :func:`slice_to_volume_plane` undoes
-them exactly, so a prediction can be written back into the original file's grid.
+ORIGINAL voxel grid plus the transpose/flips applied. :func:`display_view` is the one orientation
+function: every reader's slices and every write-back (:func:`put_slice`, segment's label volumes) are
+views of the voxel array through it, so a prediction lands exactly in the original file's grid.
+
+What a scan must pass to be segmented (and what ``data validate`` checks, the same function):
+:func:`check_scan`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import warnings
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -67,6 +71,8 @@ class Volume:
     spacing: tuple[float, float, float]
     header: Any = None
     """The NIfTI header the volume was read with (None for DICOM)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """DICOM: ``series_uid`` and ``patient_id`` (None when absent); empty for NIfTI."""
 
 
 def load_nifti(path: str | Path) -> Volume:
@@ -256,39 +262,52 @@ def in_plane_spacing(spacing: Sequence[float], plane: dict[str, Any]) -> tuple[f
     return (cols, rows) if plane["transpose"] else (rows, cols)
 
 
-def volume_plane_to_slice(volume: np.ndarray, geometry: dict[str, Any]) -> np.ndarray:
-    """The display slice described by ``geometry`` (a view into ``volume`` where possible)."""
-    index: list[Any] = [slice(None)] * volume.ndim
-    index[geometry["axis"]] = geometry["slice_index"]
-    plane = volume[tuple(index)]  # basic indexing: a view, unlike np.take's copy
-    if geometry["transpose"]:
-        plane = plane.T
-    if geometry["flip_rows"]:
-        plane = plane[::-1, :]
-    if geometry["flip_cols"]:
-        plane = plane[:, ::-1]
-    return plane
-
-
-def slice_to_volume_plane(display: np.ndarray, geometry: dict[str, Any]) -> np.ndarray:
-    """Undo :func:`volume_plane_to_slice`: a display-oriented 2D array (e.g. a prediction) in the
-    original voxel grid's plane, to be placed at ``geometry["slice_index"]`` along
-    ``geometry["axis"]`` (see :func:`put_slice`)."""
-    plane = display
-    if geometry["flip_cols"]:
-        plane = plane[:, ::-1]
-    if geometry["flip_rows"]:
-        plane = plane[::-1, :]
-    if geometry["transpose"]:
-        plane = plane.T
-    return plane
+def display_view(volume: np.ndarray, plane: dict[str, Any]) -> np.ndarray:
+    """The display slices ``(slices, rows, cols)`` of ``volume`` through ``plane`` (from
+    :func:`display_plane`, or a slice's ``geometry``), as a view: writing into it writes into
+    ``volume``, so the same function reads slices out and puts predictions back."""
+    view = np.moveaxis(volume, plane["axis"], 0)
+    if plane["transpose"]:
+        view = view.transpose(0, 2, 1)
+    if plane["flip_rows"]:
+        view = view[:, ::-1, :]
+    if plane["flip_cols"]:
+        view = view[:, :, ::-1]
+    return view
 
 
 def put_slice(volume: np.ndarray, display: np.ndarray, geometry: dict[str, Any]) -> None:
     """Write a display-oriented 2D array into ``volume`` (shape ``geometry["volume_shape"]``) in place."""
-    index = [slice(None)] * volume.ndim
-    index[geometry["axis"]] = geometry["slice_index"]
-    volume[tuple(index)] = slice_to_volume_plane(display, geometry)
+    display_view(volume, geometry)[geometry["slice_index"]] = display
+
+
+#: Slices tilted more than this from the nearest axial plane are refused (see :func:`check_scan`).
+MAX_TILT_DEGREES = 30.0
+
+
+def check_scan(array: np.ndarray, affine: np.ndarray, source: str | Path) -> tuple[tuple[float, float, float], str]:
+    """(voxel sizes in mm per array axis, modality) of a CT volume, refusing single slices, broken
+    affines (:func:`check_affine`), strongly oblique slices and values that are not CT
+    (:func:`value_modality`). ``segment`` and ``data validate`` both call this, so they accept and
+    refuse the same scans.
+
+    Oblique: reslicing along the array axis closest to superior-inferior would show the network
+    planes it was never trained on, so scans tilted more than :data:`MAX_TILT_DEGREES` must be
+    resampled to axial first (3D Slicer, SimpleITK).
+    """
+    if sum(size > 1 for size in array.shape) < 3:
+        raise InputError(f"holds a single 2D slice (shape {tuple(array.shape)}), not a volume; "
+                         "save the slice as PNG/TIFF to segment it as a 2D image", source)
+    voxel_size = check_affine(affine, source)
+    columns = affine[:3, :3]
+    codes = nib.aff2axcodes(affine)
+    axis = codes.index("S") if "S" in codes else codes.index("I")
+    normal = np.cross(*(columns[:, a] for a in range(3) if a != axis))
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(normal[2]) / np.linalg.norm(normal)))))
+    if tilt > MAX_TILT_DEGREES:
+        raise InputError(f"oblique scan: slices are tilted {tilt:.0f} degrees from the nearest axial plane "
+                         f"(at most {MAX_TILT_DEGREES:.0f} accepted); resample it to axial first", source)
+    return voxel_size, value_modality(array, source)
 
 
 # ----------------------------------------------------------------------------- DICOM
@@ -297,9 +316,9 @@ def put_slice(volume: np.ndarray, display: np.ndarray, geometry: dict[str, Any])
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def load_dicom_volume(folder: Path, series_uid: str | None = None, *,
-                      pick_largest: bool = False) -> tuple[Volume, dict[str, Any]]:
-    """HU volume (rows, cols, slices) of one series in ``folder`` with its RAS affine.
+def load_dicom_volume(folder: Path, series_uid: str | None = None, *, pick_largest: bool = False) -> Volume:
+    """HU volume (rows, cols, slices) of one series in ``folder`` with its RAS affine; ``info``
+    holds the series UID and patient id.
 
     Several series in one folder: choose with ``series_uid``, or ``pick_largest`` (logged), else
     an InputError lists the UIDs.
@@ -339,9 +358,9 @@ def load_dicom_volume(folder: Path, series_uid: str | None = None, *,
     lps[:3, 1] = row_cos * col_spacing
     lps[:3, 2] = step
     lps[:3, 3] = positions[0]
-    volume = Volume(array=np.stack(planes, axis=-1), affine=_LPS_TO_RAS @ lps,
-                    spacing=(row_spacing, col_spacing, float(np.linalg.norm(step))))
-    return volume, {"series_uid": uid, "patient_id": str(files[0][1].get("PatientID", "")) or None}
+    return Volume(array=np.stack(planes, axis=-1), affine=_LPS_TO_RAS @ lps,
+                  spacing=(row_spacing, col_spacing, float(np.linalg.norm(step))),
+                  info={"series_uid": uid, "patient_id": str(files[0][1].get("PatientID", "")) or None})
 
 
 #: Steps between neighbouring slices may differ from the series' usual step by this fraction

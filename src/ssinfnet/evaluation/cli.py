@@ -1,4 +1,4 @@
-"""Verbs ``evaluate``, ``compare`` and ``report``."""
+"""Verbs ``evaluate`` and ``compare`` (``report`` is in :mod:`ssinfnet.report`)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--gallery", type=int, default=2, help="slices saved per best/median/worst rank")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", help="torch device (default: GPU when available)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", required=True, help="evaluation folder to write")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     evaluate.set_defaults(func=run_evaluate)
@@ -49,22 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     comparison.add_argument("--overwrite", action="store_true")
     comparison.set_defaults(func=run_compare)
 
-    report = subparsers.add_parser(
-        "report", help="one self-contained HTML report",
-        description="Evaluation, comparison, training/pretraining run and mediation folders -> one HTML file.",
-    )
-    report.add_argument("inputs", nargs="+", metavar="FOLDER")
-    report.add_argument("--out", required=True, help="HTML file to write")
-    report.add_argument("--title", default="ssinfnet report")
-    report.set_defaults(func=run_report)
-
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ssinfnet.data.readers import read_dataset
-    from ssinfnet.evaluation.evaluate import score_images, write_evaluation
+    from ssinfnet.evaluation.evaluate import score_predictions, write_evaluation
     from ssinfnet.evaluation.predict import load_model_under_test, predict_samples
-    from ssinfnet.evaluation.provenance import data_fingerprint
-    from ssinfnet.training.runs import git_commit
+    from ssinfnet.core.provenance import content_fingerprint, git_commit
 
     if args.multi and not args.single:
         raise InputError("--multi needs --single (the multi-class stage takes the single stage's prior)")
@@ -77,13 +68,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     masks = any(sample.mask is not None for sample in samples)
     labels = all(sample.meta.label is not None for sample in samples)
     positive = args.positive_label if args.detection or (labels and not masks) else None
-    probabilities, label_maps = predict_samples(model, samples, args.batch_size)
-    evaluation = score_images(samples, probabilities, label_maps, model.pipeline.threshold, positive, args.gallery)
+    predictions = predict_samples(model, samples, args.batch_size)  # scored as they arrive, then dropped
+    evaluation = score_predictions(samples, predictions, task == "multi", model.pipeline.threshold, positive,
+                                   args.gallery, progress=not args.no_progress)
     provenance = {
         "threshold_source": model.threshold_source,
         "model": model.description,
         "git_commit": git_commit(),
-        "data": {**data_fingerprint(*filter(None, (args.data, args.labels))), "split": args.split,
+        "data": {**content_fingerprint(*filter(None, (args.data, args.labels))), "split": args.split,
                  "samples": len(samples)},
     }
     write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
@@ -109,9 +101,3 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}")
     return 0
 
-
-def run_report(args: argparse.Namespace) -> int:
-    from ssinfnet.evaluation.report import write_report
-
-    print(f"wrote {write_report(args.inputs, args.out, args.title)}")
-    return 0

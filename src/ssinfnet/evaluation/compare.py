@@ -30,13 +30,15 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ssinfnet import fileio
-from ssinfnet.data.sample import CLASS_NAMES
-from ssinfnet.errors import InputError
-from ssinfnet.evaluation.evaluate import ID_COLUMNS, TRUTH_LESION_FRACTION, LESION_FRACTION
-from ssinfnet.evaluation.metrics import (
+from ssinfnet.core.folders import read_json
+from ssinfnet.core.labels import CLASS_NAMES
+from ssinfnet.core.metrics import (
     EMPTY_CLASS_RULE, IMAGE_MEAN, LEGACY_RULE, METRIC_NAMES, OVERALL, SCORING_RULE, mean_ci, paper_overall,
 )
+from ssinfnet.errors import InputError
+from ssinfnet.evaluation.evaluate import ID_COLUMNS, TRUTH_LESION_FRACTION, LESION_FRACTION
 
+COMPARISON_JSON = "comparison.json"
 SIGNIFICANCE = 0.05
 PLANNED, EXPLORATORY = "planned", "exploratory"
 P_VALUES = ("t_p", "wilcoxon_p")
@@ -360,12 +362,20 @@ def format_p_pair(test: dict[str, Any], key: str) -> str:
     return f"{format_p(test[key])} ({format_p(test.get(f'{key}_holm', float('nan')))})"
 
 
+def is_comparison(folder: Path) -> bool:
+    return (Path(folder) / COMPARISON_JSON).is_file()
+
+
+def read_comparison(folder: str | Path) -> Comparison:
+    return Comparison.from_dict(read_json(Path(folder) / COMPARISON_JSON))
+
+
 def write_comparison(out_dir: str | Path, comparison: Comparison, overwrite: bool = False) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise InputError("already exists (pass --overwrite to replace it)", out_dir)
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        fileio.write_json(tmp / "comparison.json", comparison.as_dict())
+        fileio.write_json(tmp / COMPARISON_JSON, comparison.as_dict())
         fileio.write_csv(tmp / "comparison.csv", table_rows(comparison))
         fileio.write_text(tmp / "comparison.md", markdown_table(comparison))
     return out_dir

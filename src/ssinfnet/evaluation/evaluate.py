@@ -14,25 +14,31 @@ An evaluation folder holds::
 
 from __future__ import annotations
 
+import itertools
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ssinfnet import fileio
+from ssinfnet.core.folders import read_json
+from ssinfnet.core.labels import CLASS_NAMES
+from ssinfnet.core.metrics import (
+    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores, mean_ci,
+    multiclass_scores, paper_overall,
+)
 from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.gallery import GalleryItem, pick, write_gallery
 from ssinfnet.evaluation.infnet_metrics import infnet_scores
-from ssinfnet.data.sample import CLASS_NAMES
-from ssinfnet.evaluation.metrics import (
-    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores, mean_ci,
-    multiclass_scores, paper_overall,
-)
-from ssinfnet.evaluation.roc import Roc, pixel_roc, roc
+from ssinfnet.evaluation.roc import PixelRoc, Roc, roc
 
+SUMMARY_JSON = "summary.json"
+ROC_JSON = "roc.json"
 #: Columns of per_image.csv that identify an image rather than score it.
 ID_COLUMNS = ("id", "source", "group", "label")
 #: Prefix of the Inf-Net protocol columns.
@@ -90,8 +96,8 @@ def add_paper_overall(metrics: dict[str, dict[str, Any]], images: int) -> None:
 
 def score_images(
     samples: Sequence[Sample],
-    probabilities: Sequence[np.ndarray],
-    label_maps: Sequence[np.ndarray] | None = None,
+    probabilities: Iterable[np.ndarray],
+    label_maps: Iterable[np.ndarray] | None = None,
     threshold: float = 0.5,
     positive_label: str | None = None,
     gallery_per_rank: int = 2,
@@ -101,38 +107,96 @@ def score_images(
     Without masks, only slice-level detection is scored, which needs ``Sample.meta.label`` and the
     ``positive_label`` value (e.g. "COVID"): each slice is scored by its predicted lesion fraction.
     """
-    if len(probabilities) != len(samples) or (label_maps is not None and len(label_maps) != len(samples)):
-        raise ValueError("one prediction per sample is needed")
-    if not samples:
-        raise InputError("no images to evaluate")
-    labeled = all(sample.mask is not None for sample in samples)
-    if not labeled and any(sample.mask is not None for sample in samples):
-        raise InputError("some images have masks and some do not: evaluate the labeled ones on their own")
-    rows = []
-    for index, sample in enumerate(samples):
-        prob = np.asarray(probabilities[index], dtype=np.float32)
+    maps = zip(probabilities, label_maps if label_maps is not None else itertools.repeat(None))
+    return score_predictions(samples, maps, label_maps is not None, threshold, positive_label, gallery_per_rank)
+
+
+def score_predictions(
+    samples: Sequence[Sample],
+    predictions: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    multi: bool,
+    threshold: float = 0.5,
+    positive_label: str | None = None,
+    gallery_per_rank: int = 2,
+    progress: bool = False,
+) -> Evaluation:
+    """:func:`score_images` of (probability map, label map or None) pairs, e.g. a generator: each pair is
+    scored as it arrives and then dropped (:class:`Scorer`); ``progress`` shows a bar."""
+    scorer = Scorer(samples, threshold, multi, gallery_per_rank)
+    with tqdm(total=len(samples), desc="evaluate", unit="slice", disable=not progress) as bar:
+        for prob, labels in predictions:
+            scorer.add(prob, labels)
+            bar.update()
+    return scorer.finish(positive_label)
+
+
+class Scorer:
+    """Per-image scores computed as the predictions of ``samples`` arrive, in order; what is kept per image
+    is its row, its share of the pixel ROC histograms and its shown prediction compressed (for the
+    gallery), never the probability map."""
+
+    def __init__(self, samples: Sequence[Sample], threshold: float, multi: bool, gallery_per_rank: int = 2):
+        if not samples:
+            raise InputError("no images to evaluate")
+        self.samples, self.threshold, self.multi, self.per_rank = samples, threshold, multi, gallery_per_rank
+        self.labeled = all(sample.mask is not None for sample in samples)
+        if not self.labeled and any(sample.mask is not None for sample in samples):
+            raise InputError("some images have masks and some do not: evaluate the labeled ones on their own")
+        self.rows: list[dict[str, Any]] = []
+        self.shown: list[bytes] = []
+        self.pixels = PixelRoc()
+
+    def add(self, probability: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """The next sample's infection probability map (and label map, two-stage models)."""
+        if len(self.rows) == len(self.samples):
+            raise ValueError("one prediction per sample is needed")
+        sample = self.samples[len(self.rows)]
+        prob = np.asarray(probability, dtype=np.float32)
         _check_shape(sample, prob)
         row: dict[str, Any] = {
             "id": sample.meta.id, "source": sample.meta.source, "group": sample.meta.group,
             "label": sample.meta.label or "",
-            LESION_FRACTION: float(np.mean(prob >= threshold)),
+            LESION_FRACTION: float(np.mean(prob >= self.threshold)),
         }
-        if labeled:
-            labels = None if label_maps is None else np.asarray(label_maps[index])
+        if self.labeled:
+            labels = None if labels is None else np.asarray(labels)
             if labels is not None:
                 _check_shape(sample, labels)
-            row.update(_image_scores(sample.mask, prob, labels, threshold))
-        rows.append(row)
-    evaluation = Evaluation(task="multi" if label_maps is not None else "single", rows=rows, threshold=threshold)
-    if labeled:
-        _add_curve(evaluation, "pixel", pixel_roc([s.mask for s in samples], probabilities))
-        _add_curve(evaluation, "slice", roc([s.mask.any() for s in samples], [r[LESION_FRACTION] for r in rows]))
-        evaluation.gallery = _gallery_items(samples, probabilities, label_maps, rows, threshold, gallery_per_rank)
-    if positive_label is not None:
-        _add_detection(evaluation, samples, positive_label)
-    elif not labeled:
-        raise InputError("the dataset has no masks and no slice labels were chosen (--positive-label)")
-    return evaluation
+            row.update(_image_scores(sample.mask, prob, labels, self.threshold))
+            self.pixels.add(sample.mask, prob)
+            if self.per_rank:
+                shown = labels if self.multi else prob >= self.threshold  # single stage: infection as label 1
+                self.shown.append(zlib.compress(np.asarray(shown, dtype=np.uint8).tobytes(), 1))
+        self.rows.append(row)
+
+    def finish(self, positive_label: str | None = None) -> Evaluation:
+        if len(self.rows) != len(self.samples):
+            raise ValueError("one prediction per sample is needed")
+        evaluation = Evaluation(task="multi" if self.multi else "single", rows=self.rows, threshold=self.threshold)
+        if self.labeled:
+            _add_curve(evaluation, "pixel", self.pixels.result())
+            _add_curve(evaluation, "slice", roc([s.mask.any() for s in self.samples],
+                                                [r[LESION_FRACTION] for r in self.rows]))
+            evaluation.gallery = self._gallery_items()
+        if positive_label is not None:
+            _add_detection(evaluation, self.samples, positive_label)
+        elif not self.labeled:
+            raise InputError("the dataset has no masks and no slice labels were chosen (--positive-label)")
+        return evaluation
+
+    def _gallery_items(self) -> list[GalleryItem]:
+        """Best / median / worst slices by F1 (per-image class mean for two-stage models, infection otherwise)."""
+        rank_column = f"{IMAGE_MEAN}.f1" if self.multi else f"{INFECTION}.f1"
+        items = []
+        for rank, index in pick(self.rows, rank_column, self.per_rank):
+            sample = self.samples[index]
+            truth = sample.mask if self.multi else sample.mask > 0
+            shown = np.frombuffer(zlib.decompress(self.shown[index]), dtype=np.uint8).reshape(sample.mask.shape)
+            items.append(GalleryItem(
+                id=sample.meta.id, rank=rank, score=self.rows[index][rank_column], image=sample.image,
+                truth=truth.astype(np.uint8), prediction=shown,
+            ))
+        return items
 
 
 def _image_scores(truth: np.ndarray, prob: np.ndarray, labels: np.ndarray | None, threshold: float) -> dict:
@@ -147,23 +211,6 @@ def _image_scores(truth: np.ndarray, prob: np.ndarray, labels: np.ndarray | None
             for name, value in values.items():
                 scores[f"{class_name}.{name}"] = value
     return scores
-
-
-def _gallery_items(samples, probabilities, label_maps, rows, threshold, per_rank) -> list[GalleryItem]:
-    """Best / median / worst slices by F1 (per-image class mean for two-stage models, infection otherwise)."""
-    rank_column = f"{IMAGE_MEAN}.f1" if label_maps is not None else f"{INFECTION}.f1"
-    items = []
-    for rank, index in pick(rows, rank_column, per_rank):
-        sample = samples[index]
-        if label_maps is not None:
-            truth, shown = sample.mask, np.asarray(label_maps[index])
-        else:  # single stage: infection shown as label 1
-            truth, shown = sample.mask > 0, np.asarray(probabilities[index]) >= threshold
-        items.append(GalleryItem(
-            id=sample.meta.id, rank=rank, score=rows[index][rank_column], image=sample.image,
-            truth=truth.astype(np.uint8), prediction=shown.astype(np.uint8),
-        ))
-    return items
 
 
 def _add_detection(evaluation: Evaluation, samples: Sequence[Sample], positive_label: str) -> None:
@@ -202,10 +249,24 @@ def write_evaluation(
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
         columns = list(ID_COLUMNS) + evaluation.metric_columns()
         fileio.write_csv(tmp / "per_image.csv", [_csv_row(row) for row in evaluation.rows], columns)
-        fileio.write_json(tmp / "summary.json", {"kind": "evaluation", **evaluation.summary(), **provenance})
-        fileio.write_json(tmp / "roc.json", {name: curve.as_dict() for name, curve in evaluation.curves.items()})
+        fileio.write_json(tmp / SUMMARY_JSON, {"kind": "evaluation", **evaluation.summary(), **provenance})
+        fileio.write_json(tmp / ROC_JSON, {name: curve.as_dict() for name, curve in evaluation.curves.items()})
         write_gallery(tmp, evaluation.task, evaluation.gallery)
     return out_dir
+
+
+def is_evaluation(folder: Path) -> bool:
+    return read_summary(folder).get("kind") == "evaluation"
+
+
+def read_summary(folder: str | Path) -> dict[str, Any]:
+    """The folder's summary.json ({} when absent; a legacy one as written, see ``legacy.upgrade_summary``)."""
+    return read_json(Path(folder) / SUMMARY_JSON)
+
+
+def read_curves(folder: str | Path) -> dict[str, Roc]:
+    """The folder's ROC curves by level ({} when it has none)."""
+    return {level: Roc.from_dict(data) for level, data in read_json(Path(folder) / ROC_JSON).items()}
 
 
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from scipy import stats
 
-from ssinfnet.evaluation.metrics import IMAGE_MEAN, OVERALL
+from ssinfnet.core.metrics import IMAGE_MEAN, OVERALL
 
 LEGACY = "legacy"
 #: Metrics whose value is 0 wherever a class is absent from the truth but predicted.

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
-from ssinfnet.evaluation.folders import read_json
+from ssinfnet.core.runs import RunFolder
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
 from ssinfnet.models.weights import load_model, read_sidecar
-from ssinfnet.training.runs import finished_model
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -37,24 +36,25 @@ class ModelUnderTest:
 @dataclass
 class _Stage:
     weights: Path
-    run: Path | None
+    run: RunFolder | None
     sidecar: dict[str, Any]
 
     @classmethod
     def locate(cls, path: str | Path) -> "_Stage":
         path = Path(path)
         if path.is_dir():
-            weights = finished_model(path)  # a run is a model only once finished (summary.json)
-            return cls(weights, path, read_sidecar(weights))
+            run = RunFolder(path)
+            weights = run.finished_model()  # a run is a model only once finished (summary.json)
+            return cls(weights, run, read_sidecar(weights))
         return cls(path, None, read_sidecar(path))
 
     def describe(self) -> dict[str, Any]:
-        return {"path": (self.run or self.weights).name, "model": self.sidecar["model"],
+        return {"path": (self.run.path if self.run else self.weights).name, "model": self.sidecar["model"],
                 "config": self.sidecar.get("config", {})}
 
     def threshold(self) -> float | None:
         """The validation threshold: the run's summary.json, else the sidecar's validation record."""
-        summary = read_json(self.run / "summary.json") if self.run else {}
+        summary = self.run.summary() if self.run else {}
         for record in (summary, summary.get("validation", {}), self.sidecar.get("extra", {}).get("validation", {})):
             if "threshold" in record:
                 return float(record["threshold"])
@@ -64,7 +64,7 @@ class _Stage:
         extra = self.sidecar.get("extra", {})
         if "size" in extra:
             return int(extra["size"])
-        config = read_json(self.run / "config.json") if self.run else {}
+        config = self.run.config() if self.run else {}
         size = config.get("data", {}).get("size")
         return None if size is None else int(size)
 
@@ -114,10 +114,9 @@ def load_model_under_test(
 
 def predict_samples(
     model: ModelUnderTest, samples: Sequence[Sample], batch_size: int = 8
-) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Infection probability maps and (two-stage models) label maps, at each image's original size."""
-    probabilities, label_maps = [], []
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(infection probability map, label map or None for single-stage models) per sample, at each image's
+    original size, one batch at a time as the pipeline makes them."""
+    multi = model.pipeline.multi is not None
     for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size):
-        probabilities.append(prediction.infection_prob)
-        label_maps.append(prediction.labels)
-    return probabilities, (label_maps if model.pipeline.multi is not None else None)
+        yield prediction.infection_prob, (prediction.labels if multi else None)

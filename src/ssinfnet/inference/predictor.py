@@ -26,7 +26,7 @@ from ssinfnet.data.intensity import Anchors, to_canonical
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_dir, write_json
 from ssinfnet.models.ensemble import Ensemble, members_of
-from ssinfnet.models.speed import autocast_context, channels_last_input, default_device, to_channels_last
+from ssinfnet.models.speed import autocast_context, channels_last_input, resolve_device, to_channels_last
 from ssinfnet.models.weights import CANONICAL_CONTRAST, input_contrast, load_model, save_model
 
 PIPELINE_FORMAT = "ssinfnet-pipeline/1"
@@ -66,7 +66,7 @@ class Pipeline:
         _check_stage(single, "single", in_channels=1, num_classes=1)
         if multi is not None:
             _check_stage(multi, "multi", in_channels=2, num_classes=3)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.bf16 = bf16
         self.single = self._prepare(single)
         self.multi = self._prepare(multi) if multi is not None else None

@@ -1,6 +1,7 @@
 """Segment scans: read, two-stage prediction in slice batches, lung mask, quantities, result.
 
-Inputs (:func:`find_inputs` expands a list of paths):
+Inputs (:func:`find_inputs` expands a list of paths; formats are those of the one reader registry,
+:mod:`ssinfnet.data.formats`, which ``data validate`` uses too):
 
 - a NIfTI volume (``.nii`` / ``.nii.gz``), in Hounsfield units, or 8-bit display values when every
   voxel is an integer in 0..255 (other value ranges, e.g. raw scanner values, are refused);
@@ -14,12 +15,11 @@ Inputs (:func:`find_inputs` expands a list of paths):
 Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
 columns patient right -> left) using the affine
 (:func:`ssinfnet.data.volumes.display_plane`: the slice axis is the array axis closest to
-superior-inferior, so sagittal or coronal acquisitions are resliced to axial without interpolation).
+superior-inferior, so sagittal or coronal acquisitions are resliced to axial without interpolation),
+through the readers' one orientation function, :func:`ssinfnet.data.volumes.display_view`.
 Predictions are written back into the input's own voxel grid, so outputs have the input's exact
-shape, affine and orientation. Scans whose slices are tilted more than :data:`MAX_TILT_DEGREES` from
-the nearest axial plane are refused: reslicing them along the closest array axis would show the
-network planes it was never trained on, so they must be resampled to axial first (3D Slicer,
-SimpleITK).
+shape, affine and orientation. What a volume must pass (single slices, broken or strongly oblique
+affines, values that are not CT are refused) is :func:`ssinfnet.data.volumes.check_scan`.
 
 What the network sees: the lung mask is computed first; volume slices are cropped to the lungs'
 bounding box (plus a margin, one box per scan, see :func:`lung_box`) because the training slices
@@ -40,12 +40,10 @@ from typing import Any, Iterable
 
 import logging
 
-import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from ssinfnet.data import readers, volumes
-from ssinfnet.data.imageio import is_image_file, read_image_2d
+from ssinfnet.data import formats, readers, volumes
 from ssinfnet.data.intensity import Anchors, scan_anchors, to_unit_range
 from ssinfnet.errors import InputError
 from ssinfnet.inference.lungmask import AIR_HU, bounding_box, confine_lesions, lung_mask
@@ -54,11 +52,6 @@ from ssinfnet.inference.quantify import quantify
 
 log = logging.getLogger(__name__)
 
-#: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
-HU_AIR_MAX = volumes.HU_AIR_MAX
-#: Voxel sizes outside this range (mm) are refused as broken headers.
-SPACING_RANGE_MM = volumes.SPACING_RANGE_MM
-MAX_TILT_DEGREES = 30.0
 DEFAULT_BATCH_SIZE = 8
 #: Margin around the lungs' bounding box when cropping volumes, as a fraction of each dimension.
 CROP_MARGIN = 0.05
@@ -102,28 +95,15 @@ class Scan:
 
     def to_display(self, array: np.ndarray) -> np.ndarray:
         """An array in the input's layout as a display stack (slices, rows, cols): a view, no copy."""
-        return array[None] if self.plane is None else display_view(array, self.plane)
+        return array[None] if self.plane is None else volumes.display_view(array, self.plane)
 
     def to_input(self, stack: np.ndarray) -> np.ndarray:
         """A display stack back in the input's layout (exact inverse of :meth:`to_display`)."""
         if self.plane is None:
             return stack[0]
         out = np.zeros(self.input_shape, dtype=stack.dtype)
-        display_view(out, self.plane)[...] = stack
+        volumes.display_view(out, self.plane)[...] = stack
         return out
-
-
-def display_view(volume: np.ndarray, plane: dict[str, Any]) -> np.ndarray:
-    """All slices of :func:`ssinfnet.data.volumes.volume_plane_to_slice` at once, as a view of
-    ``volume`` (slices, rows, cols): writing into the view writes into ``volume``."""
-    view = np.moveaxis(volume, plane["axis"], 0)
-    if plane["transpose"]:
-        view = view.transpose(0, 2, 1)
-    if plane["flip_rows"]:
-        view = view[:, ::-1, :]
-    if plane["flip_cols"]:
-        view = view[:, :, ::-1]
-    return view
 
 
 def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -132,9 +112,9 @@ def find_inputs(paths: Iterable[str | Path]) -> list[Path]:
     for path in map(Path, paths):
         if not path.exists():
             raise InputError("not found", path)
-        scans = [path] if path.is_file() or _holds_dicom(path) else _scans_in_folder(path)
+        scans = [path] if path.is_file() or formats.DICOM.can_read(path) else formats.list_scans(path)
         if not scans:
-            raise InputError("no NIfTI, DICOM or PNG/JPG/TIFF images found in this folder", path)
+            raise InputError(formats.NO_SCANS, path)
         found.extend(scans)
     for scan in found:  # names end up in outputs (quantities.json/.csv, summary lines): refuse before any work
         try:
@@ -148,24 +128,15 @@ def read_scan(path: str | Path, series_uid: str | None = None,
               spacing: tuple[float, float] | None = None) -> Scan:
     """Read one scan file or DICOM folder; ``spacing`` (row, col mm) only for 2D images."""
     path = Path(path)
-    if path.is_dir() and not _holds_dicom(path) and _scans_in_folder(path):
+    if path.is_dir() and not formats.DICOM.can_read(path) and formats.list_scans(path):
         raise InputError("a folder of scans; segment them one at a time (find_inputs lists them) "
                          "or all at once with the ssinfnet segment command", path)
-    if path.is_dir():
-        volume, info = volumes.load_dicom_volume(path, series_uid, pick_largest=series_uid is None)
-        # the series UID identifies the input; patient identifiers are not copied into outputs
-        return _volume_scan(scan_name(path), path, volume.array, volume.affine, None,
-                            {"series_uid": info["series_uid"]})
-    if volumes.is_nifti_file(path):
-        volume = volumes.load_nifti(path)
-        return _volume_scan(scan_name(path), path, volume.array, volume.affine, volume.header, {})
-    if is_image_file(path):
-        array, modality = read_image_2d(path)
-        return _image_scan(scan_name(path), path, array, modality, spacing)
-    if volumes.is_dicom_file(path) or path.suffix.lower() == ".dcm":
-        raise InputError("a single DICOM file; give the folder that holds the whole series", path)
-    raise InputError("unsupported format; expected NIfTI (.nii/.nii.gz), a DICOM series folder, "
-                     "or a PNG/JPG/TIFF/BMP image", path)
+    image = formats.read(path, series_uid, pick_largest=series_uid is None)
+    if isinstance(image, formats.Picture):
+        return _image_scan(scan_name(path), path, image.array, image.modality, spacing)
+    # the series UID identifies a DICOM input; patient identifiers are not copied into outputs
+    info = {"series_uid": image.info["series_uid"]} if "series_uid" in image.info else {}
+    return _volume_scan(scan_name(path), path, image.array, image.affine, image.header, info)
 
 
 def scan_name(path: Path) -> str:
@@ -187,7 +158,7 @@ def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
     if not np.isfinite(array).all():
         raise InputError(f"array contains {int((~np.isfinite(array)).sum())} NaN/inf values", name)
     if array.ndim == 2 and affine is None:
-        return _image_scan(name, name, array, _array_modality(array, name), spacing)
+        return _image_scan(name, name, array, volumes.value_modality(array, name), spacing)
     if array.ndim == 2:  # an affine promises a volume: refused below as a single slice
         array = array[:, :, None]
     if array.ndim != 3:
@@ -266,9 +237,9 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
     if not hasattr(model, "predict"):
         # torch is imported only when a model is loaded
         from ssinfnet.inference import predictor  # noqa: PLC0415
-        from ssinfnet.models.speed import default_device  # noqa: PLC0415
+        from ssinfnet.models.speed import resolve_device  # noqa: PLC0415
 
-        device = _torch_device(device) if device else default_device()
+        device = _torch_device(device) if device else resolve_device()
         bf16 = _native_bf16(device) if bf16 is None else bf16
         if model is None:
             model = predictor.default_pipeline(device=device, bf16=bf16)
@@ -374,15 +345,12 @@ def _warn_if_unusual(scan: Scan, lung: np.ndarray) -> None:
 
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,
                  info: dict[str, Any]) -> Scan:
-    voxel_size = _check_geometry(array.shape, affine, source)
+    voxel_size, modality = volumes.check_scan(array, affine, source)
     plane = volumes.display_plane(affine, array.shape)
-    stack = display_view(array, plane)
-    in_plane = [voxel_size[a] for a in range(3) if a != plane["axis"]]
-    rows, cols = in_plane[::-1] if plane["transpose"] else in_plane
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
-                stack=stack, modality=_array_modality(array, source), input_shape=tuple(array.shape),
-                voxel_size=(voxel_size[plane["axis"]], rows, cols), affine=affine, plane=plane,
-                nifti_header=header, info=info)
+                stack=volumes.display_view(array, plane), modality=modality, input_shape=tuple(array.shape),
+                voxel_size=(voxel_size[plane["axis"]], *volumes.in_plane_spacing(voxel_size, plane)),
+                affine=affine, plane=plane, nifti_header=header, info=info)
 
 
 def _image_scan(name: str, source: str | Path, array: np.ndarray, modality: str,
@@ -390,36 +358,10 @@ def _image_scan(name: str, source: str | Path, array: np.ndarray, modality: str,
     if spacing is not None:
         if len(spacing) != 2:
             raise InputError(f"a 2D image takes spacing=(row, col) in mm, got {tuple(spacing)}", source)
-        _check_spacing(spacing, source)
+        volumes.check_spacing(spacing, source)
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
                 stack=array[None], modality=modality, input_shape=tuple(array.shape[:2]),
                 voxel_size=None if spacing is None else tuple(float(s) for s in spacing))
-
-
-def _check_geometry(shape: tuple[int, ...], affine: np.ndarray, source: str | Path) -> tuple[float, float, float]:
-    """Voxel sizes (mm per array axis), refusing single slices, broken and strongly oblique affines."""
-    if sum(size > 1 for size in shape) < 3:
-        raise InputError(f"holds a single 2D slice (shape {tuple(shape)}), not a volume; "
-                         "save the slice as PNG/TIFF to segment it as a 2D image", source)
-    voxel_size = volumes.check_affine(affine, source)
-    columns = affine[:3, :3]
-    codes = nib.aff2axcodes(affine)
-    axis = codes.index("S") if "S" in codes else codes.index("I")
-    normal = np.cross(*(columns[:, a] for a in range(3) if a != axis))
-    tilt = float(np.degrees(np.arccos(min(1.0, abs(normal[2]) / np.linalg.norm(normal)))))
-    if tilt > MAX_TILT_DEGREES:
-        raise InputError(f"oblique scan: slices are tilted {tilt:.0f} degrees from the nearest axial plane "
-                         f"(at most {MAX_TILT_DEGREES:.0f} accepted); resample it to axial first", source)
-    return voxel_size
-
-
-def _check_spacing(spacing: Iterable[float], source: str | Path) -> None:
-    volumes.check_spacing(spacing, source)
-
-
-def _array_modality(array: np.ndarray, source: str | Path) -> str:
-    """See :func:`ssinfnet.data.volumes.value_modality` (shared with ``data validate``)."""
-    return volumes.value_modality(array, source)
 
 
 def _radiological_stack_affine(spacing: tuple[float, ...]) -> np.ndarray:
@@ -436,20 +378,3 @@ def _radiological_stack_affine(spacing: tuple[float, ...]) -> np.ndarray:
 
 def _to_uint8(prob: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _holds_dicom(folder: Path) -> bool:
-    files = [p for p in folder.iterdir() if p.is_file()]
-    return any(p.suffix.lower() == ".dcm" or volumes.is_dicom_file(p) for p in files[:20])
-
-
-def _scans_in_folder(folder: Path) -> list[Path]:
-    scans: list[Path] = []
-    for entry in sorted(folder.iterdir(), key=readers.natural_key):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            scans.extend([entry] if _holds_dicom(entry) else _scans_in_folder(entry))
-        elif volumes.is_nifti_file(entry) or is_image_file(entry):
-            scans.append(entry)
-    return scans

@@ -5,7 +5,8 @@ The schema is the dataclasses below: one per section, each field a setting with 
 and allowed range (:func:`setting`), plus cross-field :data:`RULES`. ``load_config`` fills keys a
 preset leaves out with these defaults, applies the overrides and validates the result before any
 caller writes a file, so a bad setting is one line naming the key (exit 2) and a corrected retry
-starts cleanly. ``ssinfnet config`` prints the resolved config.
+starts cleanly. ``ssinfnet config`` prints the resolved config. The defaults live here only: the
+bundled presets hold just the keys that differ from them.
 
 The resolved dict is saved in every run directory (``config.json``) so a run can be rebuilt exactly.
 Override values are parsed as YAML (``single.lr=1e-3``, ``model.backbone=resnet34``,
@@ -23,7 +24,6 @@ import functools
 import json
 import math
 import operator
-import re
 import types
 import typing
 import warnings
@@ -41,7 +41,6 @@ DEFAULT_PRESET = "cpu"
 #: Sections whose keys are keyword arguments of ``build_model`` / ``Coach``: any key may be added.
 OPEN_SECTIONS = ("model", "multi_model", "coach")
 OPTIMIZERS = ("adam", "sgd")
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 # --- the schema ---------------------------------------------------------------------------------
@@ -75,15 +74,40 @@ class LookaheadSettings:
 
 
 @dataclass(frozen=True)
+class AugmentSettings:
+    """The training augmentation (:class:`ssinfnet.data.augment.Augmentation`, whose defaults these
+    are): flips, rotations and scales of image and mask, gamma, contrast and noise on the CT channel,
+    each transform applied with ``probability``. ``data.augment: true`` is all of them at default."""
+
+    strict: ClassVar[bool] = True
+    flip: bool = True
+    rotate_degrees: float = setting(10.0, ge=0.0, le=180.0)
+    scale: float = setting(0.1, ge=0.0, lt=1.0)
+    gamma: tuple[float, float] = setting((0.8, 1.25), gt=0.0)  # the range a gamma is drawn from
+    contrast: float = setting(0.1, ge=0.0, lt=1.0)
+    noise_std: float = setting(0.02, ge=0.0)
+    probability: float = setting(0.5, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class ExportAugmentSettings:
+    """Other exports' differences (:class:`ssinfnet.data.augment.ExportAugmentation`, whose defaults
+    these are): one or two of them on a slice, with ``probability``."""
+
+    strict: ClassVar[bool] = True
+    probability: float = setting(0.7, ge=0.0, le=1.0)
+    clahe_probability: float = setting(0.0, ge=0.0, le=1.0)  # extra CLAHE on this share of slices
+
+
+@dataclass(frozen=True)
 class Data:
     size: int = setting(224, ge=32)  # the coach's stride-16 grid needs two cells a side
     val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # carved from the training slices (never the test set)
-    augment: bool | dict = True
+    augment: bool | AugmentSettings = True  # false: none; a mapping: its settings
     unlabeled_limit: int | None = setting(None, ge=1)
     # Defaults below are what the code assumes for runs configured before these keys existed.
     canonical: bool = False  # inputs mapped to the canonical contrast
-    export_augment: bool = False  # other hospitals' export differences (with augment on)
-    clahe_probability: float = setting(0.0, ge=0.0, le=1.0)  # extra CLAHE on this share of slices (export_augment)
+    export_augment: bool | ExportAugmentSettings = False  # other hospitals' export differences (with augment on)
     heldout_fraction: float = setting(0.0, ge=0.0, lt=1.0)  # of the unlabeled pool's source groups
     # Cross-validation: with ``fold`` set, validation is fold ``fold`` of ``folds`` group-aware folds
     # (data.splits.kfold, seeded by ``seed``) instead of a random ``val_fraction``.
@@ -104,6 +128,7 @@ class Pseudo:
     """Pseudo-labelled slices (``train --pseudo``): labels predicted by a model, never checked by a reader."""
 
     weight: float = setting(0.5, ge=0.0)  # loss weight of a pseudo-labelled slice (a labeled slice weighs 1)
+    per_epoch: int = setting(0, ge=0)  # a fresh seeded draw of this many joins each epoch; 0: all of them
 
 
 @dataclass(frozen=True)
@@ -210,6 +235,10 @@ _COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": opera
 
 
 def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    if isinstance(value, list):  # a fixed-length tuple setting: each number in range
+        for item in value:
+            _check_range(item, meta, key)
+        return
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise _bad(key, value, f"must be one of {', '.join(map(str, choices))}")
@@ -219,8 +248,9 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
-    """``value`` as the type ``hint`` (int, float, bool, str, dict, a schema dataclass, or a union
-    of them): the first member of the union that takes values of its kind converts it."""
+    """``value`` as the type ``hint`` (int, float, bool, str, dict, a tuple of numbers (as a list),
+    a schema dataclass, or a union of them): the first member of the union that takes values of its
+    kind converts it."""
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     if value is None:
@@ -236,6 +266,8 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 def _takes(kind: Any, value: Any) -> bool:
     if is_dataclass(kind) or kind is dict:
         return isinstance(value, dict)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, (list, tuple))
     if kind in (int, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return kind is not type(None) and isinstance(value, kind)
@@ -246,12 +278,19 @@ def _type_name(kind: Any) -> str:
         return "null"
     if is_dataclass(kind):
         return "a mapping of " + ", ".join(f.name for f in fields(kind))
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {len(typing.get_args(kind))} numbers"
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a mapping"}[kind]
 
 
 def _convert_one(value: Any, kind: Any, key: str) -> Any:
     if is_dataclass(kind):
         return validate_section(kind, value, key)
+    if typing.get_origin(kind) is tuple:
+        items = typing.get_args(kind)
+        if len(value) != len(items):
+            raise _bad(key, value, f"must be {_type_name(kind)}")
+        return [_number(item, item_kind, key) for item, item_kind in zip(value, items)]
     if kind in (int, float):
         return _number(value, kind, key)
     return value
@@ -298,13 +337,12 @@ def _fold_exists(config: dict[str, Any]) -> None:
 
 
 def _device_exists(config: dict[str, Any]) -> None:
-    device = config["device"]
-    if not DEVICE.fullmatch(device):
-        raise _bad("device", device, "must be auto, cpu, mps, cuda or cuda:N")
-    import torch  # noqa: PLC0415
+    from ssinfnet.models.speed import resolve_device  # noqa: PLC0415 (torch: only when validating)
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise _bad("device", device, "no CUDA device on this machine (use auto or cpu)")
+    try:
+        resolve_device(config["device"])
+    except ValueError as err:
+        raise _bad("device", config["device"], str(err)) from None
 
 
 #: (section, what the network must take and give: in_channels, num_classes) of each trained network.

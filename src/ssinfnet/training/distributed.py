@@ -14,6 +14,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ssinfnet.models.speed import resolve_device
+
 
 @dataclass(frozen=True)
 class Context:
@@ -28,12 +30,6 @@ class Context:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def setup(device: str = "auto") -> Context:

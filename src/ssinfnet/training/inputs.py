@@ -72,16 +72,22 @@ def negative_files(paths: Iterable[str | Path], heldout_fraction: float = 0.0) -
 
 
 def input_transforms(config: dict, seed: int) -> tuple[Any, Any, bool]:
-    """(augmentation, export augmentation, canonical contrast?) of a run's ``data`` settings; the
-    export augmentation needs ``augment`` on too. Runs configured before these keys existed get
+    """(augmentation, export augmentation, canonical contrast?) of a run's ``data`` settings
+    (``augment``, ``export_augment``: true for the transform's defaults, or a mapping of its settings);
+    the export augmentation needs ``augment`` on too. Runs configured before these keys existed get
     neither export differences nor the canonical map."""
     from ssinfnet.data.augment import make_augmentation, make_export_augmentation
 
     data = config["data"]
-    augment = make_augmentation(seed) if data["augment"] else None
-    export = make_export_augmentation(seed + 1, clahe_probability=float(data.get("clahe_probability", 0.0))) \
-        if data["augment"] and data.get("export_augment") else None
+    augment = make_augmentation(seed, **_options(data["augment"])) if data["augment"] else None
+    export = data.get("export_augment")
+    export = make_export_augmentation(seed + 1, **_options(export)) if augment is not None and export else None
     return augment, export, bool(data.get("canonical", False))
+
+
+def _options(setting: bool | dict) -> dict:
+    """Keyword arguments of a transform from its setting: ``true`` is its defaults."""
+    return dict(setting) if isinstance(setting, dict) else {}
 
 
 def pool_dataset(samples: list[Sample], files: list[Path], size: int, augment, export=None,

@@ -1,7 +1,10 @@
 """The one training loop: epochs of batches for any :class:`Objective`, with checkpoints and resume.
 
-The loop owns time (epochs, steps, data order, progress bar, checkpoints, Ctrl-C); objectives own
-what a step computes. Determinism: every epoch starts by seeding python/numpy/torch from (run seed,
+The loop owns time (epochs, steps, data order, progress bar, checkpoints, Ctrl-C) and the mechanics
+of a step: batches moved to the device, networks wrapped in DDP across processes, the backward pass,
+gradient clipping and the optimiser step. Objectives own what a step computes (a loss, as a
+:class:`Step`); their networks run through a :class:`Runtime` (bf16 autocast, channels_last inputs,
+device batches for validation). Determinism: every epoch starts by seeding python/numpy/torch from (run seed,
 epoch, rank) and draws its batch order from the same seed, so an epoch's randomness does not depend
 on what ran before it. A run killed at any point (SIGKILL included) and resumed from its last
 end-of-epoch checkpoint therefore ends with the same numbers as an uninterrupted run on the same
@@ -22,13 +25,15 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
+from ssinfnet.models.speed import autocast_context, channels_last_input
 from ssinfnet.training import distributed
 from ssinfnet.training.runs import (
     RunDir, derived_seed, rng_state, seed_everything, set_rng_state, set_streams_state, streams_state,
@@ -82,6 +87,70 @@ class DeferredInterrupt:
         return distributed.mean_across_ranks({"stop": float(self.requested)}, ctx)["stop"] > 0
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How an objective's networks run: on ``ctx.device``, under bf16 autocast when ``bf16``, with
+    channels_last inputs when ``channels_last`` (the one place each of these is applied)."""
+
+    ctx: distributed.Context
+    bf16: bool = False
+    channels_last: bool = False
+
+    def forward(self, net: nn.Module, x: torch.Tensor, **kwargs) -> Any:
+        """``net(x, **kwargs)`` under this runtime's autocast."""
+        with autocast_context(self.ctx.device, self.bf16):
+            return net(x, **kwargs)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A network input batch in the configured memory format."""
+        return channels_last_input(x) if self.channels_last else x
+
+    def batches(self, dataset: Dataset, batch_size: int) -> Iterator[dict[str, Any]]:
+        """``dataset`` in order, batch by batch, on the device (validation and examples)."""
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            yield to_device(batch, self.ctx.device)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch's tensors on ``device`` (other values as they are)."""
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+
+
+@dataclass
+class Step:
+    """What one training step asks of the loop: minimise ``loss`` with the objective's optimiser
+    ``optimizer`` (its name in ``optimizers``), the gradient norm of that optimiser's parameters
+    clipped to ``grad_clip`` (None: no clipping); the loss is logged as ``name``."""
+
+    loss: torch.Tensor
+    optimizer: str = "optimizer"
+    grad_clip: float | None = None
+    name: str = "loss"
+
+
+def optimise(optimizer: Any, loss: torch.Tensor, grad_clip: float | None) -> None:
+    """Backward pass, gradient clipping (norm of all the optimiser's parameters), optimiser step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    optimizer.step()
+
+
+def wrap_modules(objective: "Objective", ctx: distributed.Context) -> dict[str, nn.Module]:
+    """The objective's modules as a training step runs them: DDP-wrapped across processes (gradients
+    averaged over ranks), the modules themselves in one process."""
+    return {name: distributed.wrap(module, ctx) for name, module in objective.modules.items()}
+
+
+def training_step(objective: "Objective", nets: dict[str, nn.Module], batch: dict[str, Any], epoch: int,
+                  progress: float) -> dict[str, float]:
+    """One optimisation step of ``objective`` on a device batch; the logged loss."""
+    step = objective.train_step(batch, nets, epoch, progress)
+    optimise(objective.optimizers[step.optimizer], step.loss, step.grad_clip)
+    return {step.name: float(step.loss.detach())}
+
+
 class Objective(Protocol):
     """What the loop trains. ``modules``/``optimizers`` are checkpointed by name."""
 
@@ -99,8 +168,11 @@ class Objective(Protocol):
     def phase(self, epoch: int) -> str:
         """Short name of what ``epoch`` trains (shown in logs and metrics)."""
 
-    def train_step(self, batch: dict[str, torch.Tensor], epoch: int, progress: float) -> dict[str, float]:
-        """One optimisation step; ``progress`` in [0, 1) is the position inside the current epoch."""
+    def train_step(self, batch: dict[str, torch.Tensor], nets: dict[str, nn.Module], epoch: int,
+                   progress: float) -> Step:
+        """The loss of one step on ``batch`` (on the device), computed with ``nets`` (``modules`` as
+        the loop trains them, see :func:`wrap_modules`); the loop then optimises it. ``progress`` in
+        [0, 1) is the position inside the current epoch."""
 
     def end_epoch(self, epoch: int, run: RunDir) -> dict[str, float]:
         """Validation numbers of the finished epoch (main process only). ``score``: higher is better."""
@@ -204,6 +276,7 @@ def fit(
         file=sys.stderr, unit="step", dynamic_ncols=True,
     )
     streams = augmentations(objective)
+    nets = wrap_modules(objective, ctx)
     with DeferredInterrupt() as interrupt:
         try:
             for epoch in range(start_epoch, epochs):
@@ -219,7 +292,8 @@ def fit(
                 else:
                     seed_everything(derived_seed(seed, epoch, ctx.rank))
                 history, best = train_and_score(
-                    objective, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best, interrupt
+                    objective, nets, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best,
+                    interrupt,
                 )
                 start_step = 0
                 if interrupt.stop(ctx) and epoch + 1 < epochs:
@@ -230,13 +304,13 @@ def fit(
 
 
 def train_and_score(
-    objective, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best, interrupt
+    objective, nets, run, ctx, epoch, start_step, state, seed, num_workers, bar, history, best, interrupt
 ) -> tuple[list[dict[str, Any]], float | None]:
     """One epoch: train, validate, checkpoint ("best" when it is the best so far, and "last")."""
     started = time.perf_counter()
     partial = state["partial"] if state is not None and epoch == state["epoch"] else {}
     train_metrics = run_epoch(
-        objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt
+        objective, nets, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt
     )
     for module in objective.modules.values():
         distributed.sync_buffers(module, ctx)
@@ -266,7 +340,7 @@ def reached(best: float | None, stop_at: float | None, ctx: distributed.Context)
 
 
 def run_epoch(
-    objective, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt=None
+    objective, nets, run, ctx, epoch, start_step, partial, seed, num_workers, bar, history, best, interrupt=None
 ) -> dict[str, float]:
     """Train one epoch from ``start_step`` (``partial``: loss sums of the steps before it).
 
@@ -287,7 +361,7 @@ def run_epoch(
     step = start_step
     try:
         for step, batch in enumerate(loader, start=start_step):
-            values = objective.train_step(batch, epoch, step / len(batches))
+            values = training_step(objective, nets, to_device(batch, ctx.device), epoch, step / len(batches))
             for key, value in values.items():
                 totals[key] = totals.get(key, 0.0) + value
             bar.update(1)

@@ -1,13 +1,22 @@
 """Losses of the three training objectives (method notes sections 1-3).
 
 All functions take logits (never probabilities) so that BCE runs through the numerically stable
-``binary_cross_entropy_with_logits``.
+``binary_cross_entropy_with_logits``. A supervised stage's loss is built from its config section by
+:func:`build_loss`: the stage's loss (:data:`STAGE_LOSSES`: structure loss + edge BCE for the single
+stage, one-hot pixel loss for the multi stage) with per-pixel terms from :data:`PIXEL_TERMS` (BCE, or
+focal loss when ``focal`` is set), as a per-item weighted mean (:func:`weighted_loss`).
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable, Mapping
+
 import torch
 import torch.nn.functional as F
+
+#: ``(logits, target) -> per-pixel loss`` of the same shape.
+PixelTerms = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Inf-Net's boundary weighting: pixels whose 31x31 neighbourhood disagrees with them count up to 6x.
 BOUNDARY_KERNEL = 31
@@ -42,23 +51,22 @@ def focal_terms(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma:
     return loss
 
 
-def pixel_terms(logits: torch.Tensor, target: torch.Tensor, focal: dict | None) -> torch.Tensor:
-    """Per-pixel BCE, or focal loss when ``focal`` holds its ``alpha`` and ``gamma``."""
-    if focal is None:
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return focal_terms(logits, target, float(focal["alpha"]), float(focal["gamma"]))
+def bce_terms(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel binary cross-entropy."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
 def structure_loss(
-    logits: torch.Tensor, mask: torch.Tensor, focal: dict | None = None, weight: torch.Tensor | None = None
+    logits: torch.Tensor, mask: torch.Tensor, pixel: PixelTerms = bce_terms, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Weighted IoU + weighted BCE (or focal) of one side output; mean over the batch.
+    """Weighted IoU + weighted per-pixel terms (``pixel``: BCE or focal) of one side output; mean over
+    the batch.
 
     ``logits`` and ``mask`` are (B, 1, H, W); the ``+1`` smoothing of the IoU is Inf-Net's and keeps
     empty masks finite. ``weight``: :func:`boundary_weight` of ``mask`` when already computed.
     """
     weight = boundary_weight(mask) if weight is None else weight
-    weighted_pixel = (weight * pixel_terms(logits, mask, focal)).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
+    weighted_pixel = (weight * pixel(logits, mask)).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
     prob = torch.sigmoid(logits)
     inter = (prob * mask * weight).sum(dim=(2, 3))
     union = ((prob + mask) * weight).sum(dim=(2, 3))
@@ -74,28 +82,29 @@ def edge_target(mask: torch.Tensor) -> torch.Tensor:
 
 
 def infection_loss(
-    outputs: dict[str, torch.Tensor], infection: torch.Tensor, focal: dict | None = None
+    outputs: dict[str, torch.Tensor], labels: torch.Tensor, pixel: PixelTerms = bce_terms
 ) -> torch.Tensor:
     """Single-stage loss: structure loss summed over every side output + BCE on the edge output.
 
-    ``infection`` is the binary (B, H, W) target. Works for Inf-Net (S_g, S_4, S_3, S_2, edge) and
-    for one-output networks (U-Net's ``out``).
+    ``labels`` is (B, H, W) int64; every class above 0 (GGO, consolidation) is infection. Works for
+    Inf-Net (S_g, S_4, S_3, S_2, edge) and for one-output networks (U-Net's ``out``).
     """
-    mask = infection.unsqueeze(1).float()
+    mask = (labels > 0).unsqueeze(1).float()
     weight = boundary_weight(mask)  # the same for every side output: compute once
-    total = infection.new_zeros((), dtype=torch.float32)
+    total = labels.new_zeros((), dtype=torch.float32)
     for name, logits in outputs.items():
         if name == "edge":
             total = total + F.binary_cross_entropy_with_logits(logits.float(), edge_target(mask))
         else:
-            total = total + structure_loss(logits.float(), mask, focal, weight)
+            total = total + structure_loss(logits.float(), mask, pixel, weight)
     return total
 
 
 def multiclass_loss(
-    outputs: dict[str, torch.Tensor], labels: torch.Tensor, focal: dict | None = None
+    outputs: dict[str, torch.Tensor], labels: torch.Tensor, pixel: PixelTerms = bce_terms
 ) -> torch.Tensor:
-    """Multi-stage loss: BCE (or focal) on one-hot targets, summed over side outputs (edge skipped).
+    """Multi-stage loss: per-pixel terms (BCE or focal) on one-hot targets, summed over side outputs
+    (edge skipped).
 
     ``labels`` is (B, H, W) int64 with values ``0 .. C-1``; logits are (B, C, H, W).
     """
@@ -104,8 +113,50 @@ def multiclass_loss(
         if name == "edge":
             continue
         one_hot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).float()
-        total = total + pixel_terms(logits.float(), one_hot, focal).mean()
+        total = total + pixel(logits.float(), one_hot).mean()
     return total
+
+
+def weighted_loss(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weight: torch.Tensor | None,
+                  loss_fn) -> torch.Tensor:
+    """``loss_fn`` (a batch mean) as a per-item weighted mean: items of equal weight (labeled slices,
+    negatives) are scored together and each group counts ``weight x items / batch``."""
+    if weight is None:
+        return loss_fn(outputs, mask)
+    weight = weight.to(torch.float32)
+    total = mask.new_zeros((), dtype=torch.float32)
+    for value in torch.unique(weight):
+        rows = (weight == value).nonzero(as_tuple=True)[0].to(mask.device)
+        part = loss_fn({name: out[rows] for name, out in outputs.items()}, mask[rows])
+        total = total + part * float(value) * len(rows) / len(weight)
+    return total
+
+
+#: A supervised stage's loss of (outputs, labels, pixel terms), by stage.
+STAGE_LOSSES = {"single": infection_loss, "multi": multiclass_loss}
+#: Per-pixel terms by name; a stage section picks ``focal`` when its ``focal`` setting is a mapping.
+PIXEL_TERMS = {"bce": bce_terms, "focal": focal_terms}
+
+
+def pixel_terms(section: Mapping[str, Any]) -> PixelTerms:
+    """The per-pixel terms a stage section asks for: focal loss with its ``alpha``/``gamma``, else BCE."""
+    focal = section.get("focal")
+    if focal is None:
+        return PIXEL_TERMS["bce"]
+    return functools.partial(PIXEL_TERMS["focal"], alpha=float(focal["alpha"]), gamma=float(focal["gamma"]))
+
+
+def build_loss(stage: str, section: Mapping[str, Any]) -> Callable[..., torch.Tensor]:
+    """The loss of ``stage`` (a key of :data:`STAGE_LOSSES`) configured by its section, as
+    ``loss(outputs, labels, weight=None)``: the per-item ``weight`` mean of :func:`weighted_loss`."""
+    if stage not in STAGE_LOSSES:
+        raise ValueError(f"no loss for stage {stage!r} (known: {', '.join(STAGE_LOSSES)})")
+    stage_loss = functools.partial(STAGE_LOSSES[stage], pixel=pixel_terms(section))
+
+    def loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor, weight: torch.Tensor | None = None):
+        return weighted_loss(outputs, labels, weight, stage_loss)
+
+    return loss
 
 
 def reconstruction_loss(

@@ -1,25 +1,28 @@
 """What one training step computes: segmentation (single, multi), inpainting, coach.
 
-Each objective owns its networks and optimisers and follows :class:`ssinfnet.training.loop.Objective`;
-the loop owns epochs, data order, checkpoints and resume.
+Each objective owns its networks and optimisers and follows :class:`ssinfnet.training.loop.Objective`:
+a training step returns its loss (:class:`~ssinfnet.training.loop.Step`); the loop owns epochs, data
+order, checkpoints, resume, device batches, DDP and the optimiser step; networks run through the
+objective's :class:`~ssinfnet.training.loop.Runtime` (autocast, memory format). Losses come from
+:func:`ssinfnet.training.losses.build_loss`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from ssinfnet.data.sample import CLASS_NAMES
-from ssinfnet.evaluation.metrics import binary_scores, mean_ci
+from ssinfnet.core.labels import CLASS_NAMES
+from ssinfnet.core.metrics import binary_scores, mean_ci
 from ssinfnet.models import random_block_mask, save_model
-from ssinfnet.models.speed import autocast_context, channels_last_input
-from ssinfnet.training import distributed, losses
+from ssinfnet.training import losses
 from ssinfnet.training.examples import save_grid
 from ssinfnet.training.lookahead import Lookahead
+from ssinfnet.training.loop import Runtime, Step
 from ssinfnet.training.runs import derived_seed
 
 #: Thresholds tried on validation for the single stage's infection probability.
@@ -47,14 +50,6 @@ def set_lr(optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def optimise(optimizer, loss: torch.Tensor, params, grad_clip: float | None) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
-
-
 class PriorMaker:
     """The multi stage's second input channel: infection probability from the trained single stage.
 
@@ -63,9 +58,9 @@ class PriorMaker:
     "no lesion found yet": the network then learns to inpaint the CT alone.
     """
 
-    def __init__(self, single: nn.Module | None, bf16: bool = False):
+    def __init__(self, single: nn.Module | None, runtime: Runtime):
         self.single = single.eval() if single is not None else None
-        self.bf16 = bf16
+        self.runtime = runtime
         if self.single is not None:
             self.single.requires_grad_(False)
 
@@ -73,8 +68,7 @@ class PriorMaker:
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if self.single is None:
             return torch.zeros_like(image[:, :1])
-        with autocast_context(image.device, self.bf16):
-            logits = self.single(image[:, :1])[self.single.main_output]
+        logits = self.runtime.forward(self.single, image[:, :1])[self.single.main_output]
         return torch.sigmoid(logits.float())
 
     def with_prior(self, image: torch.Tensor) -> torch.Tensor:
@@ -90,74 +84,59 @@ class SegmentationObjective:
         train: Dataset,
         val: Dataset,
         section: dict[str, Any],
-        ctx: distributed.Context,
-        bf16: bool,
+        runtime: Runtime,
         prior: PriorMaker | None = None,
         augment=None,
-        channels_last: bool = False,
         export_extra: dict[str, Any] | None = None,
-        negatives: Dataset | None = None,
-        negatives_per_epoch: int = 0,
+        drawn: Sequence[tuple[Dataset, int]] = (),
         seed: int = 0,
     ):
         self.multi = prior is not None
         self.model = model
-        self.net = distributed.wrap(model, ctx)
         self.modules = {"model": model}
         self.optimizers = {"optimizer": make_optimizer(model.parameters(), section)}
         self.train_data, self.val_data = train, val
-        self.section, self.ctx, self.bf16, self.prior = section, ctx, bf16, prior
+        self.section, self.runtime, self.prior = section, runtime, prior
         self.batch_size = int(section["batch_size"])
-        self.focal = section.get("focal")
+        self.loss = losses.build_loss("multi" if self.multi else "single", section)
         self.augment = augment
-        self.channels_last = channels_last
         self.export_extra = export_extra or {}
         self.validation: dict[str, Any] = {}
-        self.negatives, self.negatives_per_epoch, self.seed = negatives, negatives_per_epoch, seed
+        self.drawn = [(data, count) for data, count in drawn if count > 0 and len(data)]
+        self.seed = seed
 
     def dataset(self, epoch: int) -> Dataset:
-        """The labeled slices plus, with negatives, a fresh seeded draw of ``negatives_per_epoch`` of
-        them each epoch (the same draw on resume and on every rank)."""
-        if self.negatives is None or self.negatives_per_epoch <= 0:
+        """The labeled slices plus, of each ``drawn`` (dataset, per_epoch) pair (negatives, pseudo-labelled
+        slices), a fresh seeded draw of ``per_epoch`` items each epoch (the same draw on resume and on
+        every rank)."""
+        if not self.drawn:
             return self.train_data
-        count = min(self.negatives_per_epoch, len(self.negatives))
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, 2))
-        chosen = torch.randperm(len(self.negatives), generator=generator)[:count].tolist()
-        return ConcatDataset([self.train_data, Subset(self.negatives, chosen)])
+        parts = [self.train_data]
+        for index, (data, per_epoch) in enumerate(self.drawn):
+            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, 2 + index))
+            parts.append(Subset(data, torch.randperm(len(data), generator=generator)[:per_epoch].tolist()))
+        return ConcatDataset(parts)
 
     def phase(self, epoch: int) -> str:
         return "multi" if self.multi else "single"
 
-    def loss(self, outputs: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        if self.multi:
-            return losses.multiclass_loss(outputs, mask, self.focal)
-        return losses.infection_loss(outputs, (mask > 0).long(), self.focal)
-
     def inputs(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.prior.with_prior(image) if self.multi else image
-        return channels_last_input(x) if self.channels_last else x
+        return self.runtime.inputs(self.prior.with_prior(image) if self.multi else image)
 
-    def train_step(self, batch, epoch: int, progress: float) -> dict[str, float]:
-        image = batch["image"].to(self.ctx.device)
-        mask = batch["mask"].to(self.ctx.device)
-        with autocast_context(image.device, self.bf16):
-            outputs = self.net(self.inputs(image))
-        loss = weighted_loss(outputs, mask, batch.get("weight"), self.loss)
-        optimise(self.optimizers["optimizer"], loss, self.model.parameters(), self.section.get("grad_clip"))
-        return {"loss": float(loss.detach())}
+    def train_step(self, batch, nets, epoch: int, progress: float) -> Step:
+        outputs = self.runtime.forward(nets["model"], self.inputs(batch["image"]))
+        return Step(self.loss(outputs, batch["mask"], batch.get("weight")), grad_clip=self.section.get("grad_clip"))
 
     @torch.no_grad()
     def predict_validation(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Probabilities ((H, W) infection, or (3, H, W) classes) and masks of the validation set."""
         self.model.eval()
         probs, masks = [], []
-        for batch in DataLoader(self.val_data, batch_size=self.batch_size):
-            image = batch["image"].to(self.ctx.device)
-            with autocast_context(image.device, self.bf16):
-                logits = self.model(self.inputs(image))[self.model.main_output].float()
+        for batch in self.runtime.batches(self.val_data, self.batch_size):
+            logits = self.runtime.forward(self.model, self.inputs(batch["image"]))[self.model.main_output].float()
             prob = torch.softmax(logits, 1) if self.multi else torch.sigmoid(logits[:, 0])
             probs.extend(prob.cpu().numpy())
-            masks.extend(batch["mask"].numpy())
+            masks.extend(batch["mask"].cpu().numpy())
         self.model.train()
         return probs, masks
 
@@ -171,21 +150,6 @@ class SegmentationObjective:
 
     def save_best(self, run) -> None:
         save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})
-
-
-def weighted_loss(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weight: torch.Tensor | None,
-                  loss_fn) -> torch.Tensor:
-    """``loss_fn`` (a batch mean) as a per-item weighted mean: items of equal weight (labeled slices,
-    negatives) are scored together and each group counts ``weight x items / batch``."""
-    if weight is None:
-        return loss_fn(outputs, mask)
-    weight = weight.to(torch.float32)
-    total = mask.new_zeros((), dtype=torch.float32)
-    for value in torch.unique(weight):
-        rows = (weight == value).nonzero(as_tuple=True)[0].to(mask.device)
-        part = loss_fn({name: out[rows] for name, out in outputs.items()}, mask[rows])
-        total = total + part * float(value) * len(rows) / len(weight)
-    return total
 
 
 def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
@@ -257,13 +221,11 @@ class CoachedInpaintingObjective:
     """
 
     def __init__(
-        self, inpainter, coach, pool: Dataset, val: Dataset, section, ctx, bf16, seed, prior: PriorMaker | None,
-        augment=None, channels_last: bool = False,
+        self, inpainter, coach, pool: Dataset, val: Dataset, section, runtime: Runtime, seed,
+        prior: PriorMaker | None, augment=None,
     ):
         """``prior``: None for the single network; for the multi network, what makes its second channel."""
         self.inpainter, self.coach = inpainter, coach
-        self.inpainter_net = distributed.wrap(inpainter, ctx)
-        self.coach_net = distributed.wrap(coach, ctx)
         self.modules = {"inpainter": inpainter, "coach": coach}
         self.optimizers = {
             "inpainter": torch.optim.SGD(
@@ -274,9 +236,8 @@ class CoachedInpaintingObjective:
         }
         self.schedule = PretrainSchedule(section["warmup_epochs"], section["coach_epochs"], section["inpaint_epochs"])
         self.pool, self.val = pool, val
-        self.section, self.ctx, self.bf16, self.seed, self.prior = section, ctx, bf16, seed, prior
+        self.section, self.runtime, self.seed, self.prior = section, runtime, seed, prior
         self.augment = augment
-        self.channels_last = channels_last
         self.batch_size = int(section["batch_size"])
 
     def dataset(self, epoch: int) -> Dataset:
@@ -286,14 +247,12 @@ class CoachedInpaintingObjective:
         return self.schedule(epoch)[0]
 
     def inputs(self, batch) -> torch.Tensor:
-        image = batch["image"].to(self.ctx.device)
-        x = image if self.prior is None else self.prior.with_prior(image)
-        return channels_last_input(x) if self.channels_last else x
+        image = batch["image"]
+        return self.runtime.inputs(image if self.prior is None else self.prior.with_prior(image))
 
     def reconstruction(self, net, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Mean reconstruction loss over every side output of ``net`` on ``x * keep``."""
-        with autocast_context(x.device, self.bf16):
-            outputs = net(x * keep)
+        outputs = self.runtime.forward(net, x * keep)
         terms = [losses.reconstruction_loss(out, x, keep, self.section["kept_weight"]) for out in outputs.values()]
         return torch.stack(terms).mean()
 
@@ -304,26 +263,25 @@ class CoachedInpaintingObjective:
     @torch.no_grad()
     def coach_mask(self, x: torch.Tensor) -> torch.Tensor:
         self.coach.eval()
-        with autocast_context(x.device, self.bf16):
-            keep = self.coach(x[:, :1], hard=True)
+        keep = self.runtime.forward(self.coach, x[:, :1], hard=True)
         self.coach.train()
         return keep.float()
 
-    def train_step(self, batch, epoch: int, progress: float) -> dict[str, float]:
+    def train_step(self, batch, nets, epoch: int, progress: float) -> Step:
         x = self.inputs(batch)
         phase, _, start, length = self.schedule(epoch)
         if phase == "coach":
+            # The coach's soft masks, in fp32, through the frozen inpainter: gradients reach the coach
+            # only. Unfreezing before the loop's backward pass is safe: the graph is built already.
             self.inpainter.eval().requires_grad_(False)
-            keep = self.coach_net(x[:, :1]).float()
+            keep = nets["coach"](x[:, :1]).float()
             rec = self.reconstruction(self.inpainter, x, keep)
-            optimise(self.optimizers["coach"], 1.0 - rec, self.coach.parameters(), None)
             self.inpainter.train().requires_grad_(True)
-            return {"coach_loss": float(1.0 - rec.detach())}
+            return Step(1.0 - rec, "coach", name="coach_loss")
         keep = self.random_mask(x) if phase == "warmup" else self.coach_mask(x)
         set_lr(self.optimizers["inpainter"], round_lr(self.section["lr"], (epoch - start + progress) / length))
-        rec = self.reconstruction(self.inpainter_net, x, keep)
-        optimise(self.optimizers["inpainter"], rec, self.inpainter.parameters(), self.section.get("grad_clip"))
-        return {"rec_loss": float(rec.detach())}
+        rec = self.reconstruction(nets["inpainter"], x, keep)
+        return Step(rec, "inpainter", self.section.get("grad_clip"), "rec_loss")
 
     @torch.no_grad()
     def validation_losses(self) -> dict[str, float]:
@@ -331,7 +289,7 @@ class CoachedInpaintingObjective:
         self.inpainter.eval()
         generator = torch.Generator().manual_seed(self.seed)
         random_losses, coach_losses = [], []
-        for batch in DataLoader(self.val, batch_size=self.batch_size):
+        for batch in self.runtime.batches(self.val, self.batch_size):
             x = self.inputs(batch)
             random_losses.append(float(self.reconstruction(self.inpainter, x, self.random_mask(x, generator))))
             coach_losses.append(float(self.reconstruction(self.inpainter, x, self.coach_mask(x))))
@@ -352,11 +310,9 @@ class CoachedInpaintingObjective:
     def save_examples(self, run, name: str) -> None:
         """PNG grid, one row per validation image: CT | coach mask | masked CT | reconstruction | random mask."""
         self.inpainter.eval()
-        batch = next(iter(DataLoader(self.val, batch_size=int(self.section["examples"]))))
-        x = self.inputs(batch)
+        x = self.inputs(next(self.runtime.batches(self.val, int(self.section["examples"]))))
         keep = self.coach_mask(x)
-        with autocast_context(x.device, self.bf16):
-            rebuilt = self.inpainter(x * keep)[self.inpainter.main_output].float()
+        rebuilt = self.runtime.forward(self.inpainter, x * keep)[self.inpainter.main_output].float()
         random_keep = self.random_mask(x, torch.Generator().manual_seed(self.seed))
         self.inpainter.train()
         rows = [[x[i, 0], keep[i, 0], (x * keep)[i, 0], rebuilt[i, 0], random_keep[i, 0]] for i in range(len(x))]

@@ -21,7 +21,8 @@ from ssinfnet.training import loop
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training.inputs import input_transforms, pool_dataset, pretraining_sources
 from ssinfnet.training.objectives import CoachedInpaintingObjective, PriorMaker
-from ssinfnet.training.runs import data_fingerprint, derived_seed
+from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
+from ssinfnet.training.runs import derived_seed
 from ssinfnet.training.session import open_session
 from ssinfnet.training.supervised import run_model_path
 
@@ -57,13 +58,14 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
     inpainter = build_model(model_config.pop("name"), **model_config).use_heads("reconstruction")
     inpainter.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
     coach = build_model("coach", in_channels=1, erase_fraction=section["erase_fraction"], **config["coach"])
+    runtime = loop.Runtime(ctx, config["bf16"], CONTIGUOUS)
     prior = None
     if inputs["network"] == "multi":
         single = load_model(run_model_path(inputs["prior_from"])) if inputs["prior_from"] else None
-        prior = PriorMaker(session.prepare(single, CONTIGUOUS) if single is not None else None, config["bf16"])
+        prior = PriorMaker(session.prepare(single, CONTIGUOUS) if single is not None else None, runtime)
     objective = CoachedInpaintingObjective(
-        session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, ctx,
-        config["bf16"], session.seed, prior, augment=(augment, export), channels_last=CONTIGUOUS,
+        session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, runtime,
+        session.seed, prior, augment=(augment, export),
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"])

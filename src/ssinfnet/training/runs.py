@@ -1,19 +1,8 @@
 """Run directories: what a training run leaves behind, and atomic checkpoints to resume it.
 
-Layout::
-
-    RUN/config.json        resolved config (rebuilds the run)
-    RUN/run.json           kind, seed, git commit, data fingerprint, command line, versions
-    RUN/metrics.jsonl      one line per finished epoch (+ metrics.csv, the same table)
-    RUN/checkpoints/last/  full state after the latest epoch (or at Ctrl-C)
-    RUN/checkpoints/best/  full state at the best validation score
-    RUN/model.safetensors  best (segmentation) or final (pretraining) model, + model.json
-    RUN/summary.json       validation Dice, chosen threshold, where the data/prior/init came from;
-                           written last: the run's completion marker
-
-A run is a model only once it is finished: :func:`finished_model` is what every consumer of a run
-(``evaluate``, ``export``, ``train --init``, ``--prior-from``) calls, read-only; a run killed or
-interrupted mid-way already holds a best ``model.safetensors`` but no ``summary.json``.
+The layout and the read-only view every consumer uses are in :mod:`ssinfnet.core.runs`
+(:class:`~ssinfnet.core.runs.RunFolder`, :func:`~ssinfnet.core.runs.finished_model`); :class:`RunDir`
+adds the writing.
 
 A checkpoint is a folder with ``state.safetensors`` (every tensor) and ``state.json`` (everything
 else, with references to the tensors): no pickle anywhere. The folder is written beside its final
@@ -28,10 +17,9 @@ import os
 import platform
 import shutil
 import random
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,12 +27,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ssinfnet import __version__, fileio
+from ssinfnet.core.provenance import git_commit
+from ssinfnet.core.runs import CONFIG, METRICS, RUN_INFO, SUMMARY, RunFolder
 from ssinfnet.errors import InputError
 
 CHECKPOINT_TENSORS = "state.safetensors"
 CHECKPOINT_JSON = "state.json"
-SUMMARY = "summary.json"
-MODEL = "model.safetensors"
 
 
 # --- nested state <-> (JSON tree, flat tensor dict) -----------------------------------------------
@@ -194,70 +182,18 @@ def derived_seed(*parts: int) -> int:
     return int.from_bytes(digest[:8], "little") % 2**63
 
 
-# --- provenance --------------------------------------------------------------------------------
-
-def git_commit() -> str | None:
-    """Commit of the checkout the package runs from (None when installed from a wheel)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
-def data_fingerprint(samples: Iterable[Any]) -> dict[str, Any]:
-    """sha256 over each sample's id, source file name and file size (not the pixels: fast on 5k files)."""
-    digest = hashlib.sha256()
-    count = 0
-    for sample in sorted(samples, key=lambda s: (s.meta.source, s.meta.id)):
-        source = Path(sample.meta.source)
-        size = source.stat().st_size if source.is_file() else -1
-        digest.update(f"{sample.meta.id}\t{source.name}\t{size}\n".encode())
-        count += 1
-    return {"samples": count, "sha256": digest.hexdigest()}
-
-
 # --- the run directory -------------------------------------------------------------------------
 
-def finished_model(run_dir: str | Path) -> Path:
-    """The exported model of a finished run (read-only); an input error for anything else.
-
-    A folder without ``model.safetensors`` is not a run; one without ``summary.json`` is a run that
-    never finished (killed, interrupted, crashed): its model is an intermediate one and its summary,
-    which holds the threshold chosen on validation, does not exist yet.
-    """
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise InputError("not a training run folder (no such directory)", path)
-    if not (path / MODEL).is_file():
-        raise InputError(f"not a training run (no {MODEL})", path)
-    if not (path / SUMMARY).is_file():
-        raise InputError(f"unfinished training run (no {SUMMARY}): finish it with --resume before using it as a model",
-                         path)
-    return path / MODEL
-
-
-class RunDir:
-    """One run's folder. Only the main process writes (``writer=False`` on other DDP ranks)."""
+class RunDir(RunFolder):
+    """One run's folder, written. Only the main process writes (``writer=False`` on other DDP ranks)."""
 
     def __init__(self, path: str | Path, writer: bool = True):
-        self.path = Path(path)
+        super().__init__(path)
         self.writer = writer
 
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / MODEL
-
-    def is_run(self) -> bool:
-        return (self.path / "config.json").is_file()
 
     def require_new(self) -> None:
         """Refuse a folder that already holds a run (``--resume`` continues one)."""
@@ -270,9 +206,9 @@ class RunDir:
             return
         self.require_new()
         self.path.mkdir(parents=True, exist_ok=True)
-        fileio.write_json(self.path / "config.json", config)
+        fileio.write_json(self.path / CONFIG, config)
         fileio.write_json(
-            self.path / "run.json",
+            self.path / RUN_INFO,
             {
                 "kind": kind,
                 "seed": config["seed"],
@@ -305,14 +241,6 @@ class RunDir:
         if before is None and not any(self.path.iterdir()):
             self.path.rmdir()
 
-    def config(self) -> dict[str, Any]:
-        if not self.is_run():
-            raise InputError("not a run directory (no config.json)", self.path)
-        return json.loads((self.path / "config.json").read_text())
-
-    def info(self) -> dict[str, Any]:
-        return json.loads((self.path / "run.json").read_text())
-
     def save(self, name: str, state: dict[str, Any]) -> None:
         if self.writer:
             save_checkpoint(self.checkpoints / name, state)
@@ -326,7 +254,7 @@ class RunDir:
         holds duplicate rows for epochs it trains again)."""
         if not self.writer:
             return
-        fileio.write_text(self.path / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        fileio.write_text(self.path / METRICS, "".join(json.dumps(row) + "\n" for row in history))
         fileio.write_csv(self.path / "metrics.csv", history)
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -14,7 +14,8 @@ from torch import nn
 from ssinfnet.errors import InputError
 from ssinfnet.models.speed import to_channels_last
 from ssinfnet.training import distributed
-from ssinfnet.training.runs import RunDir, finished_model, seed_everything
+from ssinfnet.core.runs import finished_model
+from ssinfnet.training.runs import RunDir, seed_everything
 
 #: Inputs that name another run whose model this run reads: it must be a finished run.
 RUN_INPUTS = ("init", "prior_from")

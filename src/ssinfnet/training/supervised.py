@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import ConcatDataset
-
 from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
 from ssinfnet.data.splits import kfold, train_val_split
 from ssinfnet.errors import InputError
@@ -19,7 +17,8 @@ from ssinfnet.models import build_model, load_model, transfer_weights
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
 from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
-from ssinfnet.training.runs import data_fingerprint, finished_model
+from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
+from ssinfnet.core.runs import finished_model
 from ssinfnet.training.inputs import input_transforms, negative_files, read_labeled
 from ssinfnet.training.session import Session, open_session
 
@@ -91,24 +90,25 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
         report = transfer_weights(load_model(run_model_path(session.inputs["init"])), model)
         run.write_json("init_transfer.json", {"from": session.inputs["init"], "copied": report.copied,
                                               "skipped": report.skipped})
+    runtime = loop.Runtime(ctx, config["bf16"], config["channels_last"])
     prior = None
     if stage == "multi":
         single = session.prepare(load_model(run_model_path(session.inputs["prior_from"])))
-        prior = PriorMaker(single, config["bf16"])
+        prior = PriorMaker(single, runtime)
     export_info = {"stage": stage, "run": str(run.path), "size": size,
                    "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
     settings = config.get("negatives") or {}
     negative_data = NegativeDataset(negatives, size, settings.get("weight", 1.0), augment, export, canonical) \
         if negatives else None
-    train_data = SegmentationDataset(train, size, augment, export, canonical)
+    drawn = [(negative_data, int(settings.get("per_epoch", 0)))] if negative_data is not None else []
     if pseudo:
-        weight = float(config["pseudo"]["weight"])
-        train_data = ConcatDataset([train_data, SegmentationDataset(pseudo, size, augment, export, canonical, weight)])
+        pseudo_settings = config["pseudo"]
+        pseudo_data = SegmentationDataset(pseudo, size, augment, export, canonical, float(pseudo_settings["weight"]))
+        drawn.append((pseudo_data, int(pseudo_settings["per_epoch"]) or len(pseudo_data)))
     objective = SegmentationObjective(
-        model, train_data,
+        model, SegmentationDataset(train, size, augment, export, canonical),
         SegmentationDataset(val, size, None, None, canonical),
-        section, ctx, config["bf16"], prior=prior, augment=(augment, export), channels_last=config["channels_last"],
-        export_extra=export_info, negatives=negative_data, negatives_per_epoch=int(settings.get("per_epoch", 0)),
+        section, runtime, prior=prior, augment=(augment, export), export_extra=export_info, drawn=drawn,
         seed=session.seed,
     )
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,

@@ -23,7 +23,7 @@ from ssinfnet.errors import InputError
 
 def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
     """Pooled validation predictions of fold runs -> the stage's validation scores (see module doc)."""
-    from ssinfnet.training.runs import RunDir, finished_model
+    from ssinfnet.core.runs import RunFolder, finished_model
     from ssinfnet.inference.predictor import Pipeline
     from ssinfnet.models import load_model
     from ssinfnet.models.ensemble import Ensemble
@@ -33,7 +33,7 @@ def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
 
     stages, folds, probs, masks, ids = set(), {}, [], [], []
     for run in map(Path, runs):
-        folder = RunDir(run, writer=False)
+        folder = RunFolder(run)
         model = load_model(finished_model(run))
         config, info = folder.config(), folder.info()
         data = config["data"]

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.out).exists() and not args.overwrite:
         raise InputError("already exists (pass --overwrite to replace it)", args.out)
-    from ssinfnet.evaluation.folders import read_json
+    from ssinfnet.core.folders import read_json
     from ssinfnet.workflows.model_card import sections_from_files
 
     sections = sections_from_files(args.card_section)  # bad section files fail before the export

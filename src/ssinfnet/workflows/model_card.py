@@ -253,7 +253,7 @@ def _input_line(stage: dict[str, Any]) -> str:
 
 def _metrics_lines(summary: dict[str, Any]) -> list[str]:
     from ssinfnet.evaluation.legacy import upgrade_summary
-    from ssinfnet.evaluation.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
+    from ssinfnet.core.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
 
     summary = upgrade_summary(summary)
     metrics, images = summary["metrics"], summary.get("images")

@@ -1,4 +1,4 @@
-"""Reading the JSON files of run, evaluation and comparison folders, with one-line errors."""
+"""Reading the JSON files of run, evaluation, comparison and mediation folders, with one-line errors."""
 
 from __future__ import annotations
 

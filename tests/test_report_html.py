@@ -12,7 +12,7 @@ from test_eval_scoring import make_samples, noisy_predictions, write_two_evaluat
 
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.evaluate import score_images, write_evaluation
-from ssinfnet.evaluation.report import build_report, write_report
+from ssinfnet.report.html import build_report, write_report
 
 
 def png_bytes(shape=(16, 24), value=128):

@@ -29,15 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from ssinfnet import __version__, fileio
+from ssinfnet.analysis.mediation_outputs import FOREST_PNG, MEDIATION_JSON
+from ssinfnet.core.folders import read_json
+from ssinfnet.core.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
+from ssinfnet.core.runs import RunFolder
 from ssinfnet.errors import InputError
-from ssinfnet.evaluation import figures
-from ssinfnet.evaluation.compare import Comparison, compare, format_mean, legend, summary_table, table
-from ssinfnet.evaluation.legacy import strip_paths, upgrade_summary
-from ssinfnet.evaluation.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
-from ssinfnet.evaluation.folders import read_json, read_jsonl
+from ssinfnet.evaluation.compare import (
+    Comparison, compare, format_mean, is_comparison, legend, read_comparison, summary_table, table,
+)
+from ssinfnet.evaluation.evaluate import (
+    INFNET, LESION_FRACTION, SLICE, TRUTH_LESION_FRACTION, is_evaluation, read_curves, read_summary,
+)
 from ssinfnet.evaluation.gallery import read_gallery
-from ssinfnet.evaluation.evaluate import INFNET, LESION_FRACTION, SLICE, TRUTH_LESION_FRACTION
+from ssinfnet.evaluation.legacy import strip_paths, upgrade_summary
 from ssinfnet.evaluation.roc import Roc
+from ssinfnet.report import figures
 
 #: At most this many pretraining example grids (the latest ones) go into the report.
 MAX_EXAMPLES = 4
@@ -71,13 +77,13 @@ def classify(paths: list[str | Path]) -> Inputs:
         path = Path(raw)
         if not path.is_dir():
             raise InputError("not a folder (expected an evaluation, comparison, run or mediation folder)", path)
-        if read_json(path / "summary.json").get("kind") == "evaluation":
+        if is_evaluation(path):
             inputs.evaluations[_unique_name(path, inputs.evaluations)] = path
-        elif (path / "comparison.json").is_file():
+        elif is_comparison(path):
             inputs.comparisons.append(path)
-        elif (path / "metrics.jsonl").is_file() or (path / "examples").is_dir():
+        elif RunFolder(path).has_records():
             inputs.runs[_unique_name(path, inputs.runs)] = path
-        elif (path / "mediation.json").is_file():
+        elif (path / MEDIATION_JSON).is_file():
             inputs.mediations.append(path)
         else:
             raise InputError(
@@ -125,7 +131,7 @@ def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfne
 # --- sections -----------------------------------------------------------------------------------
 
 def _evaluation_section(name: str, path: Path) -> str:
-    summary = upgrade_summary(read_json(path / "summary.json"))
+    summary = upgrade_summary(read_summary(path))
     metrics = summary.get("metrics", {})
     images = summary.get("images", 0)
     data = summary.get("data", {})
@@ -178,7 +184,7 @@ def _metric_table(groups: dict[str, dict[str, dict]], images: int) -> str:
 
 def _comparisons(inputs: Inputs) -> tuple[list[Comparison], str]:
     """The given comparison folders, else one computed from the evaluations (and a note why not)."""
-    comparisons = [Comparison.from_dict(read_json(p / "comparison.json")) for p in inputs.comparisons]
+    comparisons = [read_comparison(p) for p in inputs.comparisons]
     note = ""
     if not comparisons and len(inputs.evaluations) >= 2:
         try:
@@ -217,8 +223,8 @@ def _comparison_table(comparison: Comparison) -> str:
 def _roc_section(evaluations: dict[str, Path]) -> str:
     by_level: dict[str, dict[str, Roc]] = {}
     for name, path in evaluations.items():
-        for level, data in read_json(path / "roc.json").items():
-            by_level.setdefault(level, {})[name] = Roc.from_dict(data)
+        for level, curve in read_curves(path).items():
+            by_level.setdefault(level, {})[name] = curve
     if not by_level:
         return ""
     images = [_img(figures.roc_figure(curves, ROC_TITLES.get(level, level)), f"{level} ROC")
@@ -238,14 +244,15 @@ def _gallery_section(name: str, path: Path) -> str:
 
 def _run_section(name: str, path: Path) -> str:
     parts = [f"<h2>Training run: {_e(name)}</h2>"]
-    summary = strip_paths(read_json(path / "summary.json"))
+    run = RunFolder(path)
+    summary = strip_paths(run.summary())
     if summary:
         parts.append(_table(["Summary", "Value"], [[k, _cell(v)] for k, v in _scalars(summary).items()]))
-    history = read_jsonl(path / "metrics.jsonl")
+    history = run.history()
     curves = figures.training_curves_figure(history, name) if history else None
     if curves:
         parts.append(_img(curves, f"training curves of {name}"))
-    examples = sorted((path / "examples").glob("*.png"))[-MAX_EXAMPLES:]
+    examples = run.examples()[-MAX_EXAMPLES:]
     if examples:
         parts.append("<h3>Pretraining examples (coach masks and inpaintings)</h3>")
         parts += [f'<figure class="example">{_img(png.read_bytes(), png.stem)}'
@@ -254,7 +261,7 @@ def _run_section(name: str, path: Path) -> str:
 
 
 def _mediation_section(path: Path) -> str:
-    result = read_json(path / "mediation.json")
+    result = read_json(path / MEDIATION_JSON)
     parts = [f"<h2>Mediation analysis: {_e(path.name)}</h2>"]
     rows = result.get("results") if isinstance(result.get("results"), list) else None
     if rows and all(isinstance(r, dict) for r in rows):
@@ -264,8 +271,8 @@ def _mediation_section(path: Path) -> str:
         parts.append(f"<pre>{_e(json.dumps(result, indent=2)[:20000])}</pre>")
     notes = result.get("notes")
     parts += [_p(_e(str(note)), "note") for note in (notes if isinstance(notes, list) else [notes] if notes else [])]
-    if (path / "forest.png").is_file():
-        parts.append(_img((path / "forest.png").read_bytes(), "mediation forest plot"))
+    if (path / FOREST_PNG).is_file():
+        parts.append(_img((path / FOREST_PNG).read_bytes(), "mediation forest plot"))
     return "\n".join(parts)
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from ssinfnet.data.sample import CLASS_NAMES
+from ssinfnet.core.labels import CLASS_NAMES
 
 #: Name of the binary (lesion vs not) class in the single-stage protocol.
 INFECTION = "infection"
