@@ -6,16 +6,17 @@
 #
 # Every choice is made on out-of-fold predictions of 5 group-aware folds of the 50 labeled training
 # slices (`ssinfnet crossval`), never on the 48 test slices, which are scored once at the end:
-#  1. self-supervised coach-guided pretraining on the unlabeled pool's training part (all of it; the
-#     held-out 20% and every labeled slice stay out, so no fold's validation images are seen);
+#  1. self-supervised coach-guided pretraining on the unlabeled pool's training part (all 3663 slices;
+#     the held-out 20% and every labeled slice stay out, so no fold's validation images are seen), 3
+#     epochs (warm-up 1, coach 1, inpainter 1: about the slice-epochs of 11 epochs over 1000 slices);
 #  2. single stage, 5 folds each: SSInfNet (pre-trained Inf-Net, ResNet-18), SInfNet (random init),
 #     U-Net (width 16); all with NonCOVID negatives, export augmentation (+ CLAHE on 25% of slices),
-#     canonical contrast, Adam 1e-3, 60 epochs, 224 px;
+#     canonical contrast, Adam 1e-3, 40 epochs, 224 px;
 #  3. the family with the best out-of-fold Dice gets its multi stage (Multi U-Net, width 16: an
 #     Inf-Net multi stage would not fit the 25 MB bundle beside it), 5 folds, prior from the same fold;
 #  4. semi-supervised round (Semi-Inf-Net's randomly selected propagation): the fold ensemble labels 500
-#     random COVID slices of the pool's training part; both stages retrain on labeled + pseudo-labelled
-#     (weight 0.5), 5 folds; kept if its out-of-fold score is higher;
+#     random COVID slices of the pool's training part; the single stage retrains on labeled + 40
+#     pseudo-labelled slices per epoch (weight 0.5), 5 folds; kept if its out-of-fold score is higher;
 #  5. flip test-time augmentation if it helps out of fold; the ensemble's threshold from out-of-fold;
 #  6. the 48 test slices scored once per ablation step; paired tests, Holm-adjusted; specificity and
 #     robustness benchmarks; the bundle exported (<= 25 MB).
@@ -31,8 +32,8 @@ JOBS=${JOBS:-2}
 POOL=$D/unlabeled-ct
 read -ra EXTRA <<< "${SSINFNET_EXTRA:-}"  # e.g. "--set single.epochs=1" for a smoke test
 COMMON=(--preset cpu --no-progress --negatives "$POOL" --set data.folds=$FOLDS --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}'
-        --set single.epochs=60 --set single.lr=0.001 --set single.focal=null --set single.lookahead=null
-        --set multi.epochs=60 --set multi.optimizer=adam --set multi.lr=0.001 --set multi.momentum=0.0
+        --set single.epochs=40 --set single.lr=0.001 --set single.focal=null --set single.lookahead=null
+        --set multi.epochs=40 --set multi.optimizer=adam --set multi.lr=0.001 --set multi.momentum=0.0
         --set multi.focal=null --set multi.lookahead=null "${EXTRA[@]}")
 UNET=(--set 'model={name: unet, width: 16}')
 MUNET=(--set 'multi_model={name: multi_unet, width: 16}')
@@ -66,8 +67,8 @@ score() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]
 if [ ! -f "$W/pretrain/summary.json" ]; then
     if [ -f "$W/pretrain/config.json" ]; then OMP_NUM_THREADS=2 "$S" pretrain --out "$W/pretrain" --resume --no-progress
     else rm -rf "$W/pretrain"; OMP_NUM_THREADS=2 "$S" pretrain --data "$POOL" --out "$W/pretrain" --preset cpu --no-progress \
-        --set data.unlabeled_limit=null --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}' --set pretrain.epochs=8 \
-        --set pretrain.warmup_epochs=4 --set pretrain.coach_epochs=1 --set pretrain.inpaint_epochs=1 "${EXTRA[@]}"; fi
+        --set data.unlabeled_limit=null --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}' --set pretrain.epochs=3 \
+        --set pretrain.warmup_epochs=1 --set pretrain.coach_epochs=1 --set pretrain.inpaint_epochs=1 "${EXTRA[@]}"; fi
 fi
 # 2. single stage
 folds ssinfnet single --data "$D/covid-semiseg" "${COMMON[@]}" --init "$W/pretrain"
@@ -87,9 +88,8 @@ fi
 if [ ! -f "$W/pseudo/pseudolabels.json" ]; then
     "$S" pseudolabel "$POOL" --model "$W/ensemble-$BEST" --out "$W/pseudo" --count 500 --seed 0 --no-progress
 fi
-folds "semi-$BEST" single --data "$D/covid-semiseg" "${COMMON[@]}" "${FAMILY[@]}" "${INIT[@]}" --pseudo "$W/pseudo"
-folds "multi-semi-$BEST" multi --data "$D/covid-semiseg" "${COMMON[@]}" "${MUNET[@]}" --pseudo "$W/pseudo" \
-    --prior-from "$W/semi-$BEST-f{k}"
+folds "semi-$BEST" single --data "$D/covid-semiseg" "${COMMON[@]}" "${FAMILY[@]}" "${INIT[@]}" --pseudo "$W/pseudo" \
+    --set pseudo.per_epoch=40
 echo "semi-supervised out of fold: $(score "$R/cv-semi-$BEST.json") vs $(score "$R/cv-$BEST.json") without" | tee -a "$R/choice.txt"
 # 5.-6. ablation on the 48 test slices, the bundle, benchmarks
-.venv/bin/python "$R/ablation.py" --work "$W" --data "$D" --results "$R" --best "$BEST"
+W="$W" D="$D" S="$S" R="$R" BEST="$BEST" bash "$R/ablation.sh"
