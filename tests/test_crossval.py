@@ -133,7 +133,7 @@ def test_export_of_an_ensemble_needs_an_out_of_fold_threshold(folds, tmp_path):
     assert main([*args, "--threshold-from", str(tmp_path / "cv.json"), "--flip-tta"]) == 0
     pipeline = load_pipeline(tmp_path / "ens")
     assert len(pipeline.single.members) == 3 and pipeline.single.flip
-    assert pipeline.threshold == json.loads((tmp_path / "cv.json").read_text())["threshold"]
+    assert pipeline.threshold == json.loads((tmp_path / "cv.json").read_text())["flip"]["threshold"]
     card = (tmp_path / "ens" / "MODEL_CARD.md").read_text()
     assert "average of 3 fold models (folds 0, 1, 2)" in card and "flip test-time augmentation" in card
 

@@ -119,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("not an evaluation summary", args.metrics)
     metrics = strip_paths(metrics) if metrics else None  # shipped beside the weights: no machine paths
     threshold = None
-    if args.threshold_from:
-        threshold = read_json(Path(args.threshold_from))
-        if not isinstance((threshold or {}).get("threshold"), (int, float)):
+    if args.threshold_from:  # crossval output: the threshold chosen with or without flip, as exported
+        chosen = read_json(Path(args.threshold_from)) or {}
+        threshold = chosen.get("flip" if args.flip_tta else "plain", chosen)
+        if not isinstance(threshold.get("threshold"), (int, float)):
             raise InputError("holds no chosen threshold (expected ssinfnet crossval output)", args.threshold_from)
+        threshold = {"threshold": threshold["threshold"], "source": chosen.get("source", "cross-validation")
+                     + (" with flip" if args.flip_tta else " without flip")}
     out = export_pipeline(args.single, args.multi, args.out, args.storage, overwrite=args.overwrite,
                           flip=args.flip_tta, threshold=threshold)
     if metrics:  # the test metrics travel with the weights: the card quotes them, a test re-checks them
