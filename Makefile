@@ -7,5 +7,7 @@ setup:
 demo: setup
 	.venv/bin/ssinfnet demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
+# Two workers (one torch thread each, tests/conftest.py); a module's tests stay on one worker, so the
+# long demo test runs beside the rest instead of after it.
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile
