@@ -6,7 +6,7 @@
 #
 # Every choice is made on out-of-fold predictions of 5 group-aware folds of the 50 labeled training
 # slices (`ssinfnet crossval`), never on the 48 test slices, which are scored once at the end:
-#  1. self-supervised coach-guided pretraining on the unlabeled pool's training part (all 3663 slices;
+#  1. self-supervised coach-guided pretraining on the unlabeled pool's training part (all of it;
 #     the held-out 20% and every labeled slice stay out, so no fold's validation images are seen), 3
 #     epochs (warm-up 1, coach 1, inpainter 1: about the slice-epochs of 11 epochs over 1000 slices);
 #  2. single stage, 5 folds each: SSInfNet (pre-trained Inf-Net, ResNet-18), SInfNet (random init),
