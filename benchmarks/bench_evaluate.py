@@ -4,7 +4,8 @@ issue 13 that took 21 min and 3.6 GB). Not a test.
 Writes a demo cohort at 256 x 256 (``make_demo_cohort``), repeats its labeled test slices under new names
 until there are N of them (COVID-SemiSeg layout), then runs ``ssinfnet evaluate`` on them with the bundled
 two-stage pipeline as a child process, end to end: read, predict, score, write. Prints and writes
-``results/benchmarks/evaluate.json``: wall seconds, the child's peak RSS, the command and the machine.
+``results/benchmarks/evaluate.json``: wall seconds, the child's peak RSS, the command and the machine
+(CPU time on a shared machine: wall seconds grow with what else runs).
 
     nice .venv/bin/python benchmarks/bench_evaluate.py                 # 1614 slices, 2 threads
     .venv/bin/python benchmarks/bench_evaluate.py --slices 200 --threads 1
@@ -74,14 +75,19 @@ def main() -> int:
         "benchmark": "ssinfnet evaluate, bundled two-stage pipeline, end to end (read, predict, score, write)",
         "slices": args.slices, "size": [SIZE, SIZE], "threads": args.threads, "batch_size": args.batch_size,
         "wall_seconds": round(seconds, 1), "seconds_per_slice": round(seconds / args.slices, 3),
-        "peak_rss_mb": round(peak_mb), "command": "benchmarks/bench_evaluate.py " + " ".join(sys.argv[1:]),
+        "peak_rss_mb": round(peak_mb), "command": " ".join(["benchmarks/bench_evaluate.py", *_options(args)]),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "output": run.stdout.strip().splitlines(),
+        "output": [line for line in run.stdout.strip().splitlines() if not line.startswith("wrote ")],
     }
     print(f"{args.slices} slices of {SIZE}x{SIZE}: {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB")
     write_json(args.out, record)
     print(f"wrote {args.out}")
     return 0
+
+
+def _options(args: argparse.Namespace) -> list[str]:
+    """The options that change the measurement (not --out, a path of this machine)."""
+    return [f"--slices {args.slices}", f"--threads {args.threads}", f"--batch-size {args.batch_size}"]
 
 
 if __name__ == "__main__":
