@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
+from ssinfnet.data.formats import reader_for
 from ssinfnet.data.intensity import to_canonical
 from ssinfnet.data.readers import list_unlabeled_files, read_unlabeled_file
 from ssinfnet.data.sample import Sample
-from ssinfnet.data.volumes import display_plane, is_nifti_file, open_nifti
 
 Augment = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -131,7 +131,7 @@ class UnlabeledDataset(Dataset):
                 self.items.append(item)
             else:
                 for path in list_unlabeled_files(item):  # a folder expands to its image files
-                    self.items.extend((path, k) for k in range(_slice_count(path)))
+                    self.items.extend((path, k) for k in range(reader_for(path).slice_count(path)))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -142,14 +142,6 @@ class UnlabeledDataset(Dataset):
         empty = np.zeros(np.shape(image), dtype=np.int64)
         tensor, _ = prepare_item(image, empty, self.size, self.export, self.canonical, self.augment)
         return {"image": tensor.contiguous(), "index": index}
-
-
-def _slice_count(path: Path) -> int:
-    if not is_nifti_file(path):
-        return 1
-    header = open_nifti(path)  # header only: the voxels stay on disk until an item is requested
-    shape = tuple(header.shape[:3]) + (1,) * (3 - len(header.shape[:3]))
-    return shape[display_plane(header.affine, shape)["axis"]]
 
 
 def worker_init_fn(worker_id: int) -> None:

@@ -118,5 +118,6 @@ def predict_samples(
     """(infection probability map, label map or None for single-stage models) per sample, at each image's
     original size, one batch at a time as the pipeline makes them."""
     multi = model.pipeline.multi is not None
-    for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size):
+    for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size,
+                                             sources=[s.meta.source for s in samples]):
         yield prediction.infection_prob, (prediction.labels if multi else None)

@@ -237,9 +237,8 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
     if not hasattr(model, "predict"):
         # torch is imported only when a model is loaded
         from ssinfnet.inference import predictor  # noqa: PLC0415
-        from ssinfnet.models.speed import resolve_device  # noqa: PLC0415
 
-        device = _torch_device(device) if device else resolve_device()
+        device = _torch_device(device or "auto")
         bf16 = _native_bf16(device) if bf16 is None else bf16
         if model is None:
             model = predictor.default_pipeline(device=device, bf16=bf16)
@@ -252,15 +251,13 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
 
 
 def _torch_device(name: str) -> Any:
-    import torch  # noqa: PLC0415
+    """:func:`ssinfnet.models.speed.resolve_device`, its refusal as one line naming the device."""
+    from ssinfnet.models.speed import resolve_device  # noqa: PLC0415
 
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} asked for, but no CUDA GPU is available here")
-    return device
+        return resolve_device(name)
+    except ValueError as err:
+        raise InputError(f"unknown device {name!r}: {err}") from None
 
 
 def _native_bf16(device: Any) -> bool:

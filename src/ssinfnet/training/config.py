@@ -418,7 +418,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read YAML config: {err}".splitlines()[0], path) from err
+        raise InputError(f"cannot read YAML config: {err}", path) from err
     if not isinstance(data, dict):
         raise InputError("config must be a YAML mapping", path)
     return data
