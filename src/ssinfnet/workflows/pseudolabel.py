@@ -43,7 +43,8 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     pipeline = resolve_pipeline(model)
     shares = []
     quiet = logging.getLogger("ssinfnet")
-    level, quiet.level = quiet.level, logging.ERROR  # "no lung found" per figure crop is noise here
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "no lung found" per figure crop is noise here
     try:
         with atomic_dir(out, overwrite=overwrite) as tmp:
             (tmp / "images").mkdir()
@@ -62,7 +63,7 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
                     "with_lesion": int(sum(s > 0 for s in shares))}
             write_json(tmp / "pseudolabels.json", info)
     finally:
-        quiet.level = level
+        quiet.setLevel(level)
     return info
 
 
