@@ -178,7 +178,7 @@ def _load_stage(folder: Path, info: dict[str, Any], stage: str) -> nn.Module:
     written before ensembles existed have no ``networks`` entry: one plain ``STAGE.safetensors``."""
     entry = (info.get("networks") or {}).get(stage) or {"files": [f"{stage}.safetensors"], "flip": False}
     members = [load_model(folder / name) for name in entry["files"]]
-    if len(members) == 1 and not entry["flip"] and entry["files"] == [f"{stage}.safetensors"]:
+    if entry["files"] == [f"{stage}.safetensors"] and not entry["flip"]:
         return members[0]
     return Ensemble(members, flip=entry["flip"])
 

@@ -21,8 +21,13 @@ import numpy as np
 from ssinfnet.errors import InputError
 
 
-def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
-    """Pooled validation predictions of fold runs -> the stage's validation scores (see module doc)."""
+VIEWS = ("plain", "flip")
+"""Each fold model as it is, and wrapped in left-right flip test-time augmentation."""
+
+
+def out_of_fold(runs: list[str | Path]) -> dict[str, Any]:
+    """Pooled validation predictions of fold runs -> the stage's validation scores per view (see module
+    doc); each run's model and validation slices are read once for both views."""
     from ssinfnet.core.runs import RunFolder, finished_model
     from ssinfnet.inference.predictor import Pipeline
     from ssinfnet.models import load_model
@@ -31,7 +36,8 @@ def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
     from ssinfnet.training.objectives import multi_validation, single_validation
     from ssinfnet.training.supervised import train_val_for
 
-    stages, folds, probs, masks, ids = set(), {}, [], [], []
+    stages, folds, masks = set(), {}, []
+    probs: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
     for run in map(Path, runs):
         folder = RunFolder(run)
         model = load_model(finished_model(run))
@@ -45,35 +51,35 @@ def out_of_fold(runs: list[str | Path], flip: bool) -> dict[str, Any]:
         folds.setdefault(key, set()).add(data["fold"])
         stages.add(info["kind"])
         _, val = train_val_for(read_labeled(info["inputs"]["data"]), data, int(config["seed"]))
-        wrap = (lambda net: Ensemble([net], flip=True)) if flip else (lambda net: net)
-        single, multi = wrap(model), None
+        masks.extend(sample.mask for sample in val)
+        single, multi = model, None
         if info["kind"] == "multi":
-            single, multi = wrap(load_model(finished_model(info["inputs"]["prior_from"]))), wrap(model)
-        pipeline = Pipeline(single, multi, size=int(data["size"]), bf16=bool(config.get("bf16")))
-        for sample, prediction in zip(val, pipeline.predict(s.image for s in val)):
-            probs.append(prediction.infection_prob if multi is None else prediction.class_probs)
-            masks.append(sample.mask)
-            ids.append(sample.meta.id)
+            single, multi = load_model(finished_model(info["inputs"]["prior_from"])), model
+        for view in VIEWS:
+            wrap = (lambda net: Ensemble([net], flip=True)) if view == "flip" else (lambda net: net)
+            pipeline = Pipeline(wrap(single), None if multi is None else wrap(multi), size=int(data["size"]),
+                                bf16=bool(config.get("bf16")))
+            probs[view].extend(p.infection_prob if multi is None else p.class_probs
+                               for p in pipeline.predict(s.image for s in val))
     if len(stages) != 1 or len(folds) != 1:
         raise InputError("the runs must be the folds of one cross-validation (same stage, data, seed and folds)")
     (count, _, _), done = next(iter(folds.items()))
     stage = stages.pop()
-    scores = single_validation(probs, masks) if stage == "single" else multi_validation(probs, masks)
-    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(ids),
-            **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in scores.items()}}
+    validation = single_validation if stage == "single" else multi_validation
+    scores = {view: {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                     for k, v in validation(probs[view], masks).items()} for view in VIEWS}
+    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks), **scores}
 
 
 def crossval(runs: list[str | Path]) -> dict[str, Any]:
     """Out-of-fold scores without and with flip TTA, and what they choose."""
-    plain, flipped = out_of_fold(runs, flip=False), out_of_fold(runs, flip=True)
-    flip = flipped["score"] > plain["score"]
-    chosen = flipped if flip else plain
-    result = {"stage": plain["stage"], "folds": plain["folds"], "folds_done": plain["folds_done"],
-              "slices": plain["slices"], "runs": [Path(r).name for r in runs], "plain": plain, "flip": flipped,
-              "flip_tta": flip, "score": chosen["score"],
-              "source": f"out-of-fold predictions of {len(runs)} fold models ({plain['slices']} labeled slices)"}
-    if len(plain["folds_done"]) != plain["folds"]:
-        result["warning"] = f"only folds {plain['folds_done']} of {plain['folds']} are finished"
+    oof = out_of_fold(runs)
+    flip = oof["flip"]["score"] > oof["plain"]["score"]
+    chosen = oof["flip"] if flip else oof["plain"]
+    result = {**oof, "runs": [Path(r).name for r in runs], "flip_tta": flip, "score": chosen["score"],
+              "source": f"out-of-fold predictions of {len(runs)} fold models ({oof['slices']} labeled slices)"}
+    if len(oof["folds_done"]) != oof["folds"]:
+        result["warning"] = f"only folds {oof['folds_done']} of {oof['folds']} are finished"
     if "threshold" in chosen:
         result["threshold"] = chosen["threshold"]
     return result

@@ -69,9 +69,9 @@ def stage_facts_from_run(run: str | Path) -> dict[str, Any]:
 def ensemble_facts_from_runs(runs: list[Path]) -> dict[str, Any]:
     """One stage's facts from its run, or from an ensemble's runs (the first run's facts, plus the
     members' names and folds: members share their config but for the fold)."""
-    facts = stage_facts_from_run(runs[0])
-    if len(runs) > 1:
-        members = [stage_facts_from_run(run) for run in runs]
+    members = [stage_facts_from_run(run) for run in runs]
+    facts = members[0]
+    if len(members) > 1:
         facts["members"] = [{"run": m["name"], "fold": (m.get("fold") or {}).get("fold")} for m in members]
     return facts
 
