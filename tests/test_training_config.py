@@ -161,10 +161,18 @@ def test_config_verb_prints_the_resolved_config(capsys):
 @pytest.mark.parametrize("override, key", [
     ("data.heldout_fraction=1", "data.heldout_fraction"), ("data.canonical=3", "data.canonical"),
     ("negatives.per_epoch=-1", "negatives.per_epoch"), ("negatives.weight=-0.5", "negatives.weight"),
+    ("negatives.mined_from=-1", "negatives.mined_from"),
 ])
 def test_negative_and_contrast_settings_are_checked(override, key):
     with pytest.raises(InputError, match=f"config {key}="):
         load_config("cpu", [override])
+
+
+def test_hard_negative_mining_draws_at_least_the_negatives_it_keeps():
+    assert load_config("cpu", ["negatives.per_epoch=40", "negatives.mined_from=160"])["negatives"]["mined_from"] == 160
+    assert load_config("cpu", ["negatives.per_epoch=40", "negatives.mined_from=0"])["negatives"]["mined_from"] == 0
+    with pytest.raises(InputError, match="negatives.mined_from=20: must be 0 .no mining. or at least negatives.per_epoch=40"):
+        load_config("cpu", ["negatives.per_epoch=40", "negatives.mined_from=20"])
 
 
 def test_runs_configured_before_a_key_existed_keep_the_codes_fallbacks(tmp_path):
@@ -173,7 +181,7 @@ def test_runs_configured_before_a_key_existed_keep_the_codes_fallbacks(tmp_path)
     config = load_config(str(path))
     assert (config["data"]["canonical"], config["data"]["export_augment"], config["data"]["heldout_fraction"]) == \
         (False, False, 0.0)
-    assert config["negatives"] == {"weight": 1.0, "per_epoch": 0}
+    assert config["negatives"] == {"weight": 1.0, "per_epoch": 0, "mined_from": 0}
 
 
 # --- augmentation: on/off, or a mapping of the transform's settings ------------------------------

@@ -12,7 +12,8 @@ from ssinfnet.models import build_model
 from ssinfnet.training import distributed, loop
 from ssinfnet.training.loop import optimise
 from ssinfnet.training.objectives import (
-    THRESHOLDS, CoachedInpaintingObjective, PriorMaker, SegmentationObjective, multi_validation, single_validation,
+    THRESHOLDS, CoachedInpaintingObjective, Draw, PriorMaker, SegmentationObjective, multi_validation,
+    single_validation,
 )
 
 CPU = loop.Runtime(distributed.Context(0, 1, torch.device("cpu")))
@@ -180,3 +181,78 @@ def test_pretraining_steps_honour_the_pretrain_grad_clip(grad_clip):
     batch = {"image": torch.rand(2, 1, 32, 32)}
     norm = update_norm(inpainter, lambda: train_step(objective, batch))  # epoch 0: warm-up, lr x1
     assert norm <= 1e-3 * 1.0001 if grad_clip else norm > 1e-2
+
+
+# --- hard-negative mining: the lesion-free slices the network gets most wrong now ------------------
+
+class Brightness(nn.Module):
+    """Infection logit 20 * (pixel - 0.5): the brighter a slice, the more lesion it seems to hold."""
+
+    in_channels, num_classes, main_output = 1, 1, "out"
+
+    def __init__(self):
+        super().__init__()
+        self.offset = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return {"out": 20.0 * (x - self.offset)}
+
+
+class Flat(Dataset):
+    """Lesion-free slice i filled with ``values[i]``."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, i):
+        return {"image": torch.full((1, 8, 8), float(self.values[i])),
+                "mask": torch.zeros(8, 8, dtype=torch.long), "weight": 0.5, "index": i}
+
+
+def mining_objective(mined_from, per_epoch=3, seed=4):
+    values = np.linspace(0.0, 1.0, 12)
+    # The training view is reversed (standing in for augmentation): mining must score the probe.
+    draws = [Draw(Flat(values[::-1]), per_epoch, mined_from, Flat(values))]
+    section = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "batch_size": 4}
+    return SegmentationObjective(Brightness(), Flat([0.2]), Flat([0.2]), section, CPU, drawn=draws, seed=seed)
+
+
+def drawn_indices(objective, epoch):
+    part = objective.dataset(epoch).datasets[1]
+    return list(part.indices)
+
+
+def test_mining_keeps_the_candidates_with_the_highest_lesion_probability():
+    objective = mining_objective(mined_from=8)
+    candidates = objective.random_draw(epoch=2, index=0, count=8)
+    placeholder = drawn_indices(objective, 2)  # sized before the epoch begins: random, the same count
+    assert placeholder == candidates[:3]
+    objective.begin_epoch(2)
+    mined = drawn_indices(objective, 2)
+    # Slice i has brightness i / 11, so the three brightest candidates are the three highest indices.
+    assert mined == sorted(candidates, reverse=True)[:3]
+    assert objective.mining["mined_lesion_probability"] > objective.mining["candidate_lesion_probability"]
+    assert drawn_indices(objective, 3) == objective.random_draw(3, 0, 3)  # mined for epoch 2 only
+
+
+def test_without_mining_the_draw_is_random_and_begin_epoch_changes_nothing():
+    objective = mining_objective(mined_from=0)
+    before = drawn_indices(objective, 1)
+    objective.begin_epoch(1)
+    assert drawn_indices(objective, 1) == before == objective.random_draw(1, 0, 3)
+    assert objective.mining == {}
+
+
+def test_a_checkpoint_inside_an_epoch_keeps_the_mined_slices():
+    objective = mining_objective(mined_from=8)
+    objective.begin_epoch(5)
+    state = objective.epoch_state()
+    resumed = mining_objective(mined_from=8)
+    with torch.no_grad():
+        resumed.model.offset.fill_(2.0)  # weights that would mine others: nothing is scored again
+    resumed.set_epoch_state(state)
+    resumed.begin_epoch(5)
+    assert drawn_indices(resumed, 5) == drawn_indices(objective, 5)

@@ -130,11 +130,16 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path):
-    args = ["train", "single", "--data", str(cohort / "semiseg"), *tiny_args(["single.epochs=3", "single.batch_size=2"])]
+@pytest.mark.parametrize("mining", [False, True], ids=["plain", "hard-negative-mining"])
+def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path, mining):
+    # With mining, the cut epoch resumes on the negatives mined before the cut (weights have moved since).
+    negatives = ["--negatives", str(cohort / "unlabeled")] if mining else []
+    extra = ["negatives.per_epoch=3", "negatives.mined_from=6"] if mining else []
+    args = ["train", "single", "--data", str(cohort / "semiseg"), *negatives,
+            *tiny_args(["single.epochs=3", "single.batch_size=2", *extra])]
     straight = run_cli([*args, "--out", str(tmp_path / "a")])
     assert straight.wait(timeout=600) == 0, straight.stderr.read().decode()
-    slices = json.loads((tmp_path / "a" / "run.json").read_text())["data"]["train"]["samples"]
+    slices = json.loads((tmp_path / "a" / "run.json").read_text())["data"]["train"]["samples"] + (3 if mining else 0)
     steps = len(loop.epoch_batches(slices, 2, seed=0, epoch=1, ctx=distributed.Context(0, 1, torch.device("cpu"))))
     assert steps >= 2  # so that the first step of epoch 2 is mid-epoch
 
@@ -158,6 +163,7 @@ def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path):
     resumed = run_cli(["train", "single", "--out", str(tmp_path / "b"), "--resume", "--no-progress"])
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
     assert metrics(tmp_path / "b") == metrics(tmp_path / "a")
+    assert mining == ("mined_lesion_probability" in metrics(tmp_path / "a")[0])
     a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

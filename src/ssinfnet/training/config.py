@@ -121,6 +121,10 @@ class Negatives:
 
     weight: float = setting(1.0, ge=0.0)  # loss weight of a negative slice (a labeled slice weighs 1)
     per_epoch: int = setting(0, ge=0)  # negatives drawn into each epoch
+    # Hard-negative mining: 0 draws ``per_epoch`` at random; N >= per_epoch draws N at random each epoch,
+    # scores them (unaugmented) with the current weights and keeps the ``per_epoch`` with the highest
+    # mean lesion probability, i.e. the lesion-free slices the network gets most wrong now.
+    mined_from: int = setting(0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,13 @@ def _fold_exists(config: dict[str, Any]) -> None:
         raise _bad("data.fold", fold, f"must be below data.folds={folds} (folds count from 0)")
 
 
+def _mining_draws_enough(config: dict[str, Any]) -> None:
+    negatives = config["negatives"]
+    if 0 < negatives["mined_from"] < negatives["per_epoch"]:
+        raise _bad("negatives.mined_from", negatives["mined_from"],
+                   f"must be 0 (no mining) or at least negatives.per_epoch={negatives['per_epoch']}")
+
+
 def _device_exists(config: dict[str, Any]) -> None:
     from ssinfnet.models.speed import resolve_device  # noqa: PLC0415 (torch: only when validating)
 
@@ -389,7 +400,8 @@ def _network_shape(name: str, options: str) -> tuple[str | None, tuple[int, int]
 
 #: Checks across keys, run after every key is valid on its own; add one function per rule.
 RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _device_exists, _networks_build,
+    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _mining_draws_enough, _device_exists,
+    _networks_build,
 )
 
 

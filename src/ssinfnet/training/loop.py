@@ -163,7 +163,9 @@ class Objective(Protocol):
     when it has them, else every numpy/torch/python generator reachable from its attributes."""
 
     def dataset(self, epoch: int) -> Dataset:
-        """Training data of ``epoch`` (may differ by phase)."""
+        """Training data of ``epoch`` (may differ by phase). Optional beside it: ``begin_epoch(epoch)``,
+        called before an epoch trains (hard-example mining), and ``epoch_state()`` /
+        ``set_epoch_state(state)``, what a checkpoint cut inside an epoch keeps of that."""
 
     def phase(self, epoch: int) -> str:
         """Short name of what ``epoch`` trains (shown in logs and metrics)."""
@@ -238,6 +240,7 @@ def checkpoint_state(
         "augment": augmentation_state(augmentations(objective)),
         "modules": {name: distributed.unwrap(m).state_dict() for name, m in objective.modules.items()},
         "optimizers": {name: opt.state_dict() for name, opt in objective.optimizers.items()},
+        **({"objective": objective.epoch_state()} if hasattr(objective, "epoch_state") else {}),
     }
 
 
@@ -246,6 +249,8 @@ def restore_state(objective: Objective, state: dict[str, Any]) -> None:
         distributed.unwrap(module).load_state_dict(state["modules"][name])
     for name, optimizer in objective.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
+    if "objective" in state and hasattr(objective, "set_epoch_state"):
+        objective.set_epoch_state(state["objective"])
 
 
 def fit(
@@ -348,6 +353,8 @@ def run_epoch(
     state after ``step + 1`` whole steps. A KeyboardInterrupt raised inside a step (a second Ctrl-C)
     saves nothing: that step may have half-updated the weights.
     """
+    if hasattr(objective, "begin_epoch"):
+        objective.begin_epoch(epoch)
     dataset = objective.dataset(epoch)
     batches = epoch_batches(len(dataset), objective.batch_size, seed, epoch, ctx)
     loader = DataLoader(

@@ -9,7 +9,7 @@ objective's :class:`~ssinfnet.training.loop.Runtime` (autocast, memory format). 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,17 @@ class PriorMaker:
         return torch.cat([image, self(image)], dim=1)
 
 
+class Draw(NamedTuple):
+    """Items that join each epoch's training data by a fresh seeded draw of ``per_epoch`` (negatives,
+    pseudo-labelled slices). ``mined_from`` > 0 mines hard examples among that many random ones
+    (:meth:`SegmentationObjective.begin_epoch`), scored on ``probe``: the same items unaugmented."""
+
+    data: Dataset
+    per_epoch: int
+    mined_from: int = 0
+    probe: Dataset | None = None
+
+
 class SegmentationObjective:
     """Supervised single stage (infection) or multi stage (bg / GGO / consolidation on CT + prior)."""
 
@@ -88,7 +99,7 @@ class SegmentationObjective:
         prior: PriorMaker | None = None,
         augment=None,
         export_extra: dict[str, Any] | None = None,
-        drawn: Sequence[tuple[Dataset, int]] = (),
+        drawn: Sequence[Draw | tuple[Dataset, int]] = (),
         seed: int = 0,
     ):
         self.multi = prior is not None
@@ -102,20 +113,54 @@ class SegmentationObjective:
         self.augment = augment
         self.export_extra = export_extra or {}
         self.validation: dict[str, Any] = {}
-        self.drawn = [(data, count) for data, count in drawn if count > 0 and len(data)]
+        self.drawn = [Draw(*draw) for draw in drawn if draw[1] > 0 and len(draw[0])]
         self.seed = seed
+        self.mined_epoch: int | None = None
+        self.mined: dict[int, list[int]] = {}  # index in ``drawn`` -> the items mined for ``mined_epoch``
+        self.mining: dict[str, float] = {}
+
+    def random_draw(self, epoch: int, index: int, count: int) -> list[int]:
+        """A seeded random ``count`` of ``drawn[index]`` for ``epoch`` (the same on resume and on every rank)."""
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, 2 + index))
+        return torch.randperm(len(self.drawn[index].data), generator=generator)[:count].tolist()
 
     def dataset(self, epoch: int) -> Dataset:
-        """The labeled slices plus, of each ``drawn`` (dataset, per_epoch) pair (negatives, pseudo-labelled
-        slices), a fresh seeded draw of ``per_epoch`` items each epoch (the same draw on resume and on
-        every rank)."""
+        """The labeled slices plus ``per_epoch`` items of each draw: mined ones once :meth:`begin_epoch`
+        ran for ``epoch``; before that (the loop sizes every epoch up front) random ones, same count."""
         if not self.drawn:
             return self.train_data
         parts = [self.train_data]
-        for index, (data, per_epoch) in enumerate(self.drawn):
-            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, 2 + index))
-            parts.append(Subset(data, torch.randperm(len(data), generator=generator)[:per_epoch].tolist()))
+        for index, draw in enumerate(self.drawn):
+            mined = self.mined.get(index) if self.mined_epoch == epoch else None
+            parts.append(Subset(draw.data, mined if mined is not None else self.random_draw(epoch, index, draw.per_epoch)))
         return ConcatDataset(parts)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Hard-example mining, before the epoch trains: of each draw with ``mined_from``, score that many
+        random items (unaugmented) by their mean lesion probability under the current weights and keep
+        the ``per_epoch`` highest. Every rank holds the same weights, so every rank keeps the same items."""
+        if self.mined_epoch == epoch:
+            return  # restored from a checkpoint cut inside this epoch: keep what it trained on
+        mined, mining = {}, {}
+        for index, draw in enumerate(self.drawn):
+            if not draw.mined_from:
+                continue
+            candidates = self.random_draw(epoch, index, draw.mined_from)
+            probs, _ = self.predict(Subset(draw.probe, candidates))
+            scores = np.array([float((1.0 - p[0]).mean() if self.multi else p.mean()) for p in probs])
+            keep = np.argsort(-scores, kind="stable")[:draw.per_epoch]
+            mined[index] = [candidates[i] for i in keep]
+            mining = {"mined_lesion_probability": float(scores[keep].mean()),
+                      "candidate_lesion_probability": float(scores.mean())}
+        self.mined_epoch, self.mined, self.mining = epoch, mined, mining
+
+    def epoch_state(self) -> dict[str, Any]:
+        """What a checkpoint cut inside an epoch needs to train that epoch on the same items."""
+        return {"mined_epoch": self.mined_epoch, "mined": self.mined, "mining": self.mining}
+
+    def set_epoch_state(self, state: dict[str, Any]) -> None:
+        self.mined_epoch, self.mining = state["mined_epoch"], state["mining"]
+        self.mined = {int(index): list(items) for index, items in state["mined"].items()}
 
     def phase(self, epoch: int) -> str:
         return "multi" if self.multi else "single"
@@ -128,11 +173,11 @@ class SegmentationObjective:
         return Step(self.loss(outputs, batch["mask"], batch.get("weight")), grad_clip=self.section.get("grad_clip"))
 
     @torch.no_grad()
-    def predict_validation(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Probabilities ((H, W) infection, or (3, H, W) classes) and masks of the validation set."""
+    def predict(self, data: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Probabilities ((H, W) infection, or (3, H, W) classes) and masks of ``data``, in order."""
         self.model.eval()
         probs, masks = [], []
-        for batch in self.runtime.batches(self.val_data, self.batch_size):
+        for batch in self.runtime.batches(data, self.batch_size):
             logits = self.runtime.forward(self.model, self.inputs(batch["image"]))[self.model.main_output].float()
             prob = torch.softmax(logits, 1) if self.multi else torch.sigmoid(logits[:, 0])
             probs.extend(prob.cpu().numpy())
@@ -141,12 +186,12 @@ class SegmentationObjective:
         return probs, masks
 
     def end_epoch(self, epoch: int, run) -> dict[str, float]:
-        probs, masks = self.predict_validation()
+        probs, masks = self.predict(self.val_data)
         if self.multi:
             self.validation = multi_validation(probs, masks)
         else:
             self.validation = single_validation(probs, masks)
-        return {k: v for k, v in self.validation.items() if isinstance(v, float)}
+        return {**{k: v for k, v in self.validation.items() if isinstance(v, float)}, **self.mining}
 
     def save_best(self, run) -> None:
         save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})

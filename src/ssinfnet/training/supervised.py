@@ -16,7 +16,7 @@ from ssinfnet.errors import InputError
 from ssinfnet.models import build_model, load_model, transfer_weights
 from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
-from ssinfnet.training.objectives import PriorMaker, SegmentationObjective
+from ssinfnet.training.objectives import Draw, PriorMaker, SegmentationObjective
 from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
 from ssinfnet.core.runs import finished_model
 from ssinfnet.training.inputs import input_transforms, negative_files, read_labeled
@@ -97,14 +97,16 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
         prior = PriorMaker(single, runtime)
     export_info = {"stage": stage, "run": str(run.path), "size": size,
                    "prior_from": session.inputs.get("prior_from"), "init": session.inputs.get("init")}
-    settings = config.get("negatives") or {}
-    negative_data = NegativeDataset(negatives, size, settings.get("weight", 1.0), augment, export, canonical) \
-        if negatives else None
-    drawn = [(negative_data, int(settings.get("per_epoch", 0)))] if negative_data is not None else []
+    drawn = []
+    if negatives:
+        settings, weight = config["negatives"], float(config["negatives"]["weight"])
+        mined_from = int(settings.get("mined_from", 0))  # (absent in runs started before mining existed)
+        drawn.append(Draw(NegativeDataset(negatives, size, weight, augment, export, canonical), int(settings["per_epoch"]),
+                          mined_from, NegativeDataset(negatives, size, weight, None, None, canonical)))
     if pseudo:
         pseudo_settings = config["pseudo"]
         pseudo_data = SegmentationDataset(pseudo, size, augment, export, canonical, float(pseudo_settings["weight"]))
-        drawn.append((pseudo_data, int(pseudo_settings["per_epoch"]) or len(pseudo_data)))
+        drawn.append(Draw(pseudo_data, int(pseudo_settings["per_epoch"]) or len(pseudo_data)))
     objective = SegmentationObjective(
         model, SegmentationDataset(train, size, augment, export, canonical),
         SegmentationDataset(val, size, None, None, canonical),

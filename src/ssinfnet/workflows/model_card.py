@@ -53,7 +53,7 @@ def stage_facts_from_run(run: str | Path) -> dict[str, Any]:
     negatives = info.get("inputs", {}).get("negatives") or []
     facts["negatives"] = None if not negatives else {
         "folders": [Path(p).name for p in negatives], "files": data.get("negative_files"),
-        **{k: config.get("negatives", {}).get(k) for k in ("weight", "per_epoch")},
+        **{k: config.get("negatives", {}).get(k) for k in ("weight", "per_epoch", "mined_from")},
         "heldout_fraction": config["data"].get("heldout_fraction")}
     pseudo = info.get("inputs", {}).get("pseudo") or []
     facts["pseudo"] = None if not pseudo else {
@@ -240,7 +240,9 @@ def _input_line(stage: dict[str, Any]) -> str:
         parts.append("export-difference augmentation (window, gamma, CLAHE, noise, blur, JPEG, full field of view)")
     negatives = stage.get("negatives")
     if negatives:
-        parts.append(f"{negatives.get('per_epoch')} lesion-free slices per epoch drawn from {negatives.get('files')} "
+        mined = (f" (the highest-scoring of {negatives['mined_from']} random ones under the current weights: "
+                 "hard-negative mining)") if negatives.get("mined_from") else ""
+        parts.append(f"{negatives.get('per_epoch')} lesion-free slices per epoch{mined} drawn from {negatives.get('files')} "
                      f"NonCOVID slices of `{', '.join(negatives.get('folders', []))}` (loss weight "
                      f"{negatives.get('weight')}; {negatives.get('heldout_fraction')} of its source groups held out "
                      "of every training step)")
