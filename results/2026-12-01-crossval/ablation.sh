@@ -1,28 +1,12 @@
 #!/usr/bin/env bash
-# Steps 5-6 of run.sh (called by it with W, D, S, R, BEST set): the ablation on the 48 test slices,
+# Steps 5-6 of run.sh (sourced by it with R and BEST set): the ablation on the 48 test slices,
 # scored once, the shipped pipeline, its benchmarks and the bundle. Resumable like run.sh.
 set -euo pipefail
-: "${W:?}" "${D:?}" "${S:?}" "${R:?}" "${BEST:?}"
-P=$W/pipelines
-E=$W/eval
-mkdir -p "$P" "$E"
-runs() { local k; for k in $(seq 0 4); do echo "$W/$1-f$k"; done; }
-score() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['score'])" "$1"; }
-flip() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['flip_tta'])" "$1"; }
-
-pipeline() {  # pipeline NAME EXPORT_ARGS...: a pipeline folder, once
-    local name=$1; shift
-    [ -f "$P/$name/pipeline.json" ] || "$S" export "$@" --out "$P/$name" --storage bf16 --overwrite
-}
-evaluate() {  # evaluate NAME: the 48 test slices, once
-    [ -f "$E/$1/summary.json" ] || "$S" evaluate --data "$D/covid-semiseg" --split test --pipeline "$P/$1" \
-        --out "$E/$1" --overwrite --no-progress
-}
+: "${BEST:?}" "${R:?}" "${W:?}"  # (lib.sh is loaded by run.sh)
 
 # The semi-supervised round is kept when its out-of-fold score is higher.
 FINAL=$BEST
-if .venv/bin/python -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" \
-        "$(score "$R/cv-semi-$BEST.json")" "$(score "$R/cv-$BEST.json")"; then FINAL=semi-$BEST; fi
+if higher "$(score "$R/cv-semi-$BEST.json")" "$(score "$R/cv-$BEST.json")"; then FINAL=semi-$BEST; fi
 TTA=(); if [ "$(flip "$R/cv-$FINAL.json")" = True ]; then TTA=(--flip-tta); fi
 echo "final single stage: $FINAL, flip TTA: ${TTA[*]:-off} (out of fold)" | tee -a "$R/choice.txt"
 
@@ -57,9 +41,9 @@ for name in unet sinfnet ssinfnet semi ensemble ensemble-tta shipped; do
 done
 BEFORE=$W/bundle-before
 [ -d "$BEFORE" ] || cp -r src/ssinfnet/weights/default "$BEFORE"
-.venv/bin/python benchmarks/bench_specificity.py --data "$D" --model "before=$BEFORE" --model "after=$P/shipped"
-.venv/bin/python benchmarks/bench_robustness.py --data "$D" --model "before=$BEFORE" --model "after=$P/shipped"
+"$PY" benchmarks/bench_specificity.py --data "$D" --model "before=$BEFORE" --model "after=$P/shipped"
+"$PY" benchmarks/bench_robustness.py --data "$D" --model "before=$BEFORE" --model "after=$P/shipped"
 "$S" export "${SHIPPED[@]}" --multi "$W/multi-$BEST-f0" --out src/ssinfnet/weights/default --storage bf16 \
     --overwrite --metrics "$E/shipped/summary.json" \
     --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json
-OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_segment.py --threads 2
+OMP_NUM_THREADS=2 "$PY" benchmarks/bench_segment.py --threads 2

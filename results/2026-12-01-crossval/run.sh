@@ -24,45 +24,8 @@
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")/../.."
-W=${SSINFNET_WORK:-$HOME/ssinfnet-work/2026-12-01-crossval}
-D=${SSINFNET_SHARED_DATA:-../shared/data}
-S=${SSINFNET:-.venv/bin/ssinfnet}
 R=results/2026-12-01-crossval
-FOLDS=5
-JOBS=${JOBS:-2}
-POOL=$D/unlabeled-ct
-read -ra EXTRA <<< "${SSINFNET_EXTRA:-}"  # e.g. "--set single.epochs=1" for a smoke test
-COMMON=(--preset cpu --no-progress --negatives "$POOL" --set data.folds=$FOLDS --set 'data.export_augment={probability: 0.7, clahe_probability: 0.25}'
-        --set single.epochs=40 --set single.lr=0.001 --set single.focal=null --set single.lookahead=null
-        --set multi.epochs=40 --set multi.optimizer=adam --set multi.lr=0.001 --set multi.momentum=0.0
-        --set multi.focal=null --set multi.lookahead=null "${EXTRA[@]}")
-UNET=(--set 'model={name: unet, width: 16}')
-MUNET=(--set 'multi_model={name: multi_unet, width: 16}')
-mkdir -p "$W/logs" "$R"
-
-train() {  # train RUN STAGE ARGS...: skip a finished run, resume an interrupted one
-    local run=$1 stage=$2; shift 2
-    if [ -f "$run/summary.json" ]; then return 0; fi
-    if [ -f "$run/config.json" ]; then "$S" train "$stage" --out "$run" --resume --no-progress
-    else rm -rf "$run"; "$S" train "$stage" "$@" --out "$run"; fi
-}
-
-folds() {  # [K="0 1"] folds NAME STAGE ARGS... ("{k}" in ARGS becomes the fold): folds K (default all), $JOBS at a time
-    local name=$1 stage=$2; shift 2
-    local pids=() k
-    for k in ${K:-$(seq 0 $((FOLDS - 1)))}; do
-        if [ -f "$W/$name-f$k/summary.json" ]; then continue; fi
-        echo "$(date -u +%H:%M:%S) $name fold $k"
-        train "$W/$name-f$k" "$stage" "${@//\{k\}/$k}" --set data.fold=$k > "$W/logs/$name-f$k.log" 2>&1 &
-        pids+=($!)
-        if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
-    done
-    for pid in "${pids[@]}"; do wait "$pid"; done
-    "$S" crossval "$W/$name"-f* --out "$R/cv-$name.json" --overwrite
-}
-
-runs() { local k; for k in $(seq 0 $((FOLDS - 1))); do echo "$W/$1-f$k"; done; }
-score() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['score'])" "$1"; }
+source "$R/lib.sh"
 
 # 1. pretraining (both threads: one job)
 if [ ! -f "$W/pretrain/summary.json" ]; then
@@ -77,7 +40,7 @@ folds sinfnet single --data "$D/covid-semiseg" "${COMMON[@]}"
 # 3. the better Inf-Net family's multi stage (fold 0: the shipped multi stage), beside the U-Net's
 #    fold 0 (for the ablation row; all five U-Net folds did not fit the session: its out-of-fold score
 #    covers fold 0's 10 slices only, so it does not take part in the choice)
-BEST=$(.venv/bin/python -c "import json,sys; print(max(sys.argv[1:], key=lambda n: json.load(open(f'$R/cv-{n}.json'))['score']))" ssinfnet sinfnet)
+BEST=$("$PY" -c "import json,sys; print(max(sys.argv[1:], key=lambda n: json.load(open(f'$R/cv-{n}.json'))['score']))" ssinfnet sinfnet)
 echo "best single-stage family out of fold: $BEST" | tee "$R/choice.txt"
 INIT=(); if [ "$BEST" = ssinfnet ]; then INIT=(--init "$W/pretrain"); fi
 FAMILY=(); if [ "$BEST" = unet ]; then FAMILY=("${UNET[@]}"); fi
@@ -97,4 +60,4 @@ folds "semi-$BEST" single --data "$D/covid-semiseg" "${COMMON[@]}" "${FAMILY[@]}
     --set pseudo.per_epoch=40
 echo "semi-supervised out of fold: $(score "$R/cv-semi-$BEST.json") vs $(score "$R/cv-$BEST.json") without" | tee -a "$R/choice.txt"
 # 5.-6. ablation on the 48 test slices, the bundle, benchmarks
-W="$W" D="$D" S="$S" R="$R" BEST="$BEST" bash "$R/ablation.sh"
+BEST="$BEST" source "$R/ablation.sh"
