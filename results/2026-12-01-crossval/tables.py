@@ -2,6 +2,7 @@
 
     python results/2026-12-01-crossval/tables.py            # prints the markdown
     python results/2026-12-01-crossval/tables.py --write    # replaces the generated part of README.md
+    python results/2026-12-01-crossval/tables.py results/2026-12-01-mining --write   # the follow-up run's
 
 Reads ``cv-*.json`` (``ssinfnet crossval``: out-of-fold scores), ``eval-*.json`` (``ssinfnet evaluate``
 summaries of the 48 test slices) and ``compare-*/comparison.json`` (``ssinfnet compare``). A file that
@@ -16,12 +17,54 @@ import math
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent
 BEGIN, END = "<!-- tables:begin (tables.py) -->", "<!-- tables:end -->"
-FAMILIES = (("ssinfnet", "SSInfNet (pre-trained Inf-Net, ResNet-18)"), ("sinfnet", "SInfNet (random init)"),
-            ("unet", "U-Net (width 16)"))
-ROWS = (("unet", "U-Net"), ("sinfnet", "SInfNet"), ("ssinfnet", "SSInfNet"), ("semi", "+ semi-supervised"),
-        ("ensemble", "+ 5-fold ensemble"), ("ensemble-tta", "+ flip TTA"), ("shipped", "shipped (+ Multi U-Net)"))
 GOALS = {"Inf-Net Dice": 0.75, "infection F1": 0.78, "GGO F1": 0.66, "consolidation F1": 0.50, "Overall": 0.70}
+CROSSVAL = "2026-12-01-crossval"
+
+
+class Layout:
+    """What one experiment folder's README shows: (file stem, label) rows; a stem "folder/name" reads
+    another experiment's file (shown for reference). ``required``: stems whose absence is reported."""
+
+    def __init__(self, out_of_fold, multi, test, required=()):
+        self.out_of_fold, self.multi, self.test, self.required = out_of_fold, multi, test, set(required)
+
+
+LAYOUTS = {
+    CROSSVAL: Layout(
+        out_of_fold=[("ssinfnet", "SSInfNet (pre-trained Inf-Net, ResNet-18)"), ("sinfnet", "SInfNet (random init)"),
+                     ("unet", "U-Net (width 16)")]
+        + [(f"semi-{key}", f"{name} + semi-supervised") for key, name in
+           (("ssinfnet", "SSInfNet (pre-trained Inf-Net, ResNet-18)"), ("sinfnet", "SInfNet (random init)"),
+            ("unet", "U-Net (width 16)"))],
+        multi=[(f"multi-{key}", f"Multi U-Net on the {key} prior") for key in ("ssinfnet", "sinfnet", "unet")],
+        test=[("unet", "U-Net"), ("sinfnet", "SInfNet"), ("ssinfnet", "SSInfNet"), ("semi", "+ semi-supervised"),
+              ("ensemble", "+ 5-fold ensemble"), ("ensemble-tta", "+ flip TTA"), ("shipped", "shipped (+ Multi U-Net)")],
+        required=("ssinfnet", "sinfnet", "unet", "semi", "ensemble", "ensemble-tta", "shipped"),
+    ),
+    "2026-12-01-mining": Layout(
+        out_of_fold=[(f"{CROSSVAL}/semi-sinfnet", "SInfNet + semi-supervised (crossval run)"),
+                     ("mined-semi-sinfnet", "+ hard-negative mining")],
+        multi=[(f"{CROSSVAL}/multi-sinfnet", "Multi U-Net on the SInfNet prior (crossval run)"),
+               ("multi-semi", "Multi U-Net on the shipped prior"),
+               ("multi-semi-pseudo", "Multi U-Net on the shipped prior + pseudo-labels"),
+               ("multi-mined", "Multi U-Net on the mined prior, mined negatives")],
+        test=[(f"{CROSSVAL}/semi", "SInfNet + semi-supervised, fold 0 (crossval run)"),
+              ("mined", "+ hard-negative mining, fold 0"),
+              (f"{CROSSVAL}/shipped", "crossval run's candidate (+ flip TTA + Multi U-Net)"),
+              ("shipped", "shipped (+ flip TTA if chosen + Multi U-Net)")],
+        required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "mined", "shipped"),
+    ),
+}
+
+
+def _path(folder: Path, kind: str, stem: str) -> Path:
+    """``kind``-``stem``.json of ``folder``, or of another experiment for a stem "other/name"."""
+    if "/" in stem:
+        other, stem = stem.split("/", 1)
+        folder = RESULTS / other
+    return folder / f"{kind}-{stem}.json"
 
 
 def _read(path: Path) -> dict | None:
@@ -36,36 +79,42 @@ def _metric(summary: dict, group: str, name: str):
     return (summary["metrics"].get(group) or {}).get(name, {}).get("mean")
 
 
-def out_of_fold_table() -> list[str]:
+def out_of_fold_table(folder: Path, layout: Layout) -> list[str]:
     lines = ["| single stage | folds | out-of-fold slices | Dice (pooled threshold) | threshold | with flip TTA | flip helps |",
              "|---|---|---|---|---|---|---|"]
     missing = []
-    for key, label in FAMILIES + tuple((f"semi-{k}", f"{name} + semi-supervised") for k, name in FAMILIES):
-        cv = _read(HERE / f"cv-{key}.json")
+    for key, label in layout.out_of_fold:
+        cv = _read(_path(folder, "cv", key))
         if cv is None:
-            missing += [] if key.startswith("semi-") else [key]  # one semi-supervised round, of the chosen family
+            missing += [key] if key in layout.required else []
             continue
         lines.append(f"| {label} | {len(cv['folds_done'])}/{cv['folds']} | {cv['slices']} | {_num(cv['plain']['score'])} | "
                      f"{cv['plain']['threshold']:.2f} | {_num(cv['flip']['score'])} | {cv['flip_tta']} |")
-    for key in ("ssinfnet", "sinfnet", "unet"):
-        cv = _read(HERE / f"cv-multi-{key}.json")
-        if cv is not None:
-            lines += ["", f"Multi stage (Multi U-Net on the {key} prior), out of fold: GGO Dice "
-                      f"{_num(cv['plain'].get('val_dice_GGO'))}, consolidation {_num(cv['plain'].get('val_dice_consolidation'))} "
-                      f"(with flip {_num(cv['flip'].get('val_dice_GGO'))} / {_num(cv['flip'].get('val_dice_consolidation'))})."]
+    multi = []
+    for key, label in layout.multi:
+        cv = _read(_path(folder, "cv", key))
+        if cv is None:
+            missing += [key] if key in layout.required else []
+            continue
+        multi.append(f"| {label} | {len(cv['folds_done'])}/{cv['folds']} | {cv['slices']} | "
+                     f"{_num(cv['plain'].get('val_dice_GGO'))} / {_num(cv['plain'].get('val_dice_consolidation'))} | "
+                     f"{_num(cv['flip'].get('val_dice_GGO'))} / {_num(cv['flip'].get('val_dice_consolidation'))} |")
+    if multi:
+        lines += ["", "| multi stage | folds | out-of-fold slices | GGO / consolidation Dice | with flip TTA |",
+                  "|---|---|---|---|---|", *multi]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     return lines
 
 
-def test_table() -> list[str]:
+def test_table(folder: Path, layout: Layout) -> list[str]:
     lines = ["| model | Inf-Net Dice | infection F1 | GGO F1 | consolidation F1 | Overall (paper) | threshold |",
              "|---|---|---|---|---|---|---|"]
     missing = []
-    for key, label in ROWS:
-        summary = _read(HERE / f"eval-{key}.json")
+    for key, label in layout.test:
+        summary = _read(_path(folder, "eval", key))
         if summary is None:
-            missing.append(label)
+            missing += [label] if key in layout.required else []
             continue
         lines.append(f"| {label} | {_num(_metric(summary, 'infnet', 'dice'))} | {_num(_metric(summary, 'infection', 'f1'))} | "
                      f"{_num(_metric(summary, 'GGO', 'f1'))} | {_num(_metric(summary, 'consolidation', 'f1'))} | "
@@ -76,11 +125,11 @@ def test_table() -> list[str]:
     return lines
 
 
-def comparison_lines() -> list[str]:
+def comparison_lines(folder: Path) -> list[str]:
     lines = ["| comparison | metric | reference vs model (paired means) | Δ [95% CI] | n | t-test p (Holm) | family |",
              "|---|---|---|---|---|---|---|"]
-    for folder in sorted(HERE.glob("compare-*/comparison.json")):
-        data = json.loads(folder.read_text())
+    for path in sorted(folder.glob("compare-*/comparison.json")):
+        data = json.loads(path.read_text())
         for row in data["rows"]:
             if (row["group"], row["metric"]) not in (("infnet", "dice"), ("infection", "f1")):
                 continue
@@ -94,24 +143,28 @@ def comparison_lines() -> list[str]:
     return lines if len(lines) > 2 else ["No comparisons yet."]
 
 
-def render() -> str:
-    choice = (HERE / "choice.txt").read_text().strip().splitlines() if (HERE / "choice.txt").is_file() else []
+def render(folder: Path) -> str:
+    layout = LAYOUTS[folder.name]
+    choice = (folder / "choice.txt").read_text().strip().splitlines() if (folder / "choice.txt").is_file() else []
     parts = ["### Out-of-fold scores of the labeled training slices: every choice is made here", "",
-             *out_of_fold_table(), "", *(f"- {line}" for line in choice), "",
-             "### The 48 test slices, scored once (ablation)", "", *test_table(), "",
-             "### Paired tests on the 48 test slices", "", *comparison_lines()]
+             *out_of_fold_table(folder, layout), "", *(f"- {line}" for line in choice), "",
+             "### The 48 test slices, scored once (ablation)", "", *test_table(folder, layout), "",
+             "### Paired tests on the 48 test slices", "", *comparison_lines(folder)]
     return "\n".join(parts) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the generated part of README.md")
+    parser.add_argument("folder", nargs="?", type=Path, default=HERE,
+                        help=f"the experiment folder (default: this one; known: {', '.join(LAYOUTS)})")
+    parser.add_argument("--write", action="store_true", help="replace the generated part of the folder's README.md")
     args = parser.parse_args()
-    text = render()
+    folder = args.folder.resolve()
+    text = render(folder)
     if not args.write:
         print(text)
         return
-    readme = HERE / "README.md"
+    readme = folder / "README.md"
     old = readme.read_text()
     head, rest = old.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
