@@ -53,8 +53,10 @@ LAYOUTS = {
         test=[(f"{CROSSVAL}/semi", "SInfNet + semi-supervised, fold 0 (crossval run)"),
               ("mined", "+ hard-negative mining, fold 0"),
               (f"{CROSSVAL}/shipped", "crossval run's candidate (+ flip TTA + Multi U-Net)"),
-              ("shipped", "shipped (+ flip TTA if chosen + Multi U-Net)")],
-        required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "mined", "shipped"),
+              ("mined-candidate", "mined candidate (+ flip TTA + its Multi U-Net)"),
+              ("shipped", "shipped (this run's choice, + flip TTA + Multi U-Net)")],
+        required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "multi-mined", "mined", "mined-candidate",
+                  "shipped"),
     ),
 }
 

@@ -11,10 +11,11 @@
 #     NonCOVID slices with the highest lesion probability under the current weights) for the shipped
 #     single stage, 5 folds; kept unless its out-of-fold Dice is more than 0.01 below the unmined one's
 #     (the out-of-fold slices all hold lesions: they show what mining costs, not what it buys);
-#  3. the shipped pipeline (fold 0, flip TTA if it helps out of fold, + the multi stage), the 48 test
-#     slices scored once, paired tests against the crossval run's shipped candidate; specificity and
-#     robustness benchmarks (before = the bundle the crossval run found, crossval = its candidate);
-#     the bundle and its segment benchmark.
+#  3. the shipped pipeline (fold 0, flip TTA if it helps out of fold, + the multi stage) and the mined
+#     candidate, the 48 test slices scored once each, paired tests against the crossval run's shipped
+#     candidate; specificity and robustness benchmarks (before = the bundle the crossval run found,
+#     crossval = its candidate, after = the shipped one, mined = the mined candidate); the bundle and its
+#     segment benchmark.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")/../.."
@@ -50,20 +51,26 @@ if "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) -
 fi
 echo "hard-negative mining out of fold: $(score "$R/cv-mined-semi-sinfnet.json") vs $(score "$C/cv-semi-sinfnet.json") without; shipped: $FINAL + $MULTI" | tee -a "$R/choice.txt"
 
-# 3. the 48 test slices (each once), paired tests, benchmarks, the bundle
-TTA=(); if [ "$(flip "$SINGLE_CV")" = True ]; then TTA=(--flip-tta --threshold-from "$SINGLE_CV"); fi
+# 3. the 48 test slices (each once), paired tests, benchmarks, the bundle. The mined candidate (its fold 0,
+#    flip TTA if it helps out of fold, its multi stage) is scored and benchmarked beside the shipped one
+#    whichever is chosen, so that the trade-off is on record (never used to choose).
+tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
+read -ra TTA <<< "$(tta "$SINGLE_CV")"
+read -ra MINED_TTA <<< "$(tta "$R/cv-mined-semi-sinfnet.json")"
 pipeline mined --single "$W/mined-semi-sinfnet-f0"
-pipeline mining-shipped --single "$W/$FINAL-f0" "${TTA[@]}" --multi "$W/$MULTI-f0"
-evaluate mined
-evaluate mining-shipped
+pipeline mined-candidate --single "$W/mined-semi-sinfnet-f0" "${MINED_TTA[@]}" --multi "$W/multi-mined-f0"
+pipeline shipped-2 --single "$W/$FINAL-f0" "${TTA[@]}" --multi "$W/$MULTI-f0"
+for name in mined mined-candidate shipped-2; do evaluate "$name"; done
 cp "$E/mined/summary.json" "$R/eval-mined.json"
-cp "$E/mining-shipped/summary.json" "$R/eval-shipped.json"
+cp "$E/mined-candidate/summary.json" "$R/eval-mined-candidate.json"
+cp "$E/shipped-2/summary.json" "$R/eval-shipped.json"
 "$S" compare "$E/semi" "$E/mined" --out "$R/compare-mining" --overwrite
-"$S" compare "$E/shipped" "$E/mining-shipped" --out "$R/compare-shipped" --overwrite
-MODELS=(--model "before=$W/bundle-before" --model "crossval=$P/shipped" --model "after=$P/mining-shipped")
+"$S" compare "$E/shipped" "$E/shipped-2" "$E/mined-candidate" --out "$R/compare-shipped" --overwrite
+MODELS=(--model "before=$W/bundle-before" --model "crossval=$P/shipped" --model "after=$P/shipped-2"
+        --model "mined=$P/mined-candidate")
 "$PY" benchmarks/bench_specificity.py --data "$D" "${MODELS[@]}"
 "$PY" benchmarks/bench_robustness.py --data "$D" "${MODELS[@]}"
 "$S" export --single "$W/$FINAL-f0" "${TTA[@]}" --multi "$W/$MULTI-f0" --out src/ssinfnet/weights/default \
-    --storage bf16 --overwrite --metrics "$E/mining-shipped/summary.json" \
+    --storage bf16 --overwrite --metrics "$E/shipped-2/summary.json" \
     --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json
 OMP_NUM_THREADS=2 "$PY" benchmarks/bench_segment.py --threads 2
