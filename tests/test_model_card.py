@@ -65,6 +65,25 @@ def test_card_says_a_randomly_initialised_network_was_not_pre_trained(tmp_path):
     assert "Non-commercial use only" in text  # the labeled data set's terms, by its name
 
 
+@pytest.mark.parametrize("mined_from", [0, 160])
+def test_card_states_the_drawn_negatives_and_pseudo_labels_as_configured(tmp_path, mined_from):
+    single, _ = make_runs(tmp_path, 1000)
+    config = json.loads((single / "config.json").read_text())
+    config["data"]["heldout_fraction"] = 0.2
+    config["negatives"] = {"weight": 0.5, "per_epoch": 40, "mined_from": mined_from}
+    config["pseudo"] = {"weight": 0.5, "per_epoch": 40}
+    write_json(single / "config.json", config)
+    info = json.loads((single / "run.json").read_text())
+    info["inputs"].update(negatives=["/machine/unlabeled-ct"], pseudo=["/machine/pseudo"])
+    info["data"].update(negative_files=1746, pseudo={"samples": 500})
+    write_json(single / "run.json", info)
+    text = render_card(card_facts({"single": stage_facts_from_run(single)}, {"threshold_source": "validation"}, 0.4))
+    mining = "the highest-scoring of 160 random ones under the current weights: hard-negative mining"
+    assert "40 lesion-free slices per epoch" in text and "1746 NonCOVID slices" in text
+    assert (mining in text) == bool(mined_from)
+    assert "40 per epoch drawn from 500 pseudo-labelled unlabeled slices of `pseudo`" in text
+
+
 def test_json_sections_render_rows_as_a_table():
     section = json_section("Specificity", {"rows": [{"scan": "chest", "lesion_ml": 0.0}], "note": "negative controls"})
     text = render_card({**card_facts({}, {}, 0.5), "sections": [section]})

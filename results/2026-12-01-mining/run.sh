@@ -74,3 +74,6 @@ MODELS=(--model "before=$W/bundle-before" --model "crossval=$P/shipped" --model 
     --storage bf16 --overwrite --metrics "$E/shipped-2/summary.json" \
     --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json
 OMP_NUM_THREADS=2 "$PY" benchmarks/bench_segment.py --threads 2
+for name in specificity.json specificity.md robustness.json robustness.md segment.json; do
+    cp "results/benchmarks/$name" "$R/benchmark-$name"
+done

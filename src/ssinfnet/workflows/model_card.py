@@ -58,7 +58,7 @@ def stage_facts_from_run(run: str | Path) -> dict[str, Any]:
     pseudo = info.get("inputs", {}).get("pseudo") or []
     facts["pseudo"] = None if not pseudo else {
         "folders": [Path(p).name for p in pseudo], "slices": data.get("pseudo", {}).get("samples"),
-        "weight": config.get("pseudo", {}).get("weight")}
+        **{k: config.get("pseudo", {}).get(k) for k in ("weight", "per_epoch")}}
     facts["fold"] = {"fold": config["data"].get("fold"), "folds": config["data"].get("folds")} \
         if config["data"].get("fold") is not None else None
     init = info.get("inputs", {}).get("init")
@@ -248,7 +248,8 @@ def _input_line(stage: dict[str, Any]) -> str:
                      "of every training step)")
     pseudo = stage.get("pseudo")
     if pseudo:
-        parts.append(f"{pseudo.get('slices')} pseudo-labelled unlabeled slices of `{', '.join(pseudo.get('folders', []))}` "
+        drawn = f"{pseudo['per_epoch']} per epoch drawn from " if pseudo.get("per_epoch") else ""
+        parts.append(f"{drawn}{pseudo.get('slices')} pseudo-labelled unlabeled slices of `{', '.join(pseudo.get('folders', []))}` "
                      f"(loss weight {pseudo.get('weight')}; labels predicted by an earlier model, never by a reader)")
     return (" " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + ".") if parts else ""
 
