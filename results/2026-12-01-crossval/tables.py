@@ -81,23 +81,25 @@ def _metric(summary: dict, group: str, name: str):
     return (summary["metrics"].get(group) or {}).get(name, {}).get("mean")
 
 
+def _files(folder: Path, kind: str, rows, layout: Layout, missing: list[str]):
+    """(label, contents) of each row's file that exists; a required one that does not goes to ``missing``."""
+    for key, label in rows:
+        data = _read(_path(folder, kind, key))
+        if data is not None:
+            yield label, data
+        elif key in layout.required:
+            missing.append(key)
+
+
 def out_of_fold_table(folder: Path, layout: Layout) -> list[str]:
     lines = ["| single stage | folds | out-of-fold slices | Dice (pooled threshold) | threshold | with flip TTA | flip helps |",
              "|---|---|---|---|---|---|---|"]
     missing = []
-    for key, label in layout.out_of_fold:
-        cv = _read(_path(folder, "cv", key))
-        if cv is None:
-            missing += [key] if key in layout.required else []
-            continue
+    for label, cv in _files(folder, "cv", layout.out_of_fold, layout, missing):
         lines.append(f"| {label} | {len(cv['folds_done'])}/{cv['folds']} | {cv['slices']} | {_num(cv['plain']['score'])} | "
                      f"{cv['plain']['threshold']:.2f} | {_num(cv['flip']['score'])} | {cv['flip_tta']} |")
     multi = []
-    for key, label in layout.multi:
-        cv = _read(_path(folder, "cv", key))
-        if cv is None:
-            missing += [key] if key in layout.required else []
-            continue
+    for label, cv in _files(folder, "cv", layout.multi, layout, missing):
         multi.append(f"| {label} | {len(cv['folds_done'])}/{cv['folds']} | {cv['slices']} | "
                      f"{_num(cv['plain'].get('val_dice_GGO'))} / {_num(cv['plain'].get('val_dice_consolidation'))} | "
                      f"{_num(cv['flip'].get('val_dice_GGO'))} / {_num(cv['flip'].get('val_dice_consolidation'))} |")
@@ -113,11 +115,7 @@ def test_table(folder: Path, layout: Layout) -> list[str]:
     lines = ["| model | Inf-Net Dice | infection F1 | GGO F1 | consolidation F1 | Overall (paper) | threshold |",
              "|---|---|---|---|---|---|---|"]
     missing = []
-    for key, label in layout.test:
-        summary = _read(_path(folder, "eval", key))
-        if summary is None:
-            missing += [label] if key in layout.required else []
-            continue
+    for label, summary in _files(folder, "eval", layout.test, layout, missing):
         lines.append(f"| {label} | {_num(_metric(summary, 'infnet', 'dice'))} | {_num(_metric(summary, 'infection', 'f1'))} | "
                      f"{_num(_metric(summary, 'GGO', 'f1'))} | {_num(_metric(summary, 'consolidation', 'f1'))} | "
                      f"{_num(_metric(summary, 'Overall', 'f1'))} | {summary.get('threshold', float('nan')):.2f} |")
