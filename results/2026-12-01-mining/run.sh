@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issues 12 and 15, continued from results/2026-12-01-crossval (run that first: this run needs its work
-# folder, i.e. its fold runs, pseudo-labels and out-of-fold scores). One resumable command, from the
-# repository root:
+# Issues 12 and 15, continued from results/2026-12-01-crossval: this run needs that run's work folder (its
+# fold runs, pseudo-labels and out-of-fold scores) and starts it first when it has not finished. The whole
+# experiment is one resumable command, from the repository root:
 #   bash results/2026-12-01-mining/run.sh
 # Same settings as the crossval run (lib.sh there); choices on validation, never on the 48 test slices:
 #  1. the multi stage on the prior it gets when shipped (the semi-supervised SInfNet's fold 0; the
@@ -25,6 +25,7 @@ source "$C/lib.sh"
 LABELED=(--data "$D/covid-semiseg" "${COMMON[@]}")
 PSEUDO=(--pseudo "$W/pseudo" --set pseudo.per_epoch=40)
 MINE=(--set negatives.mined_from=160)
+[ -f "$E/shipped/summary.json" ] || bash "$C/run.sh"  # (its last steps are redone below with this run's choice)
 : > "$R/choice.txt"
 
 # 2a. hard-negative mining, folds 0-3 (first: step 1's multi runs may still be training elsewhere)
