@@ -136,7 +136,7 @@ def test_ctrl_c_then_resume_gives_bit_identical_weights(cohort, tmp_path, mining
     negatives = ["--negatives", str(cohort / "unlabeled")] if mining else []
     extra = ["negatives.per_epoch=3", "negatives.mined_from=6"] if mining else []
     args = ["train", "single", "--data", str(cohort / "semiseg"), *negatives,
-            *tiny_args(["single.epochs=3", "single.batch_size=2", *extra])]
+            *tiny_args(["single.epochs=2", "single.batch_size=2", *extra])]
     straight = run_cli([*args, "--out", str(tmp_path / "a")])
     assert straight.wait(timeout=600) == 0, straight.stderr.read().decode()
     slices = json.loads((tmp_path / "a" / "run.json").read_text())["data"]["train"]["samples"] + (3 if mining else 0)
