@@ -56,12 +56,11 @@ LAYOUTS = {
               ("mined", "+ hard-negative mining (40 of 160), fold 0"),
               ("mined80", "+ hard-negative mining (40 of 80), fold 0"),
               (f"{CROSSVAL}/shipped", "crossval run's candidate (+ flip TTA + Multi U-Net)"),
-              ("unmined-candidate", "unmined candidate (+ flip TTA + Multi U-Net on its prior)"),
               ("mined-candidate", "mined candidate, 40 of 160 (+ flip TTA + its Multi U-Net)"),
               ("mined80-candidate", "mined candidate, 40 of 80 (+ flip TTA + its Multi U-Net)"),
-              ("shipped", "shipped (this run's choice)")],
+              ("shipped", "shipped (this run's choice: the unmined candidate unless a strength was kept)")],
         # (a weaker mining strength is trained only when the stronger one is not kept)
-        required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "multi-mined", "mined", "unmined-candidate",
+        required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "multi-mined", "mined",
                   "mined-candidate", "shipped"),
     ),
 }
