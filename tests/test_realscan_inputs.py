@@ -10,7 +10,9 @@ from PIL import Image
 
 from ssinfnet.data.augment import ExportAugmentation, export_transform
 from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
-from ssinfnet.data.intensity import CANONICAL_ANCHORS, Anchors, estimate_anchors, scan_anchors, to_canonical
+from ssinfnet.data.intensity import (
+    CANONICAL_ANCHORS, CANONICAL_CONTRAST, Anchors, estimate_anchors, scan_anchors, to_canonical,
+)
 from ssinfnet.data.pool import is_heldout, source_group, split_pool
 from ssinfnet.data.sample import Sample, SampleMeta
 from ssinfnet.training.inputs import negative_files
@@ -111,7 +113,7 @@ def test_split_is_by_group_and_negatives_come_from_the_training_part(tmp_path):
 
 def test_negative_items_are_background_with_their_weight(tmp_path):
     root = _pool(tmp_path)
-    data = NegativeDataset(negative_files([root]), size=32, weight=0.25, canonical=True)
+    data = NegativeDataset(negative_files([root]), size=32, weight=0.25, contrast=CANONICAL_CONTRAST)
     item = data[0]
     assert item["image"].shape == (1, 32, 32) and item["mask"].sum() == 0 and item["weight"] == 0.25
     labeled = SegmentationDataset([Sample(np.zeros((16, 16), np.float32), np.ones((16, 16), np.int64),

@@ -30,6 +30,8 @@ from monai.transforms import (
     RandScaleIntensityd,
 )
 
+from ssinfnet.data.intensity import clahe  # also an export difference
+
 
 class Augmentation:
     """Callable ``(image, mask) -> (image, mask)``: image (H, W) or (C, H, W), mask (H, W); numpy or
@@ -125,14 +127,6 @@ def export_transform(name: str, image: np.ndarray, mask: np.ndarray,
     if name == "full_fov":
         return full_field_of_view(image, mask, rng.uniform(0.55, 0.85), rng)
     raise ValueError(f"unknown export transform {name!r}; expected one of {ExportAugmentation.EXPORTS}")
-
-
-def clahe(image: np.ndarray, clip_limit: float) -> np.ndarray:
-    """Contrast-limited adaptive histogram equalisation with OpenCV's ``clipLimit`` convention (a
-    multiple of the mean bin count, 8x8 tiles); scikit-image normalises it by the 256 bins."""
-    from skimage.exposure import equalize_adapthist  # noqa: PLC0415
-
-    return equalize_adapthist(np.clip(image, 0, 1), clip_limit=clip_limit / 256.0).astype(np.float32)
 
 
 def downsample(image: np.ndarray, factor: float) -> np.ndarray:

@@ -4,9 +4,9 @@ Images are resized with bilinear interpolation, masks with nearest neighbour
 (``nearest-exact``: no half-pixel shift), then augmented. ``resize_image``/``resize_mask`` are the
 same resizes inference must use to map predictions back.
 
-Per item, in this order: resize -> export differences (``export``, training only) -> canonical
-contrast (``canonical``: :func:`ssinfnet.data.intensity.to_canonical`, as the inference pipeline
-applies it) -> geometry and intensity augmentation (``augment``).
+Per item, in this order: resize -> export differences (``export``, training only) -> the network's
+input contrast (``contrast``: see :mod:`ssinfnet.data.intensity`, as the inference pipeline applies it)
+-> geometry and intensity augmentation (``augment``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
 from ssinfnet.data.formats import reader_for
-from ssinfnet.data.intensity import to_canonical
+from ssinfnet.data.intensity import UNIT_CONTRAST, after_resize, before_resize
 from ssinfnet.data.readers import list_unlabeled_files, read_unlabeled_file
 from ssinfnet.data.sample import Sample
 
@@ -47,15 +47,15 @@ def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int]) ->
 
 
 def prepare_item(image: np.ndarray, mask: np.ndarray, size: int, export: Augment | None,
-                 canonical: bool, augment: Augment | None) -> tuple[torch.Tensor, torch.Tensor]:
+                 contrast: str, augment: Augment | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One training item: (1, S, S) float32 image and (S, S) int64 mask (see the module doc)."""
     image, mask = resize_image(image, size)[0].numpy(), resize_mask(mask, size).numpy()
     if export is not None:
         image, mask = export(image, mask)
         if image.shape != (size, size):  # a padded field of view
             image, mask = resize_image(image, size)[0].numpy(), resize_mask(mask, size).numpy()
-    if canonical:
-        image = to_canonical(image)
+    # both parts at the network size here; inference maps before resizing, the same for a linear map
+    image = after_resize(before_resize(image, contrast), contrast)
     if augment is not None:
         image, mask = augment(image, mask)
     return torch.as_tensor(np.asarray(image, dtype=np.float32))[None], torch.as_tensor(np.asarray(mask, dtype=np.int64))
@@ -71,13 +71,13 @@ class SegmentationDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], size: int, augment: Augment | None = None,
-                 export: Augment | None = None, canonical: bool = False, weight: float = 1.0):
+                 export: Augment | None = None, contrast: str = UNIT_CONTRAST, weight: float = 1.0):
         missing = [s.meta.id for s in samples if s.mask is None]
         if missing:
             raise ValueError(f"{len(missing)} samples have no mask (first: {missing[0]})")
         self.samples = list(samples)
         self.size = size
-        self.augment, self.export, self.canonical = augment, export, canonical
+        self.augment, self.export, self.contrast = augment, export, contrast
         self.weight = float(weight)
 
     def __len__(self) -> int:
@@ -85,7 +85,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image, mask = prepare_item(sample.image, sample.mask, self.size, self.export, self.canonical, self.augment)
+        image, mask = prepare_item(sample.image, sample.mask, self.size, self.export, self.contrast, self.augment)
         return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": self.weight, "index": index}
 
 
@@ -98,10 +98,10 @@ class NegativeDataset(Dataset):
     """
 
     def __init__(self, files: Sequence[Path], size: int, weight: float, augment: Augment | None = None,
-                 export: Augment | None = None, canonical: bool = False):
+                 export: Augment | None = None, contrast: str = UNIT_CONTRAST):
         self.files = list(files)
         self.size, self.weight = size, float(weight)
-        self.augment, self.export, self.canonical = augment, export, canonical
+        self.augment, self.export, self.contrast = augment, export, contrast
 
     def __len__(self) -> int:
         return len(self.files)
@@ -109,7 +109,7 @@ class NegativeDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image = read_unlabeled_file(self.files[index])[0].image
         empty = np.zeros(image.shape, dtype=np.int64)
-        image, mask = prepare_item(image, empty, self.size, self.export, self.canonical, self.augment)
+        image, mask = prepare_item(image, empty, self.size, self.export, self.contrast, self.augment)
         return {"image": image.contiguous(), "mask": mask.contiguous(), "weight": self.weight, "index": index}
 
 
@@ -122,9 +122,9 @@ class UnlabeledDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample] | Sequence[str | Path], size: int, augment: Augment | None = None,
-                 export: Augment | None = None, canonical: bool = False):
+                 export: Augment | None = None, contrast: str = UNIT_CONTRAST):
         self.size = size
-        self.augment, self.export, self.canonical = augment, export, canonical
+        self.augment, self.export, self.contrast = augment, export, contrast
         self.items: list[Sample | tuple[Path, int]] = []
         for item in samples:
             if isinstance(item, Sample):
@@ -140,7 +140,7 @@ class UnlabeledDataset(Dataset):
         item = self.items[index]
         image = item.image if isinstance(item, Sample) else read_unlabeled_file(item[0])[item[1]].image
         empty = np.zeros(np.shape(image), dtype=np.int64)
-        tensor, _ = prepare_item(image, empty, self.size, self.export, self.canonical, self.augment)
+        tensor, _ = prepare_item(image, empty, self.size, self.export, self.contrast, self.augment)
         return {"image": tensor.contiguous(), "index": index}
 
 

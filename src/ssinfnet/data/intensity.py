@@ -144,6 +144,54 @@ def to_canonical(image: np.ndarray, anchors: Anchors | None = None) -> np.ndarra
     return np.clip((data - anchors.dark) * gain + target.dark, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def clahe(image: np.ndarray, clip_limit: float) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation with OpenCV's ``clipLimit`` convention (a
+    multiple of the mean bin count, 8x8 tiles); scikit-image normalises it by the 256 bins."""
+    from skimage.exposure import equalize_adapthist  # noqa: PLC0415  (slow to import; only here)
+
+    return equalize_adapthist(np.clip(image, 0, 1), clip_limit=clip_limit / 256.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- network input contrast
+#
+# What a network was trained on (the weights sidecar's ``input_contrast``; ``data.canonical`` and
+# ``data.equalize`` of its run):
+#
+# - ``"unit"``: the readers' [0, 1] values as they are (networks trained before the canonical map);
+# - ``"canonical"``: :func:`to_canonical` (before resizing; it is linear);
+# - ``"equalized"``: canonical, then, at the network's input size, CLAHE with clip limit
+#   :data:`EQUALIZE_CLIP`. Local histogram equalisation is (nearly) invariant to any monotone change of
+#   grey levels, so an export's gamma, window or own equalisation hardly changes what the network sees;
+#   the price is the absolute density, which the network must then read from local context.
+
+UNIT_CONTRAST, CANONICAL_CONTRAST, EQUALIZED_CONTRAST = "unit", "canonical", "equalized"
+CONTRASTS = (UNIT_CONTRAST, CANONICAL_CONTRAST, EQUALIZED_CONTRAST)
+#: The equalised contrast's clip limit: the strongest CLAHE of the robustness benchmark, so that an
+#: export equalised at clip 2-8 is equalised again at least as strongly.
+EQUALIZE_CLIP = 8.0
+
+
+def check_contrast(contrast: str) -> str:
+    if contrast not in CONTRASTS:
+        raise ValueError(f"unknown input contrast {contrast!r}; expected one of {CONTRASTS}")
+    return contrast
+
+
+def before_resize(image: np.ndarray, contrast: str, anchors: Anchors | None = None) -> np.ndarray:
+    """The part of ``contrast`` applied at the image's own size: the canonical map (``anchors``: a
+    scan's, instead of the image's own)."""
+    if check_contrast(contrast) == UNIT_CONTRAST:
+        return image
+    return to_canonical(image, anchors)
+
+
+def after_resize(image: np.ndarray, contrast: str) -> np.ndarray:
+    """The part of ``contrast`` applied at the network's input size: the equalisation."""
+    if check_contrast(contrast) != EQUALIZED_CONTRAST:
+        return image
+    return clahe(image, EQUALIZE_CLIP)
+
+
 def scan_anchors(slices: list[np.ndarray]) -> Anchors | None:
     """One pair of anchors for a whole scan: the median over its slices that give anchors (so that
     every slice of a volume gets the same contrast, as a reader would set one window)."""

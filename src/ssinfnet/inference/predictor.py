@@ -4,9 +4,9 @@
 infection probability; the multi-class network sees cat(image, that probability) and gives
 background / GGO / consolidation probabilities. Every image is resized to the models' square ``size``
 (bilinear, as in training), predicted in batches, and the probabilities are resized back (bilinear).
-Networks trained on the canonical contrast (sidecar ``input_contrast``, see
-:func:`ssinfnet.data.intensity.to_canonical`) get each image mapped to it first, with the image's own
-anchors or with the ones the caller passes (one pair for a whole volume).
+Each image gets the input contrast the networks were trained on (sidecar ``input_contrast``, see
+:mod:`ssinfnet.data.intensity`): the canonical map before resizing, with the image's own anchors or
+with the ones the caller passes (one pair for a whole volume), the equalisation after.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import ssinfnet
-from ssinfnet.data.intensity import Anchors, to_canonical
+from ssinfnet.data.intensity import UNIT_CONTRAST, Anchors, after_resize, before_resize
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_dir, write_json
 from ssinfnet.models.ensemble import Ensemble, members_of
 from ssinfnet.models.speed import autocast_context, channels_last_input, resolve_device, to_channels_last
-from ssinfnet.models.weights import CANONICAL_CONTRAST, input_contrast, load_model, save_model
+from ssinfnet.models.weights import input_contrast, load_model, save_model
 
 PIPELINE_FORMAT = "ssinfnet-pipeline/1"
 DEFAULT_WEIGHTS = Path(ssinfnet.__file__).parent / "weights" / "default"
@@ -73,7 +73,15 @@ class Pipeline:
         self.size = int(size)
         self.threshold = float(threshold)
         self.meta = dict(meta or {})
-        self.canonical = input_contrast(single) == CANONICAL_CONTRAST
+        self.contrast = input_contrast(single)
+        if multi is not None and input_contrast(multi) != self.contrast:
+            raise ValueError(f"the stages were trained on different input contrasts: single {self.contrast!r}, "
+                             f"multi {input_contrast(multi)!r}")
+
+    @property
+    def uses_anchors(self) -> bool:
+        """Whether the input contrast uses a scan's contrast anchors (ssinfnet.data.intensity)."""
+        return self.contrast != UNIT_CONTRAST
 
     def _prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device).eval()
@@ -96,8 +104,10 @@ class Pipeline:
     @torch.inference_mode()
     def _predict_batch(self, images: list[np.ndarray], anchors: Anchors | None = None) -> list[Prediction]:
         square = (self.size, self.size)
-        inputs = [to_canonical(im, anchors) for im in images] if self.canonical else images
-        x = torch.cat([_resize(torch.from_numpy(im)[None, None], square) for im in inputs]).to(self.device)
+        resized = [_resize(torch.from_numpy(before_resize(im, self.contrast, anchors))[None, None], square)[0, 0]
+                   for im in images]
+        x = torch.from_numpy(np.stack([after_resize(im.numpy(), self.contrast) for im in resized]))[:, None]
+        x = x.to(self.device)
         infection = torch.sigmoid(self._run(self.single, x))
         class_probs = None
         if self.multi is not None:

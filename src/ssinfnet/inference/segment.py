@@ -293,7 +293,7 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
         return labels, probs
     along, *in_plane = box
     in_plane = tuple(in_plane)
-    options = {"anchors": anchors} if getattr(pipeline, "canonical", False) else {}
+    options = {"anchors": anchors} if getattr(pipeline, "uses_anchors", False) else {}
     chosen = range(shape[0])[along]
     with tqdm(total=len(chosen), desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
         for start in range(0, len(chosen), batch_size):

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ssinfnet.data.intensity import CONTRASTS, UNIT_CONTRAST
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_path, write_json
 
@@ -65,13 +66,9 @@ def save_model(model: nn.Module, path: str | Path, extra: dict[str, Any] | None 
     })
 
 
-#: What a network's input contrast is (sidecar ``input_contrast``): ``"unit"``, the readers' [0, 1]
-#: values as they are (models saved before the canonical map existed), or ``"canonical"``: mapped by
-#: :func:`ssinfnet.data.intensity.to_canonical` first, as the network was trained.
-UNIT_CONTRAST, CANONICAL_CONTRAST = "unit", "canonical"
-
-
 def input_contrast(model: nn.Module) -> str:
+    """What the network's input contrast is (sidecar ``input_contrast``; see ssinfnet.data.intensity):
+    ``"unit"`` for models saved before the canonical map existed."""
     return getattr(model, "input_contrast", UNIT_CONTRAST)
 
 
@@ -99,6 +96,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     if info.get("heads"):
         model.use_heads(info["heads"])
     model.input_contrast = info.get("input_contrast", UNIT_CONTRAST)
+    if model.input_contrast not in CONTRASTS:
+        raise InputError(f"unknown input_contrast {model.input_contrast!r} (this version knows {', '.join(CONTRASTS)})",
+                         sidecar_path(path))
     state = load_state_dict(path)
     try:
         model.load_state_dict(state, strict=True)

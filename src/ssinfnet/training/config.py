@@ -107,6 +107,7 @@ class Data:
     unlabeled_limit: int | None = setting(None, ge=1)
     # Defaults below are what the code assumes for runs configured before these keys existed.
     canonical: bool = False  # inputs mapped to the canonical contrast
+    equalize: bool = False  # then locally equalised (CLAHE): the "equalized" input contrast (needs canonical)
     export_augment: bool | ExportAugmentSettings = False  # other hospitals' export differences (with augment on)
     heldout_fraction: float = setting(0.0, ge=0.0, lt=1.0)  # of the unlabeled pool's source groups
     # Cross-validation: with ``fold`` set, validation is fold ``fold`` of ``folds`` group-aware folds
@@ -347,6 +348,12 @@ def _mining_draws_enough(config: dict[str, Any]) -> None:
                    f"must be 0 (no mining) or at least negatives.per_epoch={negatives['per_epoch']}")
 
 
+def _equalize_needs_canonical(config: dict[str, Any]) -> None:
+    data = config["data"]
+    if data["equalize"] and not data["canonical"]:
+        raise _bad("data.equalize", data["equalize"], "needs data.canonical=true (it equalises the canonical contrast)")
+
+
 def _device_exists(config: dict[str, Any]) -> None:
     from ssinfnet.models.speed import resolve_device  # noqa: PLC0415 (torch: only when validating)
 
@@ -400,7 +407,8 @@ def _network_shape(name: str, options: str) -> tuple[str | None, tuple[int, int]
 
 #: Checks across keys, run after every key is valid on its own; add one function per rule.
 RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _mining_draws_enough, _device_exists,
+    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _mining_draws_enough,
+    _equalize_needs_canonical, _device_exists,
     _networks_build,
 )
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from torch.utils.data import ConcatDataset, Dataset
 
+from ssinfnet.data.intensity import CANONICAL_CONTRAST, EQUALIZED_CONTRAST, UNIT_CONTRAST
 from ssinfnet.data.pool import split_pool
 from ssinfnet.data.readers import detect_layout, read_dataset
 from ssinfnet.data.sample import Sample
@@ -71,8 +72,8 @@ def negative_files(paths: Iterable[str | Path], heldout_fraction: float = 0.0) -
     return files
 
 
-def input_transforms(config: dict, seed: int) -> tuple[Any, Any, bool]:
-    """(augmentation, export augmentation, canonical contrast?) of a run's ``data`` settings
+def input_transforms(config: dict, seed: int) -> tuple[Any, Any, str]:
+    """(augmentation, export augmentation, input contrast) of a run's ``data`` settings
     (``augment``, ``export_augment``: true for the transform's defaults, or a mapping of its settings);
     the export augmentation needs ``augment`` on too. Runs configured before these keys existed get
     neither export differences nor the canonical map."""
@@ -82,7 +83,14 @@ def input_transforms(config: dict, seed: int) -> tuple[Any, Any, bool]:
     augment = make_augmentation(seed, **_options(data["augment"])) if data["augment"] else None
     export = data.get("export_augment")
     export = make_export_augmentation(seed + 1, **_options(export)) if augment is not None and export else None
-    return augment, export, bool(data.get("canonical", False))
+    return augment, export, input_contrast(data)
+
+
+def input_contrast(data: dict) -> str:
+    """The input contrast (ssinfnet.data.intensity) a run's ``data`` settings give its networks."""
+    if not data.get("canonical", False):
+        return UNIT_CONTRAST
+    return EQUALIZED_CONTRAST if data.get("equalize", False) else CANONICAL_CONTRAST
 
 
 def _options(setting: bool | dict) -> dict:
@@ -91,8 +99,8 @@ def _options(setting: bool | dict) -> dict:
 
 
 def pool_dataset(samples: list[Sample], files: list[Path], size: int, augment, export=None,
-                 canonical: bool = False) -> Dataset:
+                 contrast: str = UNIT_CONTRAST) -> Dataset:
     from ssinfnet.data.dataset import UnlabeledDataset
 
-    parts = [UnlabeledDataset(items, size, augment, export, canonical) for items in (samples, files) if items]
+    parts = [UnlabeledDataset(items, size, augment, export, contrast) for items in (samples, files) if items]
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)

@@ -18,7 +18,6 @@ from torch.utils.data import Subset
 
 from ssinfnet.models import build_model, load_model, save_model
 from ssinfnet.training import loop
-from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training.inputs import input_transforms, pool_dataset, pretraining_sources
 from ssinfnet.training.objectives import CoachedInpaintingObjective, PriorMaker
 from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
@@ -47,16 +46,16 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
     if config["data"]["unlabeled_limit"]:
         files = _subset(files, int(config["data"]["unlabeled_limit"]), session.seed)
     session.begin({"labeled_images": data_fingerprint(samples), "unlabeled_files": len(files)})
-    augment, export, canonical = input_transforms(config, session.seed)
-    everything = pool_dataset(samples, files, size, augment, export, canonical)
-    plain = pool_dataset(samples, files, size, None, None, canonical)
+    augment, export, contrast = input_transforms(config, session.seed)
+    everything = pool_dataset(samples, files, size, augment, export, contrast)
+    plain = pool_dataset(samples, files, size, None, None, contrast)
     order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(derived_seed(session.seed, -1)))
     n_val = min(int(section["val_images"]), len(everything) // 5)
     pool, val = Subset(everything, order[n_val:].tolist()), Subset(plain, order[:n_val].tolist())
 
     model_config = dict(config["model" if inputs["network"] == "single" else "multi_model"])
     inpainter = build_model(model_config.pop("name"), **model_config).use_heads("reconstruction")
-    inpainter.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
+    inpainter.input_contrast = contrast
     coach = build_model("coach", in_channels=1, erase_fraction=section["erase_fraction"], **config["coach"])
     runtime = loop.Runtime(ctx, config["bf16"], CONTIGUOUS)
     prior = None

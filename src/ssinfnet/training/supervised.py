@@ -14,7 +14,6 @@ from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
 from ssinfnet.data.splits import kfold, train_val_split
 from ssinfnet.errors import InputError
 from ssinfnet.models import build_model, load_model, transfer_weights
-from ssinfnet.models.weights import CANONICAL_CONTRAST, UNIT_CONTRAST
 from ssinfnet.training import loop
 from ssinfnet.training.objectives import Draw, PriorMaker, SegmentationObjective
 from ssinfnet.core.provenance import listing_fingerprint as data_fingerprint
@@ -82,10 +81,10 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
                    **({"pseudo": data_fingerprint(pseudo)} if pseudo else {})})
 
     size = int(config["data"]["size"])
-    augment, export, canonical = input_transforms(config, session.seed)
+    augment, export, contrast = input_transforms(config, session.seed)
     model_config = dict(config["model" if stage == "single" else "multi_model"])
     model = session.prepare(build_model(model_config.pop("name"), **model_config))
-    model.input_contrast = CANONICAL_CONTRAST if canonical else UNIT_CONTRAST
+    model.input_contrast = contrast
     if session.inputs.get("init") and not session.resume:
         report = transfer_weights(load_model(run_model_path(session.inputs["init"])), model)
         run.write_json("init_transfer.json", {"from": session.inputs["init"], "copied": report.copied,
@@ -101,15 +100,15 @@ def _train(session: Session, progress: bool) -> dict[str, Any]:
     if negatives:
         settings, weight = config["negatives"], float(config["negatives"]["weight"])
         mined_from = int(settings.get("mined_from", 0))  # (absent in runs started before mining existed)
-        drawn.append(Draw(NegativeDataset(negatives, size, weight, augment, export, canonical), int(settings["per_epoch"]),
-                          mined_from, NegativeDataset(negatives, size, weight, None, None, canonical)))
+        drawn.append(Draw(NegativeDataset(negatives, size, weight, augment, export, contrast), int(settings["per_epoch"]),
+                          mined_from, NegativeDataset(negatives, size, weight, None, None, contrast)))
     if pseudo:
         pseudo_settings = config["pseudo"]
-        pseudo_data = SegmentationDataset(pseudo, size, augment, export, canonical, float(pseudo_settings["weight"]))
+        pseudo_data = SegmentationDataset(pseudo, size, augment, export, contrast, float(pseudo_settings["weight"]))
         drawn.append(Draw(pseudo_data, int(pseudo_settings["per_epoch"]) or len(pseudo_data)))
     objective = SegmentationObjective(
-        model, SegmentationDataset(train, size, augment, export, canonical),
-        SegmentationDataset(val, size, None, None, canonical),
+        model, SegmentationDataset(train, size, augment, export, contrast),
+        SegmentationDataset(val, size, None, None, contrast),
         section, runtime, prior=prior, augment=(augment, export), export_extra=export_info, drawn=drawn,
         seed=session.seed,
     )

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ssinfnet import fileio
+from ssinfnet.data.intensity import CANONICAL_CONTRAST, EQUALIZE_CLIP, EQUALIZED_CONTRAST
 from ssinfnet.errors import InputError
+from ssinfnet.training.inputs import input_contrast
 
 #: Terms of the labeled data sets the card may name, by folder name (from ../shared/data/README.md).
 DATA_TERMS = {
@@ -106,7 +108,7 @@ def _stage_from_config(name: str, stage: str, config: dict[str, Any]) -> dict[st
     model = dict(config["model" if stage == "single" else "multi_model"])
     return {"name": name, "stage": stage, "model": model.pop("name"), "model_config": model,
             "size": config["data"]["size"], "val_fraction": config["data"].get("val_fraction"),
-            "input_contrast": "canonical" if config["data"].get("canonical") else "unit",
+            "input_contrast": input_contrast(config["data"]),
             "export_augment": bool(config["data"].get("augment") and config["data"].get("export_augment")),
             "training": {k: config[stage].get(k) for k in TRAINING_KEYS}}
 
@@ -234,8 +236,11 @@ def _stage_line(stage: dict[str, Any]) -> str:
 def _input_line(stage: dict[str, Any]) -> str:
     """What the stage saw besides its labeled slices: contrast, export augmentation, negatives."""
     parts = []
-    if stage.get("input_contrast") == "canonical":
-        parts.append("inputs mapped to the canonical contrast (ssinfnet.data.intensity)")
+    contrast = stage.get("input_contrast")
+    if contrast in (CANONICAL_CONTRAST, EQUALIZED_CONTRAST):
+        parts.append("inputs mapped to the canonical contrast" + (
+            f", then locally equalised (CLAHE, clip limit {EQUALIZE_CLIP:g})" if contrast == EQUALIZED_CONTRAST else "")
+            + " (ssinfnet.data.intensity)")
     if stage.get("export_augment"):
         parts.append("export-difference augmentation (window, gamma, CLAHE, noise, blur, JPEG, full field of view)")
     negatives = stage.get("negatives")
