@@ -118,6 +118,43 @@ def test_fold_runs_validate_on_their_fold_and_crossval_sees_every_slice_once(fol
         crossval([runs[0], runs[0]])
 
 
+def test_crossval_scores_exports_at_the_clean_threshold(folds, tmp_path, monkeypatch, capsys):
+    """An export that changes nothing loses nothing; every loss is clean minus the export's score; the
+    export with the largest loss is named; an unknown one is refused."""
+    from ssinfnet.data import augment
+
+    _, runs = folds
+    monkeypatch.setitem(augment.FIXED_EXPORTS, "unchanged", lambda x, m: (x, m))
+    monkeypatch.setitem(augment.FIXED_EXPORTS, "blank", lambda x, m: (np.zeros_like(x), m))
+    clean = crossval(runs)
+    out = tmp_path / "cv.json"
+    assert main(["crossval", *map(str, runs), "--exports", "unchanged", "blank", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    for view in ("plain", "flip"):
+        assert result[view]["score"] == pytest.approx(clean[view]["score"])
+        exports = result[view]["exports"]
+        assert exports["unchanged"]["score"] == pytest.approx(clean[view]["score"], abs=1e-6)
+        assert exports["unchanged"]["loss"] == pytest.approx(0.0, abs=1e-6)
+        assert exports["blank"]["loss"] == pytest.approx(clean[view]["score"] - exports["blank"]["score"])
+    chosen = result["flip" if result["flip_tta"] else "plain"]["exports"]
+    worst = max(chosen, key=lambda name: chosen[name]["loss"])
+    assert result["worst_export"] == worst and result["worst_export_loss"] == chosen[worst]["loss"]
+    assert f"worst export {worst}" in printed
+    with pytest.raises(InputError, match="unknown export 'sepia'"):
+        crossval(runs, ["sepia"])
+
+
+def test_an_exports_single_stage_score_uses_the_clean_threshold():
+    from ssinfnet.workflows.crossval import _export_score
+
+    mask = np.zeros((4, 4), np.int64)
+    mask[:, :2] = 1
+    prob = np.where(mask > 0, 0.6, 0.1)  # right at 0.5, all wrong at 0.7
+    assert _export_score("single", [prob], [mask], {"threshold": 0.5, "score": 1.0}) == {"score": 1.0, "loss": 0.0}
+    assert _export_score("single", [prob], [mask], {"threshold": 0.7, "score": 0.9}) == {"score": 0.0, "loss": 0.9}
+
+
 def test_fold_must_exist_before_anything_is_written(folds, tmp_path):
     cohort, _ = folds
     assert main(["train", "single", "--data", str(cohort / "semiseg"), "--out", str(tmp_path / "bad"),

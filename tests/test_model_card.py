@@ -84,6 +84,21 @@ def test_card_states_the_drawn_negatives_and_pseudo_labels_as_configured(tmp_pat
     assert "40 per epoch drawn from 500 pseudo-labelled unlabeled slices of `pseudo`" in text
 
 
+@pytest.mark.parametrize("data, said", [
+    ({}, None), ({"canonical": True}, "inputs mapped to the canonical contrast (ssinfnet"),
+    ({"canonical": True, "equalize": True},
+     "inputs mapped to the canonical contrast, then locally equalised (CLAHE, clip limit 8) (ssinfnet"),
+])
+def test_card_states_the_input_contrast_of_the_run(tmp_path, data, said):
+    single, _ = make_runs(tmp_path, 1000)
+    config = json.loads((single / "config.json").read_text())
+    config["data"].update(data)
+    write_json(single / "config.json", config)
+    text = render_card(card_facts({"single": stage_facts_from_run(single)}, {"threshold_source": "validation"}, 0.4))
+    assert ("canonical contrast" in text) == (said is not None)
+    assert said is None or said.lower() in text.lower()
+
+
 def test_json_sections_render_rows_as_a_table():
     section = json_section("Specificity", {"rows": [{"scan": "chest", "lesion_ml": 0.0}], "note": "negative controls"})
     text = render_card({**card_facts({}, {}, 0.5), "sections": [section]})

@@ -76,3 +76,17 @@ def test_weights_that_do_not_fit_the_config_are_input_errors(tmp_path):
     path.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(InputError, match="do not match"):
         load_model(path)
+
+
+def test_input_contrast_round_trips_and_an_unknown_one_is_an_input_error(tmp_path):
+    path = tmp_path / "m.safetensors"
+    model = build_model("unet", width=8)
+    model.input_contrast = "equalized"
+    save_model(model, path)
+    assert load_model(path).input_contrast == "equalized"
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar["input_contrast"] = "sharpened"
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(InputError, match="unknown input_contrast 'sharpened'") as err:
+        load_model(path)
+    assert "m.json" in str(err.value)

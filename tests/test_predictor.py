@@ -101,3 +101,22 @@ def test_bad_images_and_stages_are_refused(models):
         Pipeline(multi)
     with pytest.raises(ValueError, match="reconstruction heads"):
         Pipeline(build_model("unet", width=8).use_heads("reconstruction"))
+
+
+def test_an_equalized_pipeline_feeds_the_equalized_image_and_stages_must_agree(models):
+    from ssinfnet.data.intensity import EQUALIZE_CLIP, clahe, to_canonical
+
+    single, multi = models
+    image = np.zeros((64, 64), np.float32)
+    image[8:56, 8:28] = image[8:56, 36:56] = 0.2  # lungs in tissue, so the canonical map has anchors
+    image += np.random.default_rng(0).random((64, 64), dtype=np.float32) * 0.3
+    equalized = build_model("infnet", width=8, rfb_channels=4)
+    equalized.load_state_dict(single.state_dict())
+    equalized.input_contrast = "equalized"
+    prob = next(Pipeline(equalized, size=64, device="cpu").predict([image])).infection_prob
+    network_input = clahe(to_canonical(image), EQUALIZE_CLIP)
+    with torch.no_grad():
+        expected = torch.sigmoid(single.eval()(torch.from_numpy(network_input)[None, None])["S_2"])[0, 0].numpy()
+    np.testing.assert_allclose(prob, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="different input contrasts: single 'equalized', multi 'unit'"):
+        Pipeline(equalized, multi, size=64, device="cpu")

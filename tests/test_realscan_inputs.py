@@ -11,7 +11,8 @@ from PIL import Image
 from ssinfnet.data.augment import ExportAugmentation, export_transform
 from ssinfnet.data.dataset import NegativeDataset, SegmentationDataset
 from ssinfnet.data.intensity import (
-    CANONICAL_ANCHORS, CANONICAL_CONTRAST, Anchors, estimate_anchors, scan_anchors, to_canonical,
+    CANONICAL_ANCHORS, CANONICAL_CONTRAST, EQUALIZE_CLIP, EQUALIZED_CONTRAST, UNIT_CONTRAST, Anchors, after_resize,
+    before_resize, clahe, estimate_anchors, scan_anchors, to_canonical,
 )
 from ssinfnet.data.pool import is_heldout, source_group, split_pool
 from ssinfnet.data.sample import Sample, SampleMeta
@@ -60,6 +61,51 @@ def test_given_anchors_are_used_and_scan_anchors_are_medians():
     assert out[30, 20] == pytest.approx(0.2 * gain + CANONICAL_ANCHORS.dark, abs=1e-6)
     anchors = scan_anchors([_chest(lung=0.1), _chest(lung=0.2), _chest(lung=0.3), np.zeros((64, 64))])
     assert anchors.dark == pytest.approx(0.2, abs=1e-6)
+
+
+def _textured_chest(size=224, seed=0):
+    """(image, lungs): a chest crop with textured lungs, a ground-glass patch and noise (equalisation
+    needs more than a few grey levels to act on)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    lungs = (((yy - 0.5) / 0.32) ** 2 + ((xx - 0.3) / 0.17) ** 2 < 1) | (((yy - 0.5) / 0.32) ** 2 + ((xx - 0.7) / 0.17) ** 2 < 1)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 4)
+    image = np.full((size, size), 0.8)
+    image[lungs] = 0.22 + 0.04 * (texture / texture.std())[lungs]
+    image[lungs & ((yy - 0.4) ** 2 + (xx - 0.3) ** 2 < 0.08 ** 2)] += 0.25  # ground glass
+    image += 0.02 * ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 1)
+    return np.clip(image, 0, 1).astype(np.float32), lungs
+
+
+def test_equalized_contrast_hardly_moves_under_an_exports_own_equalisation():
+    """An export's CLAHE (clip 4 or 8) moves the lungs' equalised input less than half as much as the
+    canonical one (which cannot undo it); the other contrasts are untouched by the option."""
+    image, lungs = _textured_chest()
+    np.testing.assert_array_equal(before_resize(image, UNIT_CONTRAST), image)
+    np.testing.assert_array_equal(after_resize(image, CANONICAL_CONTRAST), image)
+    np.testing.assert_allclose(after_resize(image, EQUALIZED_CONTRAST), clahe(image, EQUALIZE_CLIP))
+
+    def change(contrast, clip):
+        def view(x):
+            return after_resize(before_resize(x, contrast), contrast)
+        return float(np.abs(view(clahe(image, clip)) - view(image))[lungs].mean())
+
+    for clip in (4.0, 8.0):
+        assert change(EQUALIZED_CONTRAST, clip) < 0.5 * change(CANONICAL_CONTRAST, clip)
+    with pytest.raises(ValueError, match="unknown input contrast 'hu'"):
+        after_resize(image, "hu")
+
+
+def test_dataset_items_get_the_equalized_contrast_at_their_size():
+    image, _ = _textured_chest(96)
+    sample = Sample(image, np.zeros((96, 96), np.int64), SampleMeta(source="x", id="a", group="a",
+                                                                   original_size=(96, 96)))
+    item = SegmentationDataset([sample], size=64, contrast=EQUALIZED_CONTRAST)[0]["image"][0].numpy()
+    resized = torch.nn.functional.interpolate(torch.from_numpy(image)[None, None], size=(64, 64), mode="bilinear",
+                                              align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(item, clahe(to_canonical(resized), EQUALIZE_CLIP), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ExportAugmentation.EXPORTS)

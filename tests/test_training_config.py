@@ -175,12 +175,18 @@ def test_hard_negative_mining_draws_at_least_the_negatives_it_keeps():
         load_config("cpu", ["negatives.per_epoch=40", "negatives.mined_from=20"])
 
 
+def test_equalize_needs_the_canonical_contrast():
+    assert load_config("cpu", ["data.equalize=true"])["data"]["equalize"] is True
+    with pytest.raises(InputError, match="data.equalize=True: needs data.canonical=true"):
+        load_config("cpu", ["data.canonical=false", "data.equalize=true"])
+
+
 def test_runs_configured_before_a_key_existed_keep_the_codes_fallbacks(tmp_path):
     path = tmp_path / "old.yaml"
     path.write_text("data: {size: 64}\n")
     config = load_config(str(path))
-    assert (config["data"]["canonical"], config["data"]["export_augment"], config["data"]["heldout_fraction"]) == \
-        (False, False, 0.0)
+    assert (config["data"]["canonical"], config["data"]["equalize"], config["data"]["export_augment"],
+            config["data"]["heldout_fraction"]) == (False, False, False, 0.0)
     assert config["negatives"] == {"weight": 1.0, "per_epoch": 0, "mined_from": 0}
 
 

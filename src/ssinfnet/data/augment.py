@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -168,6 +169,55 @@ def full_field_of_view(image: np.ndarray, mask: np.ndarray, fill: float,
         thickness = max(2, out_rows // 40)
         canvas[gap : gap + thickness, out_cols // 10 : out_cols - out_cols // 10] = rng.uniform(0.5, 0.9)
     return canvas, labels
+
+
+# ----------------------------------------------------------------------------- fixed-strength exports
+#
+# The export differences at fixed strengths, as the robustness benchmark (benchmarks/bench_robustness.py,
+# on the test slices) and ``crossval --exports`` (out of fold, to choose on) apply them; training draws
+# the same kinds at random strengths (ExportAugmentation). x = a slice in [0, 1]:
+# window_narrow / window_wide: another display window, clip((x - 0.1) / 0.7), 0.15 + 0.7 x; minmax_full_range:
+# min-max scaling of the full HU range (-1024..3071 HU) instead of a lung window, the ~1100 HU window then
+# taking 27% of the grey levels, 0.27 x + 0.01; clahe_2 / _4 / _8: CLAHE at OpenCV clip limits 2, 4, 8;
+# gamma_0.6 / _1.6; noise: Gaussian, sd 0.03 (8 grey levels), seeded; downsample_256: the longer side to
+# 256 px and back; blur: Gaussian, sd 1.5 px; jpeg_50: JPEG quality 50; full_fov: the crop inside a field
+# of view 1.6x as large (chest wall, air, table; seeded).
+
+def _resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(shape[::-1], Image.BILINEAR))
+
+
+def _downsample_256(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = 256 / max(x.shape)
+    return _resized(_resized(x, (round(x.shape[0] * scale), round(x.shape[1] * scale))), x.shape), mask
+
+
+def _blur(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import ndimage  # noqa: PLC0415
+
+    return ndimage.gaussian_filter(x, 1.5), mask
+
+
+FIXED_EXPORTS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "window_narrow": lambda x, m: (np.clip((x - 0.1) / 0.7, 0, 1), m),
+    "window_wide": lambda x, m: (0.15 + 0.7 * x, m),
+    "minmax_full_range": lambda x, m: (0.27 * x + 0.01, m),
+    "clahe_2": lambda x, m: (clahe(x, 2.0), m),
+    "clahe_4": lambda x, m: (clahe(x, 4.0), m),
+    "clahe_8": lambda x, m: (clahe(x, 8.0), m),
+    "gamma_0.6": lambda x, m: (np.clip(x, 0, 1) ** 0.6, m),
+    "gamma_1.6": lambda x, m: (np.clip(x, 0, 1) ** 1.6, m),
+    "noise": lambda x, m: (x + np.random.default_rng(1).normal(0, 0.03, x.shape), m),
+    "downsample_256": _downsample_256,
+    "blur": _blur,
+    "jpeg_50": lambda x, m: (jpeg(x, 50), m),
+    "full_fov": lambda x, m: full_field_of_view(x, m, 1 / 1.6, np.random.default_rng(0)),
+}
+
+
+def as_8bit(image: np.ndarray) -> np.ndarray:
+    """An image as an 8-bit export stores it."""
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
 def make_augmentation(seed: int = 0, **options) -> Augmentation:

@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ssinfnet.models.weights import input_contrast
+
 _EPS = 1e-6  # keeps logit(p) and log(p) finite where the mean probability is 0 or 1
 
 
@@ -32,7 +34,7 @@ class Ensemble(nn.Module):
         shapes = {(m.in_channels, m.num_classes) for m in members}
         if len(shapes) != 1:
             raise ValueError(f"ensemble members must take and give the same channels, got {sorted(shapes)}")
-        contrasts = {getattr(m, "input_contrast", None) for m in members}
+        contrasts = {input_contrast(m) for m in members}
         if len(contrasts) != 1:
             raise ValueError(f"ensemble members were trained on different input contrasts: {sorted(map(str, contrasts))}")
         if any(getattr(m, "head_mode", "segmentation") != "segmentation" for m in members):

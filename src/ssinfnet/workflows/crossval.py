@@ -8,13 +8,18 @@ scores the folds with and without left-right flip test-time augmentation and wri
 whether flip helps and, for the single stage, the threshold an ensemble of the folds is exported with
 (``ssinfnet export --single RUN... --threshold-from CV.json``). The ensemble itself cannot be scored
 out of fold (each member saw the other folds), so its threshold is the folds' pooled one.
+
+``--exports NAME...`` also scores the out-of-fold slices under fixed export differences
+(``ssinfnet.data.augment.FIXED_EXPORTS``, stored as 8-bit), at the clean slices' threshold: robustness
+measured on validation slices, so that a choice can be made on it (the robustness benchmark measures the
+same on the test slices, for the record only).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,11 +28,14 @@ from ssinfnet.errors import InputError
 
 VIEWS = ("plain", "flip")
 """Each fold model as it is, and wrapped in left-right flip test-time augmentation."""
+CLEAN = "clean"
+"""The validation slices as they are (the other variants are ``--exports``)."""
 
 
-def out_of_fold(runs: list[str | Path]) -> dict[str, Any]:
-    """Pooled validation predictions of fold runs -> the stage's validation scores per view (see module
-    doc); each run's model and validation slices are read once for both views."""
+def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str, Any]:
+    """Pooled validation predictions of fold runs -> the stage's validation scores per view and, under
+    each of ``exports``, per view (see module doc); each run's model and validation slices are read once."""
+    from ssinfnet.data.augment import FIXED_EXPORTS, as_8bit
     from ssinfnet.core.runs import RunFolder, finished_model
     from ssinfnet.inference.predictor import Pipeline
     from ssinfnet.models import load_model
@@ -36,8 +44,13 @@ def out_of_fold(runs: list[str | Path]) -> dict[str, Any]:
     from ssinfnet.training.objectives import multi_validation, single_validation
     from ssinfnet.training.supervised import train_val_for
 
-    stages, folds, masks = set(), {}, []
-    probs: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
+    unknown = sorted(set(exports) - set(FIXED_EXPORTS))
+    if unknown:
+        raise InputError(f"unknown export {unknown[0]!r}; expected some of {', '.join(FIXED_EXPORTS)}")
+    variants = (CLEAN, *exports)
+    stages, folds = set(), {}
+    masks: dict[str, list[np.ndarray]] = {variant: [] for variant in variants}
+    probs: dict[tuple[str, str], list[np.ndarray]] = {(view, v): [] for view in VIEWS for v in variants}
     for run in map(Path, runs):
         folder = RunFolder(run)
         model = load_model(finished_model(run))
@@ -51,7 +64,12 @@ def out_of_fold(runs: list[str | Path]) -> dict[str, Any]:
         folds.setdefault(key, set()).add(data["fold"])
         stages.add(info["kind"])
         _, val = train_val_for(read_labeled(info["inputs"]["data"]), data, int(config["seed"]))
-        masks.extend(sample.mask for sample in val)
+        images: dict[str, list[np.ndarray]] = {CLEAN: [s.image for s in val]}
+        masks[CLEAN].extend(s.mask for s in val)
+        for name in exports:
+            exported = [FIXED_EXPORTS[name](np.asarray(s.image, np.float32), s.mask) for s in val]
+            images[name] = [as_8bit(image).astype(np.float32) / 255 for image, _ in exported]
+            masks[name].extend(mask for _, mask in exported)
         single, multi = model, None
         if info["kind"] == "multi":
             single, multi = load_model(finished_model(info["inputs"]["prior_from"])), model
@@ -59,21 +77,39 @@ def out_of_fold(runs: list[str | Path]) -> dict[str, Any]:
             wrap = (lambda net: Ensemble([net], flip=True)) if view == "flip" else (lambda net: net)
             pipeline = Pipeline(wrap(single), None if multi is None else wrap(multi), size=int(data["size"]),
                                 bf16=bool(config.get("bf16")))
-            probs[view].extend(p.infection_prob if multi is None else p.class_probs
-                               for p in pipeline.predict(s.image for s in val))
+            for variant in variants:
+                probs[view, variant].extend(p.infection_prob if multi is None else p.class_probs
+                                            for p in pipeline.predict(images[variant]))
     if len(stages) != 1 or len(folds) != 1:
         raise InputError("the runs must be the folds of one cross-validation (same stage, data, seed and folds)")
     (count, _, _), done = next(iter(folds.items()))
     stage = stages.pop()
     validation = single_validation if stage == "single" else multi_validation
     scores = {view: {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-                     for k, v in validation(probs[view], masks).items()} for view in VIEWS}
-    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks), **scores}
+                     for k, v in validation(probs[view, CLEAN], masks[CLEAN]).items()} for view in VIEWS}
+    for view in VIEWS:
+        if exports:
+            scores[view]["exports"] = {name: _export_score(stage, probs[view, name], masks[name], scores[view])
+                                       for name in exports}
+    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks[CLEAN]), **scores}
 
 
-def crossval(runs: list[str | Path]) -> dict[str, Any]:
-    """Out-of-fold scores without and with flip TTA, and what they choose."""
-    oof = out_of_fold(runs)
+def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:
+    """The stage's score under one export (single stage: mean per-image Dice at the clean threshold) and its
+    loss against the clean slices."""
+    from ssinfnet.core.metrics import binary_scores, mean_ci
+    from ssinfnet.training.objectives import multi_validation
+
+    if stage == "single":
+        score = float(mean_ci(binary_scores(m > 0, p >= clean["threshold"])["f1"] for m, p in zip(masks, probs)).mean)
+    else:
+        score = multi_validation(probs, masks)["score"]
+    return {"score": score, "loss": clean["score"] - score}
+
+
+def crossval(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str, Any]:
+    """Out-of-fold scores without and with flip TTA (and under ``exports``), and what they choose."""
+    oof = out_of_fold(runs, exports)
     flip = oof["flip"]["score"] > oof["plain"]["score"]
     chosen = oof["flip"] if flip else oof["plain"]
     result = {**oof, "runs": [Path(r).name for r in runs], "flip_tta": flip, "score": chosen["score"],
@@ -82,6 +118,9 @@ def crossval(runs: list[str | Path]) -> dict[str, Any]:
         result["warning"] = f"only folds {oof['folds_done']} of {oof['folds']} are finished"
     if "threshold" in chosen:
         result["threshold"] = chosen["threshold"]
+    if exports:
+        worst = max(exports, key=lambda name: chosen["exports"][name]["loss"])
+        result.update(worst_export=worst, worst_export_loss=chosen["exports"][worst]["loss"])
     return result
 
 
@@ -94,6 +133,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="the fold runs of one stage")
     parser.add_argument("--out", required=True, metavar="CV.json", help="JSON file to write")
+    parser.add_argument("--exports", nargs="+", default=[], metavar="NAME",
+                        help="also score under these fixed export differences (ssinfnet.data.augment.FIXED_EXPORTS; "
+                             "'all' for every one)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.set_defaults(func=run)
 
@@ -103,10 +145,14 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.out).exists() and not args.overwrite:
         raise InputError("already exists (pass --overwrite to replace it)", args.out)
-    result = crossval(args.runs)
+    from ssinfnet.data.augment import FIXED_EXPORTS
+
+    exports = list(FIXED_EXPORTS) if args.exports == ["all"] else args.exports
+    result = crossval(args.runs, exports)
     write_json(args.out, result)
     threshold = f", threshold {result['threshold']:.2f}" if "threshold" in result else ""
+    worst = f"; worst export {result['worst_export']} (-{result['worst_export_loss']:.3f})" if exports else ""
     print(f"{result['stage']} stage, {result['slices']} out-of-fold slices: score {result['plain']['score']:.3f} "
-          f"plain, {result['flip']['score']:.3f} with flip -> flip_tta {result['flip_tta']}{threshold}; "
+          f"plain, {result['flip']['score']:.3f} with flip -> flip_tta {result['flip_tta']}{threshold}{worst}; "
           f"written to {args.out}")
     return 0
