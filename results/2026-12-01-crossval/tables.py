@@ -2,9 +2,11 @@
 
     python results/2026-12-01-crossval/tables.py            # prints the markdown
     python results/2026-12-01-crossval/tables.py --write    # replaces the generated part of README.md
-    python results/2026-12-01-crossval/tables.py results/2026-12-01-mining --write   # the follow-up run's
+    python results/2026-12-01-crossval/tables.py results/2026-12-01-mining --write   # the follow-up runs'
+    python results/2026-12-01-crossval/tables.py results/2026-12-01-robustness --write
 
-Reads ``cv-*.json`` (``ssinfnet crossval``: out-of-fold scores), ``eval-*.json`` (``ssinfnet evaluate``
+Reads ``cv-*.json`` (``ssinfnet crossval``: out-of-fold scores; ``cv-*-exports.json`` with ``--exports``:
+also under each fixed export difference), ``eval-*.json`` (``ssinfnet evaluate``
 summaries of the 48 test slices) and ``compare-*/comparison.json`` (``ssinfnet compare``). A file that
 does not exist yet (the experiment is resumable and may stop part-way) leaves its row out and says so.
 """
@@ -27,8 +29,9 @@ class Layout:
     """What one experiment folder's README shows: (file stem, label) rows; a stem "folder/name" reads
     another experiment's file (shown for reference). ``required``: stems whose absence is reported."""
 
-    def __init__(self, out_of_fold, multi, test, required=()):
+    def __init__(self, out_of_fold, multi, test, required=(), exports=()):
         self.out_of_fold, self.multi, self.test, self.required = out_of_fold, multi, test, set(required)
+        self.exports = exports
 
 
 LAYOUTS = {
@@ -62,6 +65,20 @@ LAYOUTS = {
         # (a weaker mining strength is trained only when the stronger one is not kept)
         required=("mined-semi-sinfnet", "multi-semi", "multi-semi-pseudo", "multi-mined", "mined",
                   "mined-candidate", "shipped"),
+    ),
+    "2026-12-01-robustness": Layout(
+        out_of_fold=[("semi-sinfnet-exports", "SInfNet + semi-supervised (shipped recipe)"),
+                     ("semi-sinfnet-f01-exports", "the same, folds 0-1 only"),
+                     ("equalized-semi-sinfnet-f01-exports", "+ equalized input contrast, folds 0-1 only"),
+                     ("strong-semi-sinfnet-exports", "+ stronger contrast augmentation")],
+        multi=[("2026-12-01-mining/multi-semi-pseudo", "shipped Multi U-Net (mining run)"),
+               ("multi-strong", "Multi U-Net on the stronger-augmentation prior, same augmentation")],
+        test=[("2026-12-01-mining/shipped", "shipped until now (mining run's choice)"),
+              ("strong-candidate", "stronger contrast augmentation (fold 0 + flip TTA + its Multi U-Net)")],
+        exports=[("semi-sinfnet-exports", "shipped recipe"), ("semi-sinfnet-f01-exports", "shipped recipe, folds 0-1"),
+                 ("equalized-semi-sinfnet-f01-exports", "equalized, folds 0-1"),
+                 ("strong-semi-sinfnet-exports", "stronger augmentation")],
+        required=("semi-sinfnet-exports", "equalized-semi-sinfnet-f01-exports", "strong-semi-sinfnet-exports"),
     ),
 }
 
@@ -116,6 +133,28 @@ def out_of_fold_table(folder: Path, layout: Layout) -> list[str]:
     return lines
 
 
+def exports_table(folder: Path, layout: Layout) -> list[str]:
+    """Out-of-fold Dice under each fixed export difference (the chosen view's), a column per run."""
+    missing: list[str] = []
+    runs = list(_files(folder, "cv", layout.exports, layout, missing))
+    if not runs:
+        return []
+    chosen = [(label, cv["flip" if cv["flip_tta"] else "plain"]) for label, cv in runs]
+    names = list(chosen[0][1]["exports"])
+    lines = ["| export | " + " | ".join(f"{label}: Dice (loss)" for label, _ in chosen) + " |",
+             "|---|" + "---|" * len(chosen),
+             "| clean | " + " | ".join(_num(view["score"]) for _, view in chosen) + " |"]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{_num(view['exports'][name]['score'])} "
+                                                 f"({view['exports'][name]['loss']:+.3f})" for _, view in chosen) + " |")
+    worst = []
+    for _, view in chosen:
+        name = max((n for n in names if n != "full_fov"), key=lambda n: view["exports"][n]["loss"])
+        worst.append(f"{view['exports'][name]['loss']:.3f} ({name})")
+    lines.append("| **worst loss, full_fov aside** | " + " | ".join(worst) + " |")
+    return ["### Out of fold under fixed export differences (`ssinfnet crossval --exports all`)", "", *lines, ""]
+
+
 def test_table(folder: Path, layout: Layout) -> list[str]:
     lines = ["| model | Inf-Net Dice | infection F1 | GGO F1 | consolidation F1 | Overall (paper) | threshold |",
              "|---|---|---|---|---|---|---|"]
@@ -153,6 +192,7 @@ def render(folder: Path) -> str:
     choice = (folder / "choice.txt").read_text().strip().splitlines() if (folder / "choice.txt").is_file() else []
     parts = ["### Out-of-fold scores of the labeled training slices: every choice is made here", "",
              *out_of_fold_table(folder, layout), "", *(f"- {line}" for line in choice), "",
+             *exports_table(folder, layout),
              "### The 48 test slices, scored once (ablation)", "", *test_table(folder, layout), "",
              "### Paired tests on the 48 test slices", "", *comparison_lines(folder)]
     return "\n".join(parts) + "\n"
