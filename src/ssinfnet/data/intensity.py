@@ -172,6 +172,7 @@ EQUALIZE_CLIP = 8.0
 
 
 def check_contrast(contrast: str) -> str:
+    """``contrast``, or a ValueError naming the known ones."""
     if contrast not in CONTRASTS:
         raise ValueError(f"unknown input contrast {contrast!r}; expected one of {CONTRASTS}")
     return contrast
