@@ -11,4 +11,4 @@ demo: setup
 # out in collection order, which puts the slow end-to-end tests first (tests/conftest.py), so the long
 # demo test starts at once beside the rest (xdist's default would send the files with most tests first).
 test: setup
-	.venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
