@@ -24,10 +24,3 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "covid-semiseg").is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set SSINFNET_SHARED_DATA)")
     return SHARED_DATA
-
-
-def pytest_collection_modifyitems(items):
-    """Slow end-to-end tests first (a stable sort keeps the rest in order): `make test` hands files to its
-    two workers in this order (`--no-loadscope-reorder`), so the long demo file starts at once, beside the
-    rest. Sent after the files with more tests, it made a fresh-clone `.ci/run` take 14 min 57 s."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
