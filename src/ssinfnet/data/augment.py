@@ -183,15 +183,6 @@ def full_field_of_view(image: np.ndarray, mask: np.ndarray, fill: float,
 # 256 px and back; blur: Gaussian, sd 1.5 px; jpeg_50: JPEG quality 50; full_fov: the crop inside a field
 # of view 1.6x as large (chest wall, air, table; seeded).
 
-def _resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(shape[::-1], Image.BILINEAR))
-
-
-def _downsample_256(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scale = 256 / max(x.shape)
-    return _resized(_resized(x, (round(x.shape[0] * scale), round(x.shape[1] * scale))), x.shape), mask
-
-
 def _blur(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from scipy import ndimage  # noqa: PLC0415
 
@@ -208,7 +199,7 @@ FIXED_EXPORTS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np
     "gamma_0.6": lambda x, m: (np.clip(x, 0, 1) ** 0.6, m),
     "gamma_1.6": lambda x, m: (np.clip(x, 0, 1) ** 1.6, m),
     "noise": lambda x, m: (x + np.random.default_rng(1).normal(0, 0.03, x.shape), m),
-    "downsample_256": _downsample_256,
+    "downsample_256": lambda x, m: (downsample(x, 256 / max(x.shape)), m),
     "blur": _blur,
     "jpeg_50": lambda x, m: (jpeg(x, 50), m),
     "full_fov": lambda x, m: full_field_of_view(x, m, 1 / 1.6, np.random.default_rng(0)),
