@@ -7,7 +7,8 @@ setup:
 demo: setup
 	.venv/bin/ssinfnet demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-# Two workers (one torch thread each, tests/conftest.py); a module's tests stay on one worker, so the
-# long demo test runs beside the rest instead of after it.
+# Two workers (one torch thread each, tests/conftest.py) on the two halves of the collection, the full
+# demo first (tests/conftest.py); a worker that runs out takes tests queued on the other (worksteal), so
+# the long demo test runs beside the rest instead of after it.
 test: setup
-	.venv/bin/python -m pytest -q -n 2 --dist loadfile
+	.venv/bin/python -m pytest -q -n 2 --dist worksteal

@@ -197,11 +197,14 @@ class SegmentationObjective:
         save_model(self.model, run.model_path, extra={**self.export_extra, "validation": self.validation})
 
 
+def mean_dice(probs: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> float:
+    """Mean per-image infection Dice of ``probs`` at ``threshold`` (NaN when no slice is scored)."""
+    return float(mean_ci(binary_scores(m > 0, p >= threshold)["f1"] for m, p in zip(masks, probs)).mean)
+
+
 def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
     """Mean per-image Dice at each threshold; the best threshold is the one the run exports."""
-    truths = [m > 0 for m in masks]
-    dice = {t: mean_ci(binary_scores(truth, prob >= t)["f1"] for truth, prob in zip(truths, probs)).mean
-            for t in THRESHOLDS}
+    dice = {t: mean_dice(probs, masks, t) for t in THRESHOLDS}
     dice = {t: (-1.0 if np.isnan(d) else d) for t, d in dice.items()}
     best = max(dice, key=dice.get)
     return {"val_dice": dice[best], "val_dice_at_0.5": dice[0.5], "threshold": float(best), "score": dice[best]}

@@ -97,11 +97,10 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
 def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:
     """The stage's score under one export (single stage: mean per-image Dice at the clean threshold) and its
     loss against the clean slices."""
-    from ssinfnet.core.metrics import binary_scores, mean_ci
-    from ssinfnet.training.objectives import multi_validation
+    from ssinfnet.training.objectives import mean_dice, multi_validation
 
     if stage == "single":
-        score = float(mean_ci(binary_scores(m > 0, p >= clean["threshold"])["f1"] for m, p in zip(masks, probs)).mean)
+        score = mean_dice(probs, masks, clean["threshold"])
     else:
         score = multi_validation(probs, masks)["score"]
     return {"score": score, "loss": clean["score"] - score}
