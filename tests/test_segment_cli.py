@@ -4,6 +4,7 @@ trip, many inputs at once, and one clear error per bad input."""
 from __future__ import annotations
 
 import json
+import logging
 
 import nibabel as nib
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ssinfnet.cli import main
-from ssinfnet.data.intensity import to_unit_range
+from ssinfnet.data.intensity import LUNG_WINDOW, Window, to_unit_range
 from ssinfnet.inference.segment import segment
 from test_segment_phantom import (
     CONSOLIDATION,
@@ -46,12 +47,12 @@ def chest_nifti(tmp_path):
     return path
 
 
-def _chest_png(path, size=(50, 70)):
-    """A phantom slice as an 8-bit lung-window PNG of size (rows, cols); returns the HU slice."""
+def _chest_png(path, size=(50, 70), window=LUNG_WINDOW):
+    """A phantom slice as an 8-bit PNG of size (rows, cols) in ``window``; returns the HU slice."""
     rows, cols = size
     affine = centred_affine(np.array([[0, -0.8, 0], [-0.8, 0, 0], [0, 0, 1.0]]), (rows, cols, 1))  # radiological
     hu = chest_on_grid(affine, (rows, cols, 1))[:, :, 0]
-    Image.fromarray(np.round(to_unit_range(hu, "hu") * 255).astype(np.uint8)).save(path)
+    Image.fromarray(np.round(to_unit_range(hu, "hu", window) * 255).astype(np.uint8)).save(path)
     return hu
 
 
@@ -180,3 +181,44 @@ def test_real_slices_keep_their_size(shared_data, tmp_path, tiny_pipeline):
         labels = Image.open(out / image.stem / "labels.png")
         assert labels.size == Image.open(image).size
         assert set(np.unique(np.asarray(labels))) <= {0, 1, 2}
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_chest_in_a_lung_window_or_in_hu_gets_no_warning(tmp_path, chest_nifti, caplog):
+    _chest_png(tmp_path / "lung.png")
+    with caplog.at_level(logging.WARNING):
+        assert segment(tmp_path / "lung.png", model=ThresholdPipeline()).lung.any()
+        assert segment(chest_nifti, model=ThresholdPipeline()).lung.any()
+    assert _warnings(caplog) == []
+
+
+def test_a_soft_tissue_window_export_is_said_to_hide_the_lungs(shared_data, tmp_path, caplog):
+    """The real healthy chest exported in a soft-tissue window (W400 L40): lungs and the air around the
+    body are one black, so no lung is found; one line says so and how to export instead."""
+    from ssinfnet.inference.segment import read_scan
+
+    scan = read_scan(shared_data / "real-ct" / "chest-2slices-dicom")
+    hu = np.asarray(scan.stack[0], dtype=np.float32)
+    for name, window in (("lung.png", LUNG_WINDOW), ("mediastinum.png", Window(level=40.0, width=400.0))):
+        Image.fromarray(np.round(to_unit_range(hu, "hu", window) * 255).astype(np.uint8)).save(tmp_path / name)
+    with caplog.at_level(logging.WARNING):
+        assert segment(tmp_path / "lung.png", model=ThresholdPipeline()).lung.any()
+        assert _warnings(caplog) == []
+        result = segment(tmp_path / "mediastinum.png", model=ThresholdPipeline())
+    assert not result.lung.any() and not result.labels.any()
+    (line,) = _warnings(caplog)
+    assert "mediastinum.png" in line and "no lung found" in line and "export with a lung window" in line
+
+
+def test_soft_tissue_far_from_its_hounsfield_units_is_warned_about(tmp_path, chest_nifti, caplog):
+    """Air where CT has it, but soft tissue 400 HU too bright (a wrong rescale): one warning line."""
+    image = nib.load(chest_nifti)
+    hu = np.asarray(image.dataobj, np.int16)
+    shifted = tmp_path / "shifted.nii.gz"
+    nib.save(nib.Nifti1Image(np.where(hu < -500, hu, hu + 400).astype(np.int16), image.affine), shifted)
+    with caplog.at_level(logging.WARNING):
+        segment(shifted, model=ThresholdPipeline())
+    assert any("shifted.nii.gz" in line and "Hounsfield units?" in line for line in _warnings(caplog))

@@ -336,8 +336,11 @@ def _warn_if_unusual(scan: Scan, lung: np.ndarray) -> None:
             log.warning("%s: soft tissue at a median of %.0f HU (CT: about 0-60 HU); are these values "
                         "Hounsfield units? Results may be wrong", scan.source, median)
     if not lung.any():
-        log.warning("%s: no lung found (not a chest scan, or the lungs are cut by the field of view); "
-                    "no lesion is reported", scan.source)
+        # a display image in a soft-tissue window shows the lungs as black as the air around the body:
+        # there is no lung contrast to find them by (nor GGO to see), so say how to export instead
+        window = "" if scan.modality == "hu" else ", or a window that shows the lungs as black as air: export with a lung window"
+        log.warning("%s: no lung found (not a chest scan, or the lungs are cut by the field of view%s); "
+                    "no lesion is reported", scan.source, window)
 
 
 def _volume_scan(name: str, source: str | Path, array: np.ndarray, affine: np.ndarray, header: Any,
