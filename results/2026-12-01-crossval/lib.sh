@@ -17,6 +17,8 @@ COMMON=(--preset cpu --no-progress --negatives "$POOL" --set data.folds=$FOLDS -
         --set single.epochs=40 --set single.lr=0.001 --set single.focal=null --set single.lookahead=null
         --set multi.epochs=40 --set multi.optimizer=adam --set multi.lr=0.001 --set multi.momentum=0.0
         --set multi.focal=null --set multi.lookahead=null "${EXTRA[@]}")
+LABELED=(--data "$D/covid-semiseg" "${COMMON[@]}")  # the labeled slices with those settings
+PSEUDO=(--pseudo "$W/pseudo" --set pseudo.per_epoch=40)  # the semi-supervised round's pseudo-labels (run.sh makes them)
 UNET=(--set 'model={name: unet, width: 16}')
 MUNET=(--set 'multi_model={name: multi_unet, width: 16}')
 mkdir -p "$W/logs" "$R" "$P" "$E"

@@ -23,8 +23,6 @@ cd "$(dirname "$0")/../.."
 C=results/2026-12-01-crossval
 R=results/2026-12-01-mining
 source "$C/lib.sh"
-LABELED=(--data "$D/covid-semiseg" "${COMMON[@]}")
-PSEUDO=(--pseudo "$W/pseudo" --set pseudo.per_epoch=40)
 STRENGTHS=(160 80)  # negatives.mined_from, strongest first (40 of them kept per epoch)
 mined() { if [ "$1" = 160 ]; then echo mined; else echo "mined$1"; fi; }  # (the first run had no strength in its name)
 [ -f "$E/shipped/summary.json" ] || bash "$C/run.sh"  # (its last steps are redone below with this run's choice)

@@ -26,8 +26,6 @@ C=results/2026-12-01-crossval
 R=results/2026-12-01-robustness
 source "$C/lib.sh"
 [ -f "$E/unmined-candidate/summary.json" ] || { echo "run results/2026-12-01-mining/run.sh first" >&2; exit 1; }
-LABELED=(--data "$D/covid-semiseg" "${COMMON[@]}")
-PSEUDO=(--pseudo "$W/pseudo" --set pseudo.per_epoch=40)
 EQUALIZED=(--set data.equalize=true)
 CLAHE50=(--set 'data.export_augment={probability: 0.7, clahe_probability: 0.5}')
 STRONG_EXTRA=(--set 'data.augment={gamma: [0.6, 1.7]}')  # each variant's settings beyond CLAHE50
