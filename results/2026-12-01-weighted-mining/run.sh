@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 12, continued: hard-negative mining at half the loss weight. Needs the crossval, mining and
+# robustness runs' work folder (pseudo-labels, the shipped recipe's fold runs and out-of-fold scores). One
+# resumable command, from the repository root:
+#   bash results/2026-12-01-weighted-mining/run.sh
+# Mining from 160 (results/2026-12-01-mining) brought the healthy chest DICOM from 9.0% to 3.4% "lesion" but
+# cost 0.021 out-of-fold Dice; this run mines the same way with the mined negatives weighing 0.25 in the loss
+# instead of 0.5 (negatives.weight), so that they push less against the lesions they resemble.
+#  1. the shipped recipe (semi-supervised SInfNet) with mining from 160 at weight 0.25, 5 folds;
+#  2. rule, written before its results (the mining run's): kept if its out-of-fold Dice is at most 0.01 below
+#     the shipped recipe's (results/2026-12-01-crossval/cv-semi-sinfnet.json);
+#  3. when kept: its multi stage on its fold-0 prior (pseudo-labels, as shipped), the candidate (fold 0, flip
+#     TTA if it helps out of fold) scored once on the 48 test slices, paired test against the shipped
+#     candidate, the specificity and robustness benchmarks (after = the candidate), the bundle and its
+#     segment benchmark.
+set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+cd "$(dirname "$0")/../.."
+C=results/2026-12-01-crossval
+R=results/2026-12-01-weighted-mining
+source "$C/lib.sh"
+[ -f "$E/unmined-candidate/summary.json" ] || { echo "run results/2026-12-01-mining/run.sh first" >&2; exit 1; }
+NAME=mined-w25
+MINING=(--set negatives.mined_from=160 --set negatives.weight=0.25)
+BASE=$C/cv-semi-sinfnet.json
+
+# 1. the folds (fold 4 beside the multi stage on fold 0's prior, which step 3 needs when kept)
+K="0 1 2 3" folds "$NAME-semi-sinfnet" single "${LABELED[@]}" "${PSEUDO[@]}" "${MINING[@]}"
+K=4 folds "$NAME-semi-sinfnet" single "${LABELED[@]}" "${PSEUDO[@]}" "${MINING[@]}" & A=$!
+K=0 folds "multi-$NAME" multi "${LABELED[@]}" "${MUNET[@]}" "${PSEUDO[@]}" "${MINING[@]}" \
+    --prior-from "$W/$NAME-semi-sinfnet-f{k}" & B=$!
+wait $A; wait $B
+CV=$R/cv-$NAME-semi-sinfnet.json
+
+# 2. the rule
+kept=no
+if "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) - 0.01)" "$(score "$CV")" "$(score "$BASE")"; then
+    kept=yes
+fi
+echo "mining from 160 at weight 0.25 out of fold: $(score "$CV") vs $(score "$BASE") without; kept: $kept" | tee "$R/choice.txt"
+[ "$kept" = yes ] || exit 0
+
+# 3. the candidate, its scores, the benchmarks and the bundle
+tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
+pipeline "$NAME-candidate" --single "$W/$NAME-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-$NAME-f0"
+evaluate "$NAME-candidate"
+cp "$E/$NAME-candidate/summary.json" "$R/eval-$NAME-candidate.json"
+"$S" compare "$E/unmined-candidate" "$E/$NAME-candidate" --out "$R/compare-candidates" --overwrite
+MODELS=(--model "before=$P/unmined-candidate" --model "after=$P/$NAME-candidate")
+"$PY" benchmarks/bench_specificity.py --data "$D" "${MODELS[@]}"
+"$PY" benchmarks/bench_robustness.py --data "$D" "${MODELS[@]}"
+"$S" export --single "$W/$NAME-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-$NAME-f0" --out src/ssinfnet/weights/default \
+    --storage bf16 --overwrite --metrics "$E/$NAME-candidate/summary.json" \
+    --card-section results/benchmarks/specificity.json --card-section results/benchmarks/robustness.json
+OMP_NUM_THREADS=2 "$PY" benchmarks/bench_segment.py --threads 2
+for name in specificity.json specificity.md robustness.json robustness.md segment.json; do
+    cp "results/benchmarks/$name" "$R/benchmark-$name"
+done
