@@ -27,7 +27,7 @@ def shared_data() -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """The longest tests first, the full demo (about 12 min on one core) before all: `make test`'s
+    """The longest tests first, the full demo (about 10 min on one core) before all: `make test`'s
     two workers (`--dist worksteal`) start on the two halves of this order, and a worker that runs out
     takes pending tests from the other, so the demo runs beside everything else instead of after it."""
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "test_full_demo" not in item.name))

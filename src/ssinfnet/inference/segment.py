@@ -338,7 +338,8 @@ def _warn_if_unusual(scan: Scan, lung: np.ndarray) -> None:
     if not lung.any():
         # a display image in a soft-tissue window shows the lungs as black as the air around the body:
         # there is no lung contrast to find them by (nor GGO to see), so say how to export instead
-        window = "" if scan.modality == "hu" else ", or a window that shows the lungs as black as air: export with a lung window"
+        window = "" if scan.modality == "hu" else (", or a window that shows the lungs as black as air: "
+                                                   "export with a lung window")
         log.warning("%s: no lung found (not a chest scan, or the lungs are cut by the field of view%s); "
                     "no lesion is reported", scan.source, window)
 
