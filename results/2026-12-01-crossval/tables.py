@@ -4,6 +4,7 @@
     python results/2026-12-01-crossval/tables.py --write    # replaces the generated part of README.md
     python results/2026-12-01-crossval/tables.py results/2026-12-01-mining --write   # the follow-up runs'
     python results/2026-12-01-crossval/tables.py results/2026-12-01-robustness --write
+    python results/2026-12-01-crossval/tables.py results/2026-12-01-weighted-mining --write
 
 Reads ``cv-*.json`` (``ssinfnet crossval``: out-of-fold scores; ``cv-*-exports.json`` with ``--exports``:
 also under each fixed export difference), ``eval-*.json`` (``ssinfnet evaluate``
@@ -82,6 +83,17 @@ LAYOUTS = {
                  ("strong-semi-sinfnet-exports", "strong"), ("clahe50-semi-sinfnet-exports", "clahe50")],
         required=("semi-sinfnet-exports", "equalized-semi-sinfnet-f01-exports", "strong-semi-sinfnet-exports",
                   "clahe50-semi-sinfnet-exports"),
+    ),
+    "2026-12-01-weighted-mining": Layout(
+        out_of_fold=[(f"{CROSSVAL}/semi-sinfnet", "SInfNet + semi-supervised (shipped recipe)"),
+                     ("2026-12-01-mining/mined-semi-sinfnet", "+ hard-negative mining, 40 of 160 (mining run)"),
+                     ("mined-w25-semi-sinfnet", "+ the same mining, negatives at loss weight 0.25")],
+        multi=[("2026-12-01-mining/multi-semi-pseudo", "shipped Multi U-Net (mining run)"),
+               ("multi-mined-w25", "Multi U-Net on the weighted-mining prior, the same negatives")],
+        test=[("2026-12-01-mining/shipped", "shipped until now (mining run's choice)"),
+              ("mined-w25-candidate", "weighted-mining candidate (fold 0 + flip TTA + its Multi U-Net)")],
+        # (the candidate is scored only when the rule keeps the recipe)
+        required=("mined-w25-semi-sinfnet", "multi-mined-w25"),
     ),
 }
 
