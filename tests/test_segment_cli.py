@@ -47,12 +47,12 @@ def chest_nifti(tmp_path):
     return path
 
 
-def _chest_png(path, size=(50, 70), window=LUNG_WINDOW):
-    """A phantom slice as an 8-bit PNG of size (rows, cols) in ``window``; returns the HU slice."""
+def _chest_png(path, size=(50, 70)):
+    """A phantom slice as an 8-bit lung-window PNG of size (rows, cols); returns the HU slice."""
     rows, cols = size
     affine = centred_affine(np.array([[0, -0.8, 0], [-0.8, 0, 0], [0, 0, 1.0]]), (rows, cols, 1))  # radiological
     hu = chest_on_grid(affine, (rows, cols, 1))[:, :, 0]
-    Image.fromarray(np.round(to_unit_range(hu, "hu", window) * 255).astype(np.uint8)).save(path)
+    Image.fromarray(np.round(to_unit_range(hu, "hu") * 255).astype(np.uint8)).save(path)
     return hu
 
 
