@@ -1,7 +1,7 @@
-# Shared by this folder's run.sh and ablation.sh and by results/2026-12-01-mining/run.sh (source it from the
-# repository root after setting R, the results folder): the settings every fold run shares and the
-# resumable steps. Environment: SSINFNET_WORK, SSINFNET_SHARED_DATA, SSINFNET (the CLI), SSINFNET_PYTHON,
-# SSINFNET_EXTRA (e.g. "--set single.epochs=1" for a smoke test), JOBS (parallel fold runs).
+# Shared by this folder's run.sh and ablation.sh and by the run.sh of results/2026-12-01-{mining,robustness,
+# weighted-mining} (source it from the repository root after setting R, the results folder): the settings
+# every fold run shares and the resumable steps. Environment: SSINFNET_WORK, SSINFNET_SHARED_DATA, SSINFNET
+# (the CLI), SSINFNET_PYTHON, SSINFNET_EXTRA (e.g. "--set single.epochs=1" for a smoke test), JOBS (parallel fold runs).
 : "${R:?set R, the results folder, before sourcing lib.sh}"
 W=${W:-${SSINFNET_WORK:-$HOME/ssinfnet-work/2026-12-01-crossval}}
 D=${D:-${SSINFNET_SHARED_DATA:-../shared/data}}
@@ -49,6 +49,10 @@ field() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv
 score() { field "$1" score; }
 flip() { field "$1" flip_tta; }
 higher() { "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$1" "$2"; }
+# the follow-up runs' cost rule: score A at most 0.01 below score B
+within_cost() { "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) - 0.01)" "$1" "$2"; }
+# export arguments for flip TTA and its threshold when the crossval file CV chose flip, else none
+tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
 
 pipeline() {  # pipeline NAME EXPORT_ARGS...: a pipeline folder, once
     local name=$1; shift

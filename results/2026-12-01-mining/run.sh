@@ -57,8 +57,7 @@ for n in "${STRENGTHS[@]}"; do
     wait $A; wait $B
     TRIED+=("$name")
     kept=no
-    if "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) - 0.01)" \
-            "$(score "$R/cv-$name-semi-sinfnet.json")" "$(score "$SINGLE_CV")"; then kept=yes; fi
+    if within_cost "$(score "$R/cv-$name-semi-sinfnet.json")" "$(score "$SINGLE_CV")"; then kept=yes; fi
     echo "hard-negative mining from $n out of fold: $(score "$R/cv-$name-semi-sinfnet.json") vs $(score "$SINGLE_CV") without; kept: $kept" | tee -a "$R/choice.txt"
     if [ "$kept" = yes ]; then
         FINAL=$name-semi-sinfnet SINGLE_CV=$R/cv-$name-semi-sinfnet.json MULTI=multi-$name CHOSEN=$name
@@ -70,7 +69,6 @@ echo "shipped: $FINAL + $MULTI" | tee -a "$R/choice.txt"
 # 3. the 48 test slices (each once), paired tests, benchmarks, the bundle. Every candidate (fold 0, flip TTA
 #    if it helps out of fold, its multi stage) is scored and benchmarked, whichever is shipped, so that the
 #    trade-off is on record (never used to choose); the shipped one is "after" in the benchmarks.
-tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
 read -ra TTA <<< "$(tta "$C/cv-semi-sinfnet.json")"
 pipeline unmined-candidate --single "$W/semi-sinfnet-f0" "${TTA[@]}" --multi "$W/multi-semi-pseudo-f0"
 evaluate unmined-candidate

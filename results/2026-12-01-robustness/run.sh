@@ -71,7 +71,6 @@ done
 [ -n "$KEPT" ] || exit 0
 
 # 4. the kept recipe's candidate, scores, benchmarks and bundle
-tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
 CV=$R/cv-$KEPT-semi-sinfnet-exports.json
 pipeline "$KEPT-candidate" --single "$W/$KEPT-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-$KEPT-f0"
 evaluate "$KEPT-candidate"

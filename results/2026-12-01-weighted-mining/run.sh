@@ -35,14 +35,13 @@ CV=$R/cv-$NAME-semi-sinfnet.json
 
 # 2. the rule
 kept=no
-if "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) - 0.01)" "$(score "$CV")" "$(score "$BASE")"; then
+if within_cost "$(score "$CV")" "$(score "$BASE")"; then
     kept=yes
 fi
 echo "mining from 160 at weight 0.25 out of fold: $(score "$CV") vs $(score "$BASE") without; kept: $kept" | tee "$R/choice.txt"
 [ "$kept" = yes ] || exit 0
 
 # 3. the candidate, its scores, the benchmarks and the bundle
-tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
 pipeline "$NAME-candidate" --single "$W/$NAME-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-$NAME-f0"
 evaluate "$NAME-candidate"
 cp "$E/$NAME-candidate/summary.json" "$R/eval-$NAME-candidate.json"
