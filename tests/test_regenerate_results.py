@@ -40,3 +40,20 @@ def test_tables_come_from_the_saved_evaluations_and_are_stable(tmp_path, script)
     assert script.main([str(folder)]) == 0
     assert (folder / "compare-single-comparison.md").read_text() == first
     assert "<h2>Summary</h2>" in (folder / "report.html").read_text()
+
+
+@pytest.fixture()
+def tables():
+    spec = importlib.util.spec_from_file_location("tables", ROOT / "results" / "2026-12-01-crossval" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_experiment_readme_holds_the_tables_its_result_files_give(tables):
+    # A README whose generated part differs from what tables.py renders now holds a number no file gives.
+    for name in tables.LAYOUTS:
+        folder = ROOT / "results" / name
+        readme = (folder / "README.md").read_text()
+        generated = readme.split(tables.BEGIN, 1)[1].split(tables.END, 1)[0]
+        assert generated == "\n" + tables.render(folder), f"results/{name}/README.md: run tables.py {folder} --write"

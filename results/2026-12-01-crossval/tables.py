@@ -5,6 +5,7 @@
     python results/2026-12-01-crossval/tables.py results/2026-12-01-mining --write   # the follow-up runs'
     python results/2026-12-01-crossval/tables.py results/2026-12-01-robustness --write
     python results/2026-12-01-crossval/tables.py results/2026-12-01-weighted-mining --write
+    python results/2026-12-01-crossval/tables.py results/2026-12-01-specificity-finetune --write
 
 Reads ``cv-*.json`` (``ssinfnet crossval``: out-of-fold scores; ``cv-*-exports.json`` with ``--exports``:
 also under each fixed export difference), ``eval-*.json`` (``ssinfnet evaluate``
@@ -94,6 +95,16 @@ LAYOUTS = {
               ("mined-w25-candidate", "weighted-mining candidate (fold 0 + flip TTA + its Multi U-Net)")],
         # (the candidate is scored only when the rule keeps the recipe)
         required=("mined-w25-semi-sinfnet", "multi-mined-w25"),
+    ),
+    "2026-12-01-specificity-finetune": Layout(
+        out_of_fold=[(f"{CROSSVAL}/semi-sinfnet", "SInfNet + semi-supervised (shipped recipe)"),
+                     ("2026-12-01-mining/mined-semi-sinfnet", "+ hard-negative mining, 40 of 160, 40 epochs (mining run)"),
+                     ("ft-mined-semi-sinfnet", "shipped folds + 12 epochs of the same mining at Adam 3e-4")],
+        multi=[("2026-12-01-mining/multi-semi-pseudo", "shipped Multi U-Net (the candidate's too)")],
+        test=[("shipped", "shipped"),
+              ("ft-mined-candidate", "fine-tuned candidate (fold 0 + flip TTA + the shipped Multi U-Net)")],
+        # (the candidate is scored only when the rule keeps the recipe)
+        required=("ft-mined-semi-sinfnet",),
     ),
 }
 
