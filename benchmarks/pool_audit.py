@@ -20,10 +20,13 @@ often that happens and what it means for any model:
    NonCOVID slices, the direction that raises the ceiling. For the whole held-out pool the other sources are
    taken as perfectly separable (every COVID slice shows an opacity, no NonCOVID slice does): an upper bound.
    95% intervals by resampling the reads within each label.
+3. ``ceiling --model PIPELINE`` (``default``: the bundled model) also segments the audited slices and gives the
+   model's detection AUC of its lesion share on them twice: against the labels, and against the reads (opacity
+   vs none; unsure reads left out), i.e. how well it finds what the slices show.
 
     .venv/bin/python benchmarks/pool_audit.py sheets --out /tmp/audit        # then fill /tmp/audit/reads.csv
-    .venv/bin/python benchmarks/pool_audit.py ceiling --reads results/benchmarks/pool-audit-reads.csv
-        # -> results/benchmarks/pool-audit.{json,md}
+    .venv/bin/python benchmarks/pool_audit.py ceiling --reads results/benchmarks/pool-audit-reads.csv \\
+        --model default   # -> results/benchmarks/pool-audit.{json,md}
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_specificity import source_of
-from realscan_common import REPO, command, markdown_table
-from ssinfnet.data.pool import HELDOUT_FRACTION, split_pool
+from bench_specificity import bootstrap_auc, pool_scores, source_of
+from realscan_common import REPO, command, load, markdown_table
+from ssinfnet.data.pool import HELDOUT_FRACTION, PoolFile, split_pool
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import write_csv, write_json, write_text
 
@@ -99,7 +102,23 @@ def _shares(reads: dict[str, np.ndarray]) -> tuple[float, float]:
     return float(np.mean(reads["COVID"] != "none")), float(np.mean(reads["NonCOVID"] == "opacity"))
 
 
-def ceiling(data: Path, reads_path: Path, out: Path) -> None:
+def model_aucs(model: str, data: Path, rows: list[dict], labels: dict[str, str]) -> dict:
+    """The model's lesion-share AUC on the audited slices: against their labels, and against the reads."""
+    from sklearn.metrics import roc_auc_score
+
+    root = data / "unlabeled-ct"
+    items = [PoolFile(root / r["file"], labels[r["file"]]) for r in rows]
+    shares, covid, _, _ = pool_scores(load(None if model == "default" else model), items)
+    read = np.asarray([r["read"] for r in rows])
+    sure = read != "unsure"
+    opacity = read[sure] == "opacity"
+    return {"model": model,
+            "vs_labels": {"auc": float(roc_auc_score(covid, shares)), "ci95": bootstrap_auc(covid, shares), "slices": len(rows)},
+            "vs_reads": {"auc": float(roc_auc_score(opacity, shares[sure])), "ci95": bootstrap_auc(opacity, shares[sure]),
+                         "slices": int(sure.sum())}}
+
+
+def ceiling(data: Path, reads_path: Path, out: Path, model: str | None = None) -> None:
     heldout = _heldout(data)
     labels = {item.path.relative_to(data / "unlabeled-ct").as_posix(): item.label for item in heldout}
     with open(reads_path, newline="", encoding="utf-8") as f:
@@ -120,17 +139,23 @@ def ceiling(data: Path, reads_path: Path, out: Path) -> None:
     low, high = np.percentile(np.asarray(draws), [2.5, 97.5], axis=0)
     p_c, p_n = _shares(reads)
     point = (binary_auc(p_c, p_n), binary_auc(p_c, 0.0), pooled_ceiling(p_c, p_n, counts), pooled_ceiling(p_c, 0.0, counts))
-    names = ("hospital slices, opacity detector", "hospital slices, COVID-specific detector",
-             "whole held-out pool, opacity detector", "whole held-out pool, COVID-specific detector")
+    names = ("perfect opacity detector, hospital slices", "perfect COVID-specific detector, hospital slices",
+             "perfect opacity detector, whole held-out pool (at most)",
+             "perfect COVID-specific detector, whole held-out pool (at most)")
     record = {"command": command(), "reads": str(reads_path), "source": SOURCE,
               "reads_by_label": {k: dict(Counter(v.tolist())) for k, v in reads.items()},
               "p_covid_opacity": p_c, "p_noncovid_opacity": p_n,
               "heldout_counts": {f"{s} / {lab}": n for (s, lab), n in sorted(counts.items())},
               "ceilings": {name: {"auc": v, "ci95": [lo, hi]} for name, v, lo, hi in zip(names, point, low, high)}}
-    table = [{"AUC ceiling of a perfect ...": name, "AUC [95% CI]": f"{v:.3f} [{lo:.3f}, {hi:.3f}]"}
+    table = [{"detector": name, "AUC [95% CI]": f"{v:.3f} [{lo:.3f}, {hi:.3f}]"}
              for name, v, lo, hi in zip(names, point, low, high)]
     summary = "; ".join(f"{k}: " + ", ".join(f"{n} {read}" for read, n in sorted(Counter(v.tolist()).items()))
                         for k, v in reads.items())
+    if model is not None:
+        record["model"] = model_aucs(model, data, rows, labels)
+        table += [{"detector": f"model {model}, these {v['slices']} audited slices, against their {k[3:]}",
+                   "AUC [95% CI]": f"{v['auc']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"}
+                  for k, v in record["model"].items() if k.startswith("vs_")]
     write_json(out, record)
     write_text(out.with_suffix(".md"), f"Written by `{command()}`\n\nBlinded reads of {sum(len(v) for v in reads.values())} "
                f"held-out {SOURCE} ({summary}).\n\n" + markdown_table(table))
@@ -142,6 +167,7 @@ def main() -> int:
     parser.add_argument("verb", choices=("sheets", "ceiling"))
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--reads", type=Path, help="ceiling: the filled-in reads.csv")
+    parser.add_argument("--model", help="ceiling: also score the audited slices with this pipeline ('default': the bundle)")
     parser.add_argument("--per-label", type=int, default=36, help="sheets: slices per label")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, help="sheets: a folder; ceiling: a .json file "
@@ -152,7 +178,7 @@ def main() -> int:
     else:
         if args.reads is None:
             parser.error("ceiling needs --reads")
-        ceiling(args.data, args.reads, args.out or REPO / "results" / "benchmarks" / "pool-audit.json")
+        ceiling(args.data, args.reads, args.out or REPO / "results" / "benchmarks" / "pool-audit.json", args.model)
     return 0
 
 
