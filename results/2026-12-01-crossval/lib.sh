@@ -51,6 +51,14 @@ flip() { field "$1" flip_tta; }
 higher() { "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$1" "$2"; }
 # the follow-up runs' cost rule: score A at most 0.01 below score B
 within_cost() { "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) >= float(sys.argv[2]) - 0.01)" "$1" "$2"; }
+# keep TEXT CV BASE: the follow-up runs' rule (CV's out-of-fold score within_cost of BASE's), its line in
+# $R/choice.txt; fails when not kept
+keep() {
+    local kept=no
+    if within_cost "$(score "$2")" "$(score "$3")"; then kept=yes; fi
+    echo "$1 out of fold: $(score "$2") vs $(score "$3") without; kept: $kept" | tee "$R/choice.txt"
+    [ "$kept" = yes ]
+}
 # export arguments for flip TTA and its threshold when the crossval file CV chose flip, else none
 tta() { if [ "$(flip "$1")" = True ]; then echo --flip-tta --threshold-from "$1"; fi; }
 

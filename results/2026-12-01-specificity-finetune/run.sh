@@ -36,12 +36,7 @@ folds "$NAME-semi-sinfnet" single "${LABELED[@]}" "${PSEUDO[@]}" "${FINETUNE[@]}
 CV=$R/cv-$NAME-semi-sinfnet.json
 
 # 2. the rule
-kept=no
-if within_cost "$(score "$CV")" "$(score "$BASE")"; then
-    kept=yes
-fi
-echo "fine-tune with mining out of fold: $(score "$CV") vs $(score "$BASE") without; kept: $kept" | tee "$R/choice.txt"
-[ "$kept" = yes ] || exit 0
+keep "fine-tune with mining" "$CV" "$BASE" || exit 0
 
 # 3. the candidate, its scores and the specificity benchmark
 pipeline "$NAME-candidate" --single "$W/$NAME-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-semi-pseudo-f0"
@@ -54,20 +49,7 @@ MODELS=(--model "before=$P/unmined-candidate" --model "after=$P/$NAME-candidate"
 "$PY" benchmarks/bench_specificity.py --data "$D" "${MODELS[@]}" --out "$R/benchmark-specificity.json"
 
 # 4. the gate, then the bundle
-if ! "$PY" - "$R/benchmark-specificity.json" "$R/eval-$NAME-candidate.json" "$R/eval-shipped.json" <<'PYTHON' | tee -a "$R/choice.txt"
-import json, sys
-models = {m["model"]: m for m in json.load(open(sys.argv[1]))["models"]}
-share = {k: m["real_ct"]["chest-2slices-dicom"]["lesion_percent_of_lung"] for k, m in models.items()}
-new, old = (json.load(open(p))["metrics"] for p in sys.argv[2:4])
-f1, dice, dice_old = new["infection"]["f1"]["mean"], new["infnet"]["dice"]["mean"], old["infnet"]["dice"]["mean"]
-ship = (share["after"] < share["before"] and models["after"]["auc"] > models["before"]["auc"]
-        and f1 >= 0.72 and dice >= dice_old - 0.01)
-print(f"healthy chest {share['after']:.1f}% vs {share['before']:.1f}%, held-out AUC {models['after']['auc']:.3f} vs "
-      f"{models['before']['auc']:.3f}, test F1 {f1:.3f} (floor 0.72), Inf-Net Dice {dice:.3f} vs {dice_old:.3f}: "
-      f"shipped: {'yes' if ship else 'no'}")
-sys.exit(not ship)
-PYTHON
-then exit 0; fi
+if ! "$PY" "$C/ship_gate.py" "$R/benchmark-specificity.json" "$R/eval-$NAME-candidate.json" --shipped-eval "$R/eval-shipped.json" | tee -a "$R/choice.txt"; then exit 0; fi
 "$PY" benchmarks/bench_robustness.py --data "$D" "${MODELS[@]}" --out "$R/benchmark-robustness.json"
 for name in specificity.json specificity.md robustness.json robustness.md; do
     cp "$R/benchmark-$name" "results/benchmarks/$name"

@@ -34,12 +34,7 @@ wait $A; wait $B
 CV=$R/cv-$NAME-semi-sinfnet.json
 
 # 2. the rule
-kept=no
-if within_cost "$(score "$CV")" "$(score "$BASE")"; then
-    kept=yes
-fi
-echo "mining from 160 at weight 0.25 out of fold: $(score "$CV") vs $(score "$BASE") without; kept: $kept" | tee "$R/choice.txt"
-[ "$kept" = yes ] || exit 0
+keep "mining from 160 at weight 0.25" "$CV" "$BASE" || exit 0
 
 # 3. the candidate, its scores, the benchmarks and the bundle
 pipeline "$NAME-candidate" --single "$W/$NAME-semi-sinfnet-f0" $(tta "$CV") --multi "$W/multi-$NAME-f0"
@@ -54,17 +49,7 @@ MODELS=(--model "before=$P/unmined-candidate" --model "after=$P/$NAME-candidate"
 #    only when the candidate also buys specificity on data no choice has used so far (a lower healthy-chest
 #    DICOM lesion share and a higher held-out detection AUC than the shipped candidate's) and issue 12's
 #    floor on the 48 test slices holds (paper-protocol infection F1 >= 0.72).
-if ! "$PY" - "$R/benchmark-specificity.json" "$R/eval-$NAME-candidate.json" <<'PYTHON' | tee -a "$R/choice.txt"
-import json, sys
-models = {m["model"]: m for m in json.load(open(sys.argv[1]))["models"]}
-share = {k: m["real_ct"]["chest-2slices-dicom"]["lesion_percent_of_lung"] for k, m in models.items()}
-f1 = json.load(open(sys.argv[2]))["metrics"]["infection"]["f1"]["mean"]
-ship = share["after"] < share["before"] and models["after"]["auc"] > models["before"]["auc"] and f1 >= 0.72
-print(f"healthy chest {share['after']:.1f}% vs {share['before']:.1f}%, held-out AUC {models['after']['auc']:.3f} vs "
-      f"{models['before']['auc']:.3f}, test F1 {f1:.3f} (floor 0.72): shipped: {'yes' if ship else 'no'}")
-sys.exit(not ship)
-PYTHON
-then exit 0; fi
+if ! "$PY" "$C/ship_gate.py" "$R/benchmark-specificity.json" "$R/eval-$NAME-candidate.json" | tee -a "$R/choice.txt"; then exit 0; fi
 for name in specificity.json specificity.md robustness.json robustness.md; do
     cp "$R/benchmark-$name" "results/benchmarks/$name"
 done
