@@ -42,7 +42,7 @@ from bench_specificity import bootstrap_auc, pool_scores, source_of
 from realscan_common import REPO, command, load, markdown_table
 from ssinfnet.data.pool import HELDOUT_FRACTION, PoolFile, split_pool
 from ssinfnet.errors import InputError
-from ssinfnet.fileio import write_csv, write_json, write_text
+from ssinfnet.fileio import atomic_path, write_csv, write_json, write_text
 
 SOURCE = "hospital slices"
 READS = ("opacity", "none", "unsure")
@@ -74,10 +74,10 @@ def write_sheets(data: Path, out: Path, per_label: int, seed: int) -> None:
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
+    audited = sorted((item for item in _heldout(data) if source_of(item.path.name) == SOURCE), key=lambda item: str(item.path))
     chosen = []
     for label in ("COVID", "NonCOVID"):
-        pool = sorted((item for item in _heldout(data) if item.label == label and source_of(item.path.name) == SOURCE),
-                      key=lambda item: str(item.path))
+        pool = [item for item in audited if item.label == label]
         chosen += [pool[i] for i in rng.choice(len(pool), min(per_label, len(pool)), replace=False)]
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,8 @@ def write_sheets(data: Path, out: Path, per_label: int, seed: int) -> None:
             x, y = (k % GRID[0]) * TILE, (k // GRID[0]) * TILE
             sheet.paste(tile, (x + 2, y + 2))
             draw.text((x + 5, y + 5), str(first + k), fill=255)
-        sheet.save(out / f"sheet{first // per_sheet}.png")
+        with atomic_path(out / f"sheet{first // per_sheet}.png") as tmp:
+            sheet.save(tmp, format="PNG")
     root = data / "unlabeled-ct"
     write_csv(out / "reads.csv", [{"tile": t, "file": item.path.relative_to(root).as_posix(), "read": ""}
                                   for t, item in enumerate(chosen)])
