@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_specificity import bootstrap_auc, pool_scores, source_of
-from realscan_common import REPO, command, load, markdown_table
+from realscan_common import REPO, command, load, markdown_table, parse_models
 from ssinfnet.data.pool import HELDOUT_FRACTION, PoolFile, split_pool
 from ssinfnet.errors import InputError
 from ssinfnet.fileio import atomic_path, write_csv, write_json, write_text
@@ -63,6 +63,19 @@ def pooled_ceiling(p_covid: float, p_noncovid: float, counts: Counter) -> float:
     covid_scored = covid - counts[(SOURCE, "COVID")] * (1 - p_covid)
     noncovid_scored = counts[(SOURCE, "NonCOVID")] * p_noncovid
     return binary_auc(covid_scored / covid, noncovid_scored / noncovid)
+
+
+def ceilings(p_covid: float, p_noncovid: float, counts: Counter) -> tuple[float, ...]:
+    """The four ceilings of :data:`CEILINGS`, in its order."""
+    return (binary_auc(p_covid, p_noncovid), binary_auc(p_covid, 0.0),
+            pooled_ceiling(p_covid, p_noncovid, counts), pooled_ceiling(p_covid, 0.0, counts))
+
+
+#: What :func:`ceilings` returns: a perfect opacity detector (p_noncovid as read) and a COVID-specific one
+#: (p_noncovid = 0), on the audited source and on the whole held-out pool.
+CEILINGS = ("perfect opacity detector, hospital slices", "perfect COVID-specific detector, hospital slices",
+            "perfect opacity detector, whole held-out pool (at most)",
+            "perfect COVID-specific detector, whole held-out pool (at most)")
 
 
 def _heldout(data: Path):
@@ -109,7 +122,7 @@ def model_aucs(model: str, data: Path, rows: list[dict], labels: dict[str, str])
 
     root = data / "unlabeled-ct"
     items = [PoolFile(root / r["file"], labels[r["file"]]) for r in rows]
-    shares, covid, _, _ = pool_scores(load(None if model == "default" else model), items)
+    shares, covid, _, _ = pool_scores(load(parse_models([model])[0][1]), items)
     read = np.asarray([r["read"] for r in rows])
     sure = read != "unsure"
     opacity = read[sure] == "opacity"
@@ -134,22 +147,17 @@ def ceiling(data: Path, reads_path: Path, out: Path, model: str | None = None) -
     draws = []
     for _ in range(BOOTSTRAPS):
         sample = {k: v[rng.integers(0, len(v), len(v))] for k, v in reads.items()}
-        p_c, p_n = _shares(sample)
-        draws.append((binary_auc(p_c, p_n), binary_auc(p_c, 0.0), pooled_ceiling(p_c, p_n, counts),
-                      pooled_ceiling(p_c, 0.0, counts)))
+        draws.append(ceilings(*_shares(sample), counts))
     low, high = np.percentile(np.asarray(draws), [2.5, 97.5], axis=0)
     p_c, p_n = _shares(reads)
-    point = (binary_auc(p_c, p_n), binary_auc(p_c, 0.0), pooled_ceiling(p_c, p_n, counts), pooled_ceiling(p_c, 0.0, counts))
-    names = ("perfect opacity detector, hospital slices", "perfect COVID-specific detector, hospital slices",
-             "perfect opacity detector, whole held-out pool (at most)",
-             "perfect COVID-specific detector, whole held-out pool (at most)")
+    point = ceilings(p_c, p_n, counts)
     record = {"command": command(), "reads": str(reads_path), "source": SOURCE,
               "reads_by_label": {k: dict(Counter(v.tolist())) for k, v in reads.items()},
               "p_covid_opacity": p_c, "p_noncovid_opacity": p_n,
               "heldout_counts": {f"{s} / {lab}": n for (s, lab), n in sorted(counts.items())},
-              "ceilings": {name: {"auc": v, "ci95": [lo, hi]} for name, v, lo, hi in zip(names, point, low, high)}}
+              "ceilings": {name: {"auc": v, "ci95": [lo, hi]} for name, v, lo, hi in zip(CEILINGS, point, low, high)}}
     table = [{"detector": name, "AUC [95% CI]": f"{v:.3f} [{lo:.3f}, {hi:.3f}]"}
-             for name, v, lo, hi in zip(names, point, low, high)]
+             for name, v, lo, hi in zip(CEILINGS, point, low, high)]
     summary = "; ".join(f"{k}: " + ", ".join(f"{n} {read}" for read, n in sorted(Counter(v.tolist()).items()))
                         for k, v in reads.items())
     if model is not None:

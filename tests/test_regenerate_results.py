@@ -12,12 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "2026-11-26-cpu"
 
 
-@pytest.fixture()
-def script():
-    spec = importlib.util.spec_from_file_location("regenerate_results", ROOT / "scripts" / "regenerate_results.py")
+def _module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture()
+def script():
+    return _module("regenerate_results", ROOT / "scripts" / "regenerate_results.py")
 
 
 def test_tables_come_from_the_saved_evaluations_and_are_stable(tmp_path, script):
@@ -44,10 +48,7 @@ def test_tables_come_from_the_saved_evaluations_and_are_stable(tmp_path, script)
 
 @pytest.fixture()
 def tables():
-    spec = importlib.util.spec_from_file_location("tables", ROOT / "results" / "2026-12-01-crossval" / "tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _module("tables", ROOT / "results" / "2026-12-01-crossval" / "tables.py")
 
 
 def test_every_experiment_readme_holds_the_tables_its_result_files_give(tables):

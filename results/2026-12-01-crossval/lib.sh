@@ -1,5 +1,5 @@
 # Shared by this folder's run.sh and ablation.sh and by the run.sh of results/2026-12-01-{mining,robustness,
-# weighted-mining} (source it from the repository root after setting R, the results folder): the settings
+# weighted-mining,specificity-finetune} (source it from the repository root after setting R, the results folder): the settings
 # every fold run shares and the resumable steps. Environment: SSINFNET_WORK, SSINFNET_SHARED_DATA, SSINFNET
 # (the CLI), SSINFNET_PYTHON, SSINFNET_EXTRA (e.g. "--set single.epochs=1" for a smoke test), JOBS (parallel fold runs).
 : "${R:?set R, the results folder, before sourcing lib.sh}"
