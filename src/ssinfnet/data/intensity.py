@@ -8,6 +8,8 @@ Modalities (as returned by :func:`ssinfnet.data.imageio.read_image_2d` and the v
   rescale, so that a few hot pixels (burnt-in text, metal) do not squash the lung contrast.
 - ``"rgb"`` / ``"rgba"``: colour exports of grey CT: luminance first (alpha ignored: CT exports are
   opaque), then as 8-bit.
+- ``"unit"``: values this policy has already mapped to [0, 1] (a reader's ``Sample.image``): kept as they
+  are, so that predicting a sample and predicting the file it was read from see the same pixels.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ ROBUST_PERCENTILES = (0.5, 99.5)
 #: ITU-R BT.601 weights, the same ones PIL uses for ``convert("L")``.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-MODALITIES = ("hu", "8bit", "16bit", "float", "rgb", "rgba")
+MODALITIES = ("hu", "8bit", "16bit", "float", "rgb", "rgba", "unit")
 
 
 def to_unit_range(array: np.ndarray, modality: str, window: Window = LUNG_WINDOW) -> np.ndarray:
@@ -58,6 +60,8 @@ def to_unit_range(array: np.ndarray, modality: str, window: Window = LUNG_WINDOW
         out = (data - window.low) / window.width
     elif modality == "8bit":
         out = data / 255.0
+    elif modality == "unit":
+        out = data
     else:
         out = _percentile_rescale(data)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

@@ -1,7 +1,10 @@
 """Readers for every supported layout; each returns :class:`~ssinfnet.data.sample.Sample` objects.
 
-Layouts: the COVID-SemiSeg folders, a generic paired folder (``images/`` + ``masks/``), NIfTI
-volumes (MedSeg labels 0-3), DICOM series folders, and unlabeled folders of mixed formats.
+Layouts: the COVID-SemiSeg folders, a generic paired folder (``images/`` + ``masks/`` of 2D slices
+with binary 0/1, 0/255 or 0/1/2 masks, or ``ct/`` + ``masks/`` of NIfTI volumes as COVID-19-CT-Seg,
+MosMed and MedSeg ship them), NIfTI volumes (MedSeg labels 0-3), DICOM series folders, a DICOM series
+with per-slice labels (``slice_labels.csv``, as COVID-CT-MD gives them), and unlabeled folders of mixed
+formats.
 :func:`read_dataset` picks the layout from what is on disk; each file's format is read by the one
 reader registry, :mod:`ssinfnet.data.formats`.
 
@@ -43,8 +46,15 @@ SEMISEG_FOLDERS = {
 }
 
 #: Accepted sub-folder names of a paired folder.
-PAIRED_IMAGE_DIRS = ("images", "imgs", "Imgs")
-PAIRED_MASK_DIRS = ("masks", "labels", "GT")
+PAIRED_IMAGE_DIRS = ("images", "imgs", "Imgs", "ct", "volumes")
+PAIRED_MASK_DIRS = ("masks", "labels", "GT", "infection_masks", "Infection_Mask")
+#: Endings of mask file names that pair them with the image of the same name without it (MosMed:
+#: ``study_0255.nii.gz`` + ``study_0255_mask.nii.gz``).
+MASK_SUFFIXES = ("_mask", "_seg", "_label", "_labels")
+#: A DICOM series folder's per-slice labels: columns ``file`` and ``infection`` (1 / 0).
+SLICE_LABELS_CSV = "slice_labels.csv"
+#: Slice labels given to the slices of such a series (``evaluate`` scores detection of the first).
+SLICE_LABEL_NAMES = {"1": "infection", "0": "no infection"}
 
 
 # ----------------------------------------------------------------------------- file names
@@ -83,18 +93,24 @@ class Pairing:
             raise InputError("mask has no image with the same name", self.orphan_masks[0])
 
 
+def mask_stem(path: Path) -> str:
+    """The image name a mask file pairs with: its stem, less one of :data:`MASK_SUFFIXES`."""
+    stem = file_stem(path)
+    return next((stem[: -len(end)] for end in MASK_SUFFIXES if stem.endswith(end) and len(stem) > len(end)), stem)
+
+
 def match_by_stem(image_dir: Path, mask_dir: Path) -> Pairing:
     require_dir(image_dir)
     require_dir(mask_dir)
     images = list_slice_files(image_dir)
     if not images:
         raise InputError("no image files (PNG/JPG/TIFF/BMP/NIfTI) in this folder", image_dir)
-    masks = {file_stem(p): p for p in list_slice_files(mask_dir)}
+    masks = {mask_stem(p): p for p in list_slice_files(mask_dir)}
     image_stems = {file_stem(p) for p in images}
     return Pairing(
         pairs=[(p, masks[file_stem(p)]) for p in images if file_stem(p) in masks],
         missing_masks=[p for p in images if file_stem(p) not in masks],
-        orphan_masks=[p for s, p in sorted(masks.items()) if s not in image_stems],
+        orphan_masks=[p for stem, p in sorted(masks.items()) if stem not in image_stems],
     )
 
 
@@ -257,6 +273,71 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None, *, pick
                           extra_geometry={"series_uid": volume.info["series_uid"]})
 
 
+def slice_labelled_series(folder: Path) -> Path | None:
+    """The series folder of a DICOM series with per-slice labels: ``folder`` holds
+    :data:`SLICE_LABELS_CSV` and a DICOM series, itself or in its one sub-folder. None otherwise."""
+    if not (folder / SLICE_LABELS_CSV).is_file():
+        return None
+    candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))]
+    series = [p for p in candidates if formats.DICOM.can_read(p)]
+    return series[0] if len(series) == 1 else None
+
+
+def read_slice_labelled_series(folder: str | Path, *, window: Window = LUNG_WINDOW) -> list[Sample]:
+    """A DICOM series with a per-slice label CSV (:data:`SLICE_LABELS_CSV`: one row per file, ``file`` and
+    ``infection`` 1/0): its slices with ``meta.label`` from :data:`SLICE_LABEL_NAMES` and no masks.
+
+    Rows are matched to slices by the position of each listed file (its ImagePositionPatient), not by the
+    order of the rows, so any sorting of the CSV works; every slice must have exactly one row.
+    """
+    import pydicom  # noqa: PLC0415 (only DICOM users pay for the import)
+
+    folder = Path(folder)
+    series = slice_labelled_series(folder)
+    if series is None:
+        raise InputError(f"expected {SLICE_LABELS_CSV} beside one DICOM series folder", folder)
+    table = folder / SLICE_LABELS_CSV
+    rows = _read_label_rows(table)
+    samples = read_dicom_series(series, window=window)
+    affine = np.asarray(samples[0].meta.geometry["affine"])
+    axis = samples[0].meta.geometry["axis"]
+    corner = np.zeros(3)
+    corner[axis] = 1.0
+    step, origin = affine[:3, :3] @ corner, affine[:3, 3]  # RAS position of display slice k: origin + k * step
+    labels: dict[int, str] = {}
+    for row in rows:
+        path = series / row["file"]
+        try:
+            position = np.asarray(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient, float)
+        except (OSError, AttributeError, ValueError, pydicom.errors.InvalidDicomError) as err:
+            raise InputError(f"{SLICE_LABELS_CSV} names a file that is not a readable slice: {err}", path) from None
+        k = float((np.diag([-1.0, -1.0, 1.0]) @ position - origin) @ step / (step @ step))  # LPS -> RAS
+        if abs(k - round(k)) > 0.25 or not 0 <= round(k) < len(samples) or round(k) in labels:
+            raise InputError(f"{row['file']} is not one slice of the series in {series.name}", table)
+        labels[round(k)] = SLICE_LABEL_NAMES[row["infection"]]
+    if len(labels) != len(samples):
+        raise InputError(f"{len(samples) - len(labels)} of the series' {len(samples)} slices have no row", table)
+    for k, sample in enumerate(samples):
+        sample.meta.label = labels[k]
+    return samples
+
+
+def _read_label_rows(table: Path) -> list[dict[str, str]]:
+    check_readable_file(table)
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"not a readable CSV: {err}", table) from None
+    if not rows or not {"file", "infection"} <= set(rows[0]):
+        raise InputError("expected columns 'file' and 'infection' (1 / 0), one row per slice", table)
+    for number, row in enumerate(rows, start=2):
+        row["infection"] = (row["infection"] or "").strip()
+        if row["infection"] not in SLICE_LABEL_NAMES:
+            raise InputError(f"line {number}: infection must be 1 or 0, got {row['infection']!r}", table)
+    return rows
+
+
 # ----------------------------------------------------------------------------- unlabeled
 
 
@@ -319,7 +400,7 @@ def iter_unlabeled(root: str | Path, manifest: str | Path | None = None, *,
 
 
 def detect_layout(path: str | Path) -> str:
-    """"semiseg", "paired", "dicom", "unlabeled", "nifti" or "image" (a single 2D file)."""
+    """"semiseg", "paired", "dicom", "dicom-slice-labels", "unlabeled", "nifti" or "image" (a single 2D file)."""
     path = Path(path)
     if not path.exists():
         raise InputError("path not found", path)
@@ -330,6 +411,8 @@ def detect_layout(path: str | Path) -> str:
     names = {p.name for p in path.iterdir() if p.is_dir()}
     if names & set(PAIRED_IMAGE_DIRS) and names & set(PAIRED_MASK_DIRS):
         return "paired"
+    if slice_labelled_series(path) is not None:
+        return "dicom-slice-labels"
     if formats.DICOM.can_read(path):
         return "dicom"
     return "unlabeled"
@@ -350,6 +433,8 @@ def read_dataset(path: str | Path, *, split: str = "train", task: str = "multi",
         return read_nifti_volume(path, label_path, effusion_to, window=window)
     if layout == "dicom":
         return read_dicom_series(path, series_uid, window=window)
+    if layout == "dicom-slice-labels":
+        return read_slice_labelled_series(path, window=window)
     if layout == "image":
         return [read_slice_2d(path, window=window)]
     return list(iter_unlabeled(path, path / "manifest.csv" if (path / "manifest.csv").is_file() else None,

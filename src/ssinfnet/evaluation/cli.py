@@ -11,8 +11,12 @@ from ssinfnet.errors import InputError
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="score a model on a labeled dataset (paper and Inf-Net protocols)",
-        description="Predict every image of a dataset, map the predictions back to each image's size and "
-                    "score them: per-image CSV, summary.json with 95%% CIs, ROC curves, overlay gallery.",
+        description="Predict every image of a dataset by segment's own path (lung mask, crop, both stages, "
+                    "lesions confined to the lung; --raw: the networks alone, the Inf-Net benchmark protocol) and "
+                    "score them: per-image CSV, per-volume CSV for volumes, summary.json with 95%% CIs, ROC "
+                    "curves, overlay gallery. Layouts are detected: COVID-SemiSeg; images/ + masks/ (binary "
+                    "0/1, 0/255 or 0/1/2 masks); ct/ + masks/ NIfTI volumes; a NIfTI volume with --labels; a "
+                    "DICOM series with slice_labels.csv (slice-level detection).",
     )
     evaluate.add_argument("--data", required=True, help="any dataset the readers accept (folder or file)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"),
@@ -27,8 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--size", type=int, help="model input size, when the model does not record it")
     evaluate.add_argument("--detection", action="store_true",
                           help="also score slice-level labels (automatic for labeled slices without masks)")
-    evaluate.add_argument("--positive-label", default="COVID",
-                          help="slice label counted as positive in detection (default: COVID)")
+    evaluate.add_argument("--positive-label", default=None,
+                          help="slice label counted as positive in detection (default: 'infection' for a series "
+                               "with slice_labels.csv, else COVID)")
+    evaluate.add_argument("--raw", action="store_true",
+                          help="score the networks alone on whole slices (Inf-Net benchmark protocol) instead of "
+                               "what segment gives")
+    evaluate.add_argument("--truth", choices=("auto", "binary", "multi"), default="auto",
+                          help="masks as infection only (binary) or background/GGO/consolidation (multi); "
+                               "auto: multi when some mask holds label 2")
+    evaluate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                          help="as segment: auto = bf16 where the hardware runs it natively")
     evaluate.add_argument("--gallery", type=int, default=2, help="slices saved per best/median/worst rank")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", help="torch device (default: GPU when available)")
@@ -52,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ssinfnet.data.readers import read_dataset
-    from ssinfnet.evaluation.evaluate import score_predictions, write_evaluation
+    from ssinfnet.data.readers import SLICE_LABEL_NAMES, detect_layout, read_dataset
+    from ssinfnet.evaluation.evaluate import PREDICTIONS, score_predictions, truth_is_multiclass, write_evaluation
     from ssinfnet.evaluation.predict import load_model_under_test, predict_samples
     from ssinfnet.core.provenance import content_fingerprint, git_commit
 
@@ -62,34 +75,65 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:  # fail before minutes of prediction, not after
         raise InputError("already exists (pass --overwrite to replace it)", out)
-    model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device)
+    bf16 = {"auto": None, "fp32": False, "bf16": True}[args.precision]
+    model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device, bf16)
     task = "multi" if model.pipeline.multi is not None else "single"
+    layout = detect_layout(args.data)
     samples = read_dataset(args.data, split=args.split, task=task, label_path=args.labels)
     masks = any(sample.mask is not None for sample in samples)
+    multiclass = {"auto": truth_is_multiclass(samples), "binary": False, "multi": True}[args.truth]
+    scored_task = "multi" if task == "multi" and multiclass else "single"
     labels = all(sample.meta.label is not None for sample in samples)
-    positive = args.positive_label if args.detection or (labels and not masks) else None
-    predictions = predict_samples(model, samples, args.batch_size)  # scored as they arrive, then dropped
-    evaluation = score_predictions(samples, predictions, task == "multi", model.pipeline.threshold, positive,
-                                   args.gallery, progress=not args.no_progress)
+    positive = args.positive_label or (SLICE_LABEL_NAMES["1"] if layout == "dicom-slice-labels" else "COVID")
+    detect = args.detection or (labels and not masks)
+    prediction = "raw" if args.raw else "product"
+    predictions = predict_samples(model, samples, args.batch_size, raw=args.raw)  # scored as they arrive
+    evaluation = score_predictions(samples, predictions, scored_task == "multi", model.pipeline.threshold,
+                                   positive if detect else None, args.gallery, progress=not args.no_progress,
+                                   calls_from_labels=not args.raw)
     provenance = {
+        "prediction": prediction,
+        "prediction_definition": PREDICTIONS[prediction],
+        "truth": "multi-class" if multiclass else "binary (infection only)",
+        "layout": layout,
         "threshold_source": model.threshold_source,
         "model": model.description,
+        "precision": "bf16" if model.pipeline.bf16 else "fp32",
         "git_commit": git_commit(),
         "data": {**content_fingerprint(*filter(None, (args.data, args.labels))), "split": args.split,
                  "samples": len(samples)},
     }
     write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
-    summary = evaluation.summary()
-    metrics = summary["metrics"]
-    if task == "multi" and "Overall" in metrics:
-        print(f"Overall F1 (paper: mean of the class means) {metrics['Overall']['f1']['mean']:.3f}")
-    headline = metrics.get("image_mean" if task == "multi" else "infection", {}).get("f1")
-    if headline:
-        print(f"F1 {headline['mean']:.3f} ± {headline['ci95']:.3f} on {headline['n']} images")
-    for name, auc in summary["auc"].items():
-        print(f"{name} AUC {auc:.3f}")
+    for line in summary_lines(evaluation.summary(), prediction):
+        print(line)
     print(f"wrote {out}")
     return 0
+
+
+def summary_lines(summary: dict, prediction: str) -> list[str]:
+    """The closing lines of ``evaluate``: what was scored, the headline F1 (paper protocol), the per-volume
+    Dice, the AUCs and the detection operating point; each only where the data define it."""
+    metrics = summary["metrics"]
+    lines = [f"scored: {prediction} predictions, {summary['images']} images"
+             + (f" in {summary['volumes']} volumes" if "volumes" in summary else "")]
+    overall = metrics.get("Overall", {}).get("f1")
+    if overall:
+        lines.append(f"Overall F1 (paper: mean of the class means) {overall['mean']:.3f}")
+    for group, name in (("infection", "infection F1"), ("image_mean", "per-image class-mean F1")):
+        headline = metrics.get(group, {}).get("f1")
+        if headline:
+            lines.append(f"{name} {headline['mean']:.3f} ± {headline['ci95']:.3f} on {headline['n']} images")
+    dice = metrics.get("volume", {}).get("infection_dice")
+    if dice:
+        lines.append(f"infection Dice per volume (3D) {dice['mean']:.3f} ± {dice['ci95']:.3f} on {dice['n']} volumes")
+    for name, auc in summary["auc"].items():
+        lines.append(f"{name} AUC {auc:.3f}")
+    detection = summary.get("detection")
+    if detection:
+        lines.append(f"detection at '{detection['operating_point']}': sensitivity {detection['sensitivity']:.3f}, "
+                     f"specificity {detection['specificity']:.3f} ({detection['positives']} positive, "
+                     f"{detection['negatives']} negative slices)")
+    return lines
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.core.runs import RunFolder
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
+from ssinfnet.inference.segment import predict_scan, resolve_precision, scan_from_samples, scans_of
 from ssinfnet.models.weights import load_model, read_sidecar
 
 DEFAULT_THRESHOLD = 0.5
@@ -76,12 +77,15 @@ def load_model_under_test(
     threshold: float | None = None,
     size: int | None = None,
     device: str | None = None,
+    bf16: bool | None = None,
 ) -> ModelUnderTest:
-    """Either ``pipeline`` or ``single`` (+ optional ``multi``); ``threshold``/``size`` override."""
+    """Either ``pipeline`` or ``single`` (+ optional ``multi``); ``threshold``/``size`` override.
+    ``device``/``bf16``: as segment chooses them by default (:func:`~ssinfnet.inference.segment.resolve_precision`)."""
     if (pipeline is None) == (single is None):
         raise InputError("give either a pipeline folder or a single-stage model (optionally with a multi-class one)")
+    device, bf16 = resolve_precision(device, bf16)
     if pipeline is not None:
-        loaded = load_pipeline(pipeline, device=device)
+        loaded = load_pipeline(pipeline, device=device, bf16=bf16)
         source = "pipeline.json"
         if threshold is not None:
             loaded.threshold, source = float(threshold), "command line"
@@ -105,7 +109,8 @@ def load_model_under_test(
         raise InputError("the model does not record its input size: pass --size", stages["single"].weights)
     models = {name: load_model(stage.weights) for name, stage in stages.items()}
     try:
-        loaded = Pipeline(models["single"], models.get("multi"), size=size, threshold=chosen, device=device)
+        loaded = Pipeline(models["single"], models.get("multi"), size=size, threshold=chosen, device=device,
+                          bf16=bf16)
     except ValueError as err:  # e.g. a multi-class network given as --single
         raise InputError(str(err), single) from err
     description = {name: stage.describe() for name, stage in stages.items()}
@@ -113,11 +118,19 @@ def load_model_under_test(
 
 
 def predict_samples(
-    model: ModelUnderTest, samples: Sequence[Sample], batch_size: int = 8
-) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(infection probability map, label map or None for single-stage models) per sample, at each image's
-    original size, one batch at a time as the pipeline makes them."""
-    multi = model.pipeline.multi is not None
-    for prediction in model.pipeline.predict((s.image for s in samples), batch_size=batch_size,
-                                             sources=[s.meta.source for s in samples]):
-        yield prediction.infection_prob, (prediction.labels if multi else None)
+    model: ModelUnderTest, samples: Sequence[Sample], batch_size: int = 8, raw: bool = False
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(infection probability map, label map, lung mask or None) per sample, at each image's original
+    size, one scan at a time.
+
+    Each scan (a 2D image, or all the slices of one volume) goes through segment's own path,
+    :func:`~ssinfnet.inference.segment.predict_scan`: what is scored is what ``segment`` gives for that
+    input. ``raw=True`` scores the networks alone on the whole slices (the Inf-Net benchmark protocol;
+    no lung mask).
+    """
+    for start, stop in scans_of(samples):
+        predicted = predict_scan(model.pipeline, scan_from_samples(samples[start:stop]), raw=raw,
+                                 batch_size=batch_size, probabilities="float32")
+        for k in range(stop - start):
+            yield (predicted.probabilities["infection"][k], predicted.labels[k],
+                   None if predicted.lung is None else predicted.lung[k])

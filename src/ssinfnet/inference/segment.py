@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
 import logging
 
@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ssinfnet.data import formats, readers, volumes
 from ssinfnet.data.intensity import Anchors, scan_anchors, to_unit_range
+from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.inference.lungmask import AIR_HU, bounding_box, confine_lesions, lung_mask
 from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
@@ -170,6 +171,44 @@ def scan_from_array(array: np.ndarray, spacing: tuple[float, ...] | None = None,
     return _volume_scan(name, name, array.astype(np.float32), np.asarray(affine, dtype=np.float64), None, {})
 
 
+def scan_from_samples(samples: Sequence[Sample]) -> Scan:
+    """The scan that a reader cut ``samples`` from (one 2D image, or every slice of one volume in the
+    readers' display order), holding the values the reader gave, so that a labelled dataset is predicted
+    by the same path as ``segment`` predicts its files (:func:`predict_scan`).
+
+    2D images keep the reader's [0, 1] image (modality ``unit``: the intensity policy is not applied
+    twice); volume slices keep their HU, affine and display plane.
+    """
+    first = samples[0].meta
+    if first.modality != "hu" or samples[0].hu is None:
+        if len(samples) != 1:
+            raise ValueError(f"{first.id}: a 2D image is one sample, got {len(samples)}")
+        spacing = None if first.spacing is None else tuple(float(v) for v in first.spacing)
+        return Scan(name=first.id, source=first.source, stack=samples[0].image[None], modality="unit",
+                    input_shape=tuple(samples[0].image.shape), voxel_size=spacing)
+    geometry = first.geometry
+    plane = {key: geometry[key] for key in ("axis", "transpose", "flip_rows", "flip_cols", "orientation")}
+    array = np.zeros(geometry["volume_shape"], dtype=np.float32)
+    volumes.display_view(array, plane)[...] = np.stack([s.hu for s in samples])
+    # the volume as segment reads it, through segment's own checks (a volume segment refuses is refused here)
+    return _volume_scan(first.id.rsplit("#", 1)[0], first.source, array,
+                        np.asarray(geometry["affine"], dtype=np.float64), None, {})
+
+
+def scans_of(samples: Sequence[Sample]) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each scan's samples in a reader's list: a 2D image alone, a volume's slices together
+    (consecutive samples of one source with volume geometry)."""
+    start = 0
+    while start < len(samples):
+        stop = start + 1
+        if samples[start].hu is not None:
+            while stop < len(samples) and samples[stop].hu is not None \
+                    and samples[stop].meta.source == samples[start].meta.source:
+                stop += 1
+        yield start, stop
+        start = stop
+
+
 def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: tuple[float, ...] | None = None,
             affine: np.ndarray | None = None, series_uid: str | None = None, probabilities: bool = False,
             batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False, device: str | None = None,
@@ -189,15 +228,9 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
     else:
         scan = read_scan(source, series_uid, spacing)
     pipeline = resolve_pipeline(model, device, bf16)
-    stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(len(scan.stack))])
-    lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
-    _warn_if_unusual(scan, lung)
-    box = lung_box(lung)
-    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress, _anchors(scan, lung))
-    labels, lung = confine_lesions(lung, labels)
-    if probs is not None:  # the maps say what the labels say: nothing outside the lung mask
-        for prob in probs.values():
-            prob[~lung] = 0
+    predicted = predict_scan(pipeline, scan, batch_size=batch_size,
+                             probabilities="uint8" if probabilities else None, progress=progress)
+    labels, lung, probs = predicted.labels, predicted.lung, predicted.probabilities
     return SegmentationResult(
         name=scan.name, source=scan.source,
         labels=scan.to_input(labels), lung=scan.to_input(lung),
@@ -207,6 +240,53 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
         save_image=scan.volumetric and scan.nifti_header is None,
         probabilities=None if probs is None else {name: scan.to_input(p) for name, p in probs.items()},
     )
+
+
+@dataclass
+class ScanPrediction:
+    """What the product path gives for one scan, as display stacks ``(slices, rows, cols)``."""
+
+    labels: np.ndarray
+    """uint8: 0 background, 1 GGO, 2 consolidation (0/1 for a pipeline without a multi-class stage)."""
+    lung: np.ndarray | None
+    """bool lung mask, confined lesions included; None for a raw prediction."""
+    probabilities: dict[str, np.ndarray] | None
+    """The maps asked for (see :func:`predict_scan`), 0 outside the lung mask; None when none were."""
+
+
+#: What :func:`predict_scan` keeps of the probabilities: "uint8" all of :data:`PROBABILITY_NAMES` as
+#: 0..255 (segment's files), "float32" the infection map as it is (scoring: pixel ROC, Inf-Net protocol).
+PROBABILITY_KINDS = ("uint8", "float32")
+
+
+def predict_scan(pipeline: Any, scan: Scan, *, raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                 probabilities: str | None = None, progress: bool = False) -> ScanPrediction:
+    """The one path from a scan to labels, used by every verb that predicts (``segment``, ``evaluate``,
+    ``crossval``, ``pseudolabel``) and by the benchmarks: the intensity policy, the lung mask, the crop to
+    the lungs' box (:func:`lung_box`), the two stages with the pipeline's own test-time augmentation, the
+    lesions confined to the lung (:func:`~ssinfnet.inference.lungmask.confine_lesions`), as display stacks
+    of the scan (``scan.to_input`` puts them back into the input's geometry).
+
+    ``raw=True``: the networks alone on every whole slice, each with its own contrast anchors, with no
+    lung mask, crop or confinement: the Inf-Net benchmark protocol, which scores the network, not the
+    product. ``probabilities``: one of :data:`PROBABILITY_KINDS`, or None for labels only.
+    """
+    if probabilities not in (None, *PROBABILITY_KINDS):
+        raise ValueError(f"probabilities must be one of {PROBABILITY_KINDS} or None, got {probabilities!r}")
+    if raw:
+        lung, anchors = None, None
+        box = tuple(slice(0, size) for size in scan.stack.shape[:3])
+    else:
+        stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(len(scan.stack))])
+        lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
+        _warn_if_unusual(scan, lung)
+        box, anchors = lung_box(lung), _anchors(scan, lung)
+    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress, anchors)
+    if lung is not None:
+        labels, lung = confine_lesions(lung, labels)
+        for prob in (probs or {}).values():  # the maps say what the labels say: nothing outside the lung mask
+            prob[~lung] = 0
+    return ScanPrediction(labels, lung, probs)
 
 
 def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
@@ -238,8 +318,7 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
         # torch is imported only when a model is loaded
         from ssinfnet.inference import predictor  # noqa: PLC0415
 
-        device = _torch_device(device or "auto")
-        bf16 = _native_bf16(device) if bf16 is None else bf16
+        device, bf16 = resolve_precision(device, bf16)
         if model is None:
             model = predictor.default_pipeline(device=device, bf16=bf16)
         else:
@@ -248,6 +327,14 @@ def resolve_pipeline(model: Any = None, device: str | None = None, bf16: bool | 
         raise InputError("the model has no multi-class stage, so it cannot tell GGO from consolidation; "
                          "give a pipeline folder with multi.safetensors")
     return model
+
+
+def resolve_precision(device: str | None = None, bf16: bool | None = None) -> tuple[Any, bool]:
+    """(torch device, bf16) as :func:`resolve_pipeline` chooses them: ``device`` None = the GPU when present;
+    ``bf16`` None = bf16 where the hardware computes it natively. Every verb that predicts loads its
+    networks with these, so that they all give segment's pixels."""
+    device = _torch_device(device or "auto")
+    return device, _native_bf16(device) if bf16 is None else bf16
 
 
 def _torch_device(name: str) -> Any:
@@ -277,10 +364,10 @@ def _cpu_has_bf16() -> bool:
 
 
 def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | None, batch_size: int,
-                  keep_probabilities: bool, progress: bool,
+                  probabilities: str | None, progress: bool,
                   anchors: Anchors | None = None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """Labels (uint8 display stack) and, if asked, uint8 probability stacks, ``batch_size`` slices
-    at a time so that memory grows with the batch, not with the scan.
+    """Labels (uint8 display stack) and, if asked (see :func:`predict_scan`), probability stacks,
+    ``batch_size`` slices at a time so that memory grows with the batch, not with the scan.
 
     Only the slices and the in-plane region in ``box`` are predicted (None: nothing, the scan has no
     lung); predictions are pasted into the full stack (background outside the box). ``anchors``: the
@@ -288,7 +375,8 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
     """
     shape = (len(scan.stack), *scan.stack.shape[1:3])
     labels = np.zeros(shape, dtype=np.uint8)
-    probs = {name: np.zeros(shape, dtype=np.uint8) for name in PROBABILITY_NAMES} if keep_probabilities else None
+    names = {None: (), "uint8": PROBABILITY_NAMES, "float32": PROBABILITY_NAMES[:1]}[probabilities]
+    probs = {name: np.zeros(shape, dtype=probabilities) for name in names} if probabilities else None
     if box is None:
         return labels, probs
     along, *in_plane = box
@@ -302,9 +390,10 @@ def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | N
             for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images), **options)):
                 labels[k][in_plane] = prediction.labels
                 if probs is not None:
-                    maps = (prediction.infection_prob, prediction.class_probs[1], prediction.class_probs[2])
-                    for name, prob in zip(PROBABILITY_NAMES, maps):
-                        probs[name][k][in_plane] = _to_uint8(prob)
+                    maps = (prediction.infection_prob, *(() if prediction.class_probs is None
+                                                         else prediction.class_probs[1:]))
+                    for name, prob in zip(names, maps):
+                        probs[name][k][in_plane] = _to_uint8(prob) if probabilities == "uint8" else prob
             bar.update(len(indices))
     return labels, probs
 

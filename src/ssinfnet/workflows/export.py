@@ -38,8 +38,9 @@ def export_pipeline(single: Sequence[str | Path], multi: Sequence[str | Path] = 
     if combined and threshold is None:
         raise InputError("an ensemble's or flip-augmented pipeline's threshold must be chosen on its own "
                          "out-of-fold predictions: pass --threshold-from CROSSVAL.json")
-    loaded = [load_model_under_test(single=s, device="cpu") for s in single]
-    multis = [load_model_under_test(single=single[0], multi=m, device="cpu").pipeline.multi for m in multi]
+    loaded = [load_model_under_test(single=s, device="cpu", bf16=False) for s in single]
+    multis = [load_model_under_test(single=single[0], multi=m, device="cpu", bf16=False).pipeline.multi
+              for m in multi]
     pipeline = loaded[0].pipeline
     if combined:
         pipeline.single = Ensemble([m.pipeline.single for m in loaded], flip=flip)
