@@ -88,24 +88,29 @@ class Pipeline:
         return to_channels_last(model) if self.bf16 else model
 
     def predict(self, images: Iterable[np.ndarray], batch_size: int = 8,
-                anchors: Anchors | None = None, sources: Sequence[str] | None = None) -> Iterator[Prediction]:
+                anchors: Anchors | Sequence[Anchors | None] | None = None,
+                sources: Sequence[str] | None = None) -> Iterator[Prediction]:
         """Predictions in the order of ``images`` (float32 (H, W) in [0, 1], any sizes); lazy, batch by batch.
-        ``anchors``: the contrast anchors of all the images (a volume's), instead of each image's own.
+        ``anchors``: the contrast anchors of all the images (a volume's), or one per image (None: the
+        image's own), instead of each image's own.
         ``sources``: the file of each image, named when one is refused (else its index)."""
+        per_image = anchors if isinstance(anchors, Sequence) else None
         batch: list[np.ndarray] = []
+        chosen: list[Anchors | None] = []
         for index, image in enumerate(images):
             batch.append(_check_image(image, index, None if sources is None else sources[index]))
+            chosen.append(anchors if per_image is None else per_image[index])
             if len(batch) == batch_size:
-                yield from self._predict_batch(batch, anchors)
-                batch = []
+                yield from self._predict_batch(batch, chosen)
+                batch, chosen = [], []
         if batch:
-            yield from self._predict_batch(batch, anchors)
+            yield from self._predict_batch(batch, chosen)
 
     @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray], anchors: Anchors | None = None) -> list[Prediction]:
+    def _predict_batch(self, images: list[np.ndarray], anchors: list[Anchors | None]) -> list[Prediction]:
         square = (self.size, self.size)
-        resized = [_resize(torch.from_numpy(before_resize(im, self.contrast, anchors))[None, None], square)[0, 0]
-                   for im in images]
+        resized = [_resize(torch.from_numpy(before_resize(im, self.contrast, a))[None, None], square)[0, 0]
+                   for im, a in zip(images, anchors)]
         x = torch.from_numpy(np.stack([after_resize(im.numpy(), self.contrast) for im in resized]))[:, None]
         x = x.to(self.device)
         infection = torch.sigmoid(self._run(self.single, x))

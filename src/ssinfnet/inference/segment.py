@@ -262,31 +262,109 @@ PROBABILITY_KINDS = ("uint8", "float32")
 def predict_scan(pipeline: Any, scan: Scan, *, raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
                  probabilities: str | None = None, progress: bool = False) -> ScanPrediction:
     """The one path from a scan to labels, used by every verb that predicts (``segment``, ``evaluate``,
-    ``crossval``, ``pseudolabel``) and by the benchmarks: the intensity policy, the lung mask, the crop to
-    the lungs' box (:func:`lung_box`), the two stages with the pipeline's own test-time augmentation, the
-    lesions confined to the lung (:func:`~ssinfnet.inference.lungmask.confine_lesions`), as display stacks
-    of the scan (``scan.to_input`` puts them back into the input's geometry).
+    ``pseudolabel``) and by the benchmarks: the intensity policy, the lung mask, the crop to the lungs' box
+    (:func:`lung_box`), the two stages with the pipeline's own test-time augmentation, the lesions confined
+    to the lung (:func:`~ssinfnet.inference.lungmask.confine_lesions`), as display stacks of the scan
+    (``scan.to_input`` puts them back into the input's geometry).
 
     ``raw=True``: the networks alone on every whole slice, each with its own contrast anchors, with no
     lung mask, crop or confinement: the Inf-Net benchmark protocol, which scores the network, not the
     product. ``probabilities``: one of :data:`PROBABILITY_KINDS`, or None for labels only.
     """
+    return next(predict_scans(pipeline, [scan], raw=raw, batch_size=batch_size, probabilities=probabilities,
+                              progress=progress))
+
+
+def predict_scans(pipeline: Any, scans: Iterable[Scan], *, raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                  probabilities: str | None = None, progress: bool = False) -> Iterator[ScanPrediction]:
+    """:func:`predict_scan` of each of ``scans`` (lazily, in order), with the slices of consecutive scans
+    predicted together, ``batch_size`` at a time: a dataset of 2D images runs in full batches, not one
+    image per network call. Memory grows with the batch and the scans it spans, not with the dataset."""
     if probabilities not in (None, *PROBABILITY_KINDS):
         raise ValueError(f"probabilities must be one of {PROBABILITY_KINDS} or None, got {probabilities!r}")
-    if raw:
-        lung, anchors = None, None
-        box = tuple(slice(0, size) for size in scan.stack.shape[:3])
-    else:
-        stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(len(scan.stack))])
-        lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
-        _warn_if_unusual(scan, lung)
-        box, anchors = lung_box(lung), _anchors(scan, lung)
-    labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress, anchors)
-    if lung is not None:
-        labels, lung = confine_lesions(lung, labels)
-        for prob in (probs or {}).values():  # the maps say what the labels say: nothing outside the lung mask
-            prob[~lung] = 0
-    return ScanPrediction(labels, lung, probs)
+    pending: list[_ScanWork] = []  # scans whose slices are (partly) still to be predicted, in order
+    batch: list[tuple[_ScanWork, int]] = []
+    with tqdm(desc="segment", unit="slice", disable=not progress, leave=False) as bar:
+        for scan in scans:
+            work = _ScanWork.start(scan, raw, probabilities)
+            pending.append(work)
+            bar.total = (bar.total or 0) + len(work.todo)
+            for k in work.todo:
+                batch.append((work, k))
+                if len(batch) == batch_size:
+                    _predict_batch(pipeline, batch)
+                    bar.update(len(batch))
+                    batch = []
+            while pending and pending[0].done:  # scans finish in order; a scan with no lung finishes at once
+                yield pending.pop(0).finish()
+        if batch:
+            _predict_batch(pipeline, batch)
+            bar.update(len(batch))
+        for work in pending:
+            yield work.finish()
+
+
+@dataclass
+class _ScanWork:
+    """One scan on its way through :func:`predict_scans`: its lung step, what is left to predict, its stacks."""
+
+    scan: Scan
+    lung: np.ndarray | None
+    box: tuple[slice, slice, slice] | None
+    anchors: Anchors | None
+    labels: np.ndarray
+    probabilities: dict[str, np.ndarray] | None
+    kind: str | None
+    todo: range
+    predicted: int = 0
+
+    @classmethod
+    def start(cls, scan: Scan, raw: bool, kind: str | None) -> "_ScanWork":
+        shape = (len(scan.stack), *scan.stack.shape[1:3])
+        if raw:
+            lung, anchors = None, None
+            box = tuple(slice(0, size) for size in shape)
+        else:
+            stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(shape[0])])
+            lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
+            _warn_if_unusual(scan, lung)
+            box, anchors = lung_box(lung), _anchors(scan, lung)
+        names = {None: (), "uint8": PROBABILITY_NAMES, "float32": PROBABILITY_NAMES[:1]}[kind]
+        probabilities = {name: np.zeros(shape, dtype=kind) for name in names} if kind else None
+        todo = range(0) if box is None else range(shape[0])[box[0]]  # no lung: nothing to predict
+        return cls(scan, lung, box, anchors, np.zeros(shape, dtype=np.uint8), probabilities, kind, todo)
+
+    @property
+    def done(self) -> bool:
+        return self.predicted == len(self.todo)
+
+    def crop(self, k: int) -> np.ndarray:
+        return np.ascontiguousarray(self.scan.unit_slice(k)[self.box[1:]])
+
+    def paste(self, k: int, prediction: Any) -> None:
+        in_plane = self.box[1:]
+        self.labels[k][in_plane] = prediction.labels
+        if self.probabilities is not None:
+            maps = (prediction.infection_prob, *(() if prediction.class_probs is None else prediction.class_probs[1:]))
+            for name, prob in zip(self.probabilities, maps):
+                self.probabilities[name][k][in_plane] = _to_uint8(prob) if self.kind == "uint8" else prob
+        self.predicted += 1
+
+    def finish(self) -> ScanPrediction:
+        labels, lung, probs = self.labels, self.lung, self.probabilities
+        if lung is not None:
+            labels, lung = confine_lesions(lung, labels)
+            for prob in (probs or {}).values():  # the maps say what the labels say: nothing outside the lung mask
+                prob[~lung] = 0
+        return ScanPrediction(labels, lung, probs)
+
+
+def _predict_batch(pipeline: Any, batch: list[tuple[_ScanWork, int]]) -> None:
+    """Predict one batch of (scan, slice) crops, each with its scan's contrast anchors, and paste them back."""
+    images = [work.crop(k) for work, k in batch]
+    options = {"anchors": [work.anchors for work, _ in batch]} if getattr(pipeline, "uses_anchors", False) else {}
+    for (work, k), prediction in zip(batch, pipeline.predict(images, batch_size=len(images), **options)):
+        work.paste(k, prediction)
 
 
 def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
@@ -361,41 +439,6 @@ def _cpu_has_bf16() -> bool:
     except OSError:  # not Linux: stay with fp32
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def predict_stack(pipeline: Any, scan: Scan, box: tuple[slice, slice, slice] | None, batch_size: int,
-                  probabilities: str | None, progress: bool,
-                  anchors: Anchors | None = None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """Labels (uint8 display stack) and, if asked (see :func:`predict_scan`), probability stacks,
-    ``batch_size`` slices at a time so that memory grows with the batch, not with the scan.
-
-    Only the slices and the in-plane region in ``box`` are predicted (None: nothing, the scan has no
-    lung); predictions are pasted into the full stack (background outside the box). ``anchors``: the
-    scan's contrast anchors, for pipelines that map their input to the canonical contrast.
-    """
-    shape = (len(scan.stack), *scan.stack.shape[1:3])
-    labels = np.zeros(shape, dtype=np.uint8)
-    names = {None: (), "uint8": PROBABILITY_NAMES, "float32": PROBABILITY_NAMES[:1]}[probabilities]
-    probs = {name: np.zeros(shape, dtype=probabilities) for name in names} if probabilities else None
-    if box is None:
-        return labels, probs
-    along, *in_plane = box
-    in_plane = tuple(in_plane)
-    options = {"anchors": anchors} if getattr(pipeline, "uses_anchors", False) else {}
-    chosen = range(shape[0])[along]
-    with tqdm(total=len(chosen), desc=scan.name, unit="slice", disable=not progress, leave=False) as bar:
-        for start in range(0, len(chosen), batch_size):
-            indices = chosen[start : start + batch_size]
-            images = [np.ascontiguousarray(scan.unit_slice(k)[in_plane]) for k in indices]
-            for k, prediction in zip(indices, pipeline.predict(images, batch_size=len(images), **options)):
-                labels[k][in_plane] = prediction.labels
-                if probs is not None:
-                    maps = (prediction.infection_prob, *(() if prediction.class_probs is None
-                                                         else prediction.class_probs[1:]))
-                    for name, prob in zip(names, maps):
-                        probs[name][k][in_plane] = _to_uint8(prob) if probabilities == "uint8" else prob
-            bar.update(len(indices))
-    return labels, probs
 
 
 #: The slices with the most lung that give a volume its contrast anchors.
