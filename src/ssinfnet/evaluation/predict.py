@@ -19,7 +19,7 @@ from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.core.runs import RunFolder
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
-from ssinfnet.inference.segment import predict_scan, resolve_precision, scan_from_samples, scans_of
+from ssinfnet.inference.segment import predict_scans, resolve_precision, scan_from_samples, scans_of
 from ssinfnet.models.weights import load_model, read_sidecar
 
 DEFAULT_THRESHOLD = 0.5
@@ -124,13 +124,14 @@ def predict_samples(
     size, one scan at a time.
 
     Each scan (a 2D image, or all the slices of one volume) goes through segment's own path,
-    :func:`~ssinfnet.inference.segment.predict_scan`: what is scored is what ``segment`` gives for that
+    :func:`~ssinfnet.inference.segment.predict_scans`, the slices of consecutive scans batched: what is scored is what ``segment`` gives for that
     input. ``raw=True`` scores the networks alone on the whole slices (the Inf-Net benchmark protocol;
     no lung mask).
     """
-    for start, stop in scans_of(samples):
-        predicted = predict_scan(model.pipeline, scan_from_samples(samples[start:stop]), raw=raw,
-                                 batch_size=batch_size, probabilities="float32")
+    spans = list(scans_of(samples))
+    scans = (scan_from_samples(samples[start:stop]) for start, stop in spans)
+    predictions = predict_scans(model.pipeline, scans, raw=raw, batch_size=batch_size, probabilities="float32")
+    for (start, stop), predicted in zip(spans, predictions):
         for k in range(stop - start):
             yield (predicted.probabilities["infection"][k], predicted.labels[k],
                    None if predicted.lung is None else predicted.lung[k])
