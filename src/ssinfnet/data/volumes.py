@@ -439,17 +439,18 @@ def _dicom_header(path: Path, pydicom: Any) -> Any:
     except Exception as err:  # pydicom raises many types on broken files
         if not looks_like_dicom(path):
             return None
-        size = path.stat().st_size
-        if size == 0:
+        if isinstance(err, OSError):
+            problem = f"cannot read it: {err.strerror or err}"
+        elif path.stat().st_size == 0:
             problem = "empty file (0 bytes)"
         elif not is_dicom_file(path):
-            problem = f"not a DICOM file ({size} bytes without the DICM marker)"
+            problem = f"not a DICOM file ({path.stat().st_size} bytes without the DICM marker)"
         else:
             problem = f"damaged DICOM header: {err}"
         raise InputError(f"{problem}; expected a slice of this series", path) from None
 
 
-#: Header values every slice of a series must share (the volume has one grid), with how to show one.
+#: Header values every slice of a series must share (the volume has one grid): name -> value of a header.
 SHARED_GEOMETRY = {
     "PixelSpacing": lambda h: tuple(round(float(v), 4) for v in h.get("PixelSpacing", (1.0, 1.0))),
     "Rows x Columns": lambda h: (int(h.Rows), int(h.get("Columns", 0))),
@@ -469,7 +470,7 @@ def _check_shared(files: list[tuple[Path, Any]], name: str, value: Any) -> None:
                          f"slice(s)){more}; the slices do not form one volume", path)
 
 
-def transfer_syntax(header: Any) -> str:
+def _transfer_syntax(header: Any) -> str:
     """A file's transfer syntax as "name (UID)" ("UID (unknown)" for one pydicom does not know)."""
     uid = header.file_meta.get("TransferSyntaxUID")
     if uid is None:
@@ -490,7 +491,7 @@ def _check_decodable(header: Any, path: Path) -> None:
     except NotImplementedError:  # no decoder exists for this UID at all
         available = False
     if not available:
-        raise InputError(f"pixel data stored as {transfer_syntax(header)}, which no installed DICOM decoder "
+        raise InputError(f"pixel data stored as {_transfer_syntax(header)}, which no installed DICOM decoder "
                          "reads; convert the series to uncompressed DICOM or NIfTI (gdcmconv --raw, dcm2niix)", path)
 
 
@@ -506,8 +507,8 @@ def _hu_plane(path: Path, header: Any) -> np.ndarray:
         try:
             pixels = pydicom.dcmread(path).pixel_array
         except Exception as err:  # pydicom raises many types for broken or truncated pixel data
-            reason = str(caught[0].message) if caught else str(err)
-            raise InputError(f"cannot decode its {transfer_syntax(header)} pixel data (truncated or damaged "
+            reason = "; ".join([str(w.message) for w in caught] + [str(err)])
+            raise InputError(f"cannot decode its {_transfer_syntax(header)} pixel data (truncated or damaged "
                              f"file?): {reason}", path) from None
     if pixels.ndim != 2:
         raise InputError(f"DICOM pixel data has shape {pixels.shape}; expected one 2D slice", path)
