@@ -78,13 +78,13 @@ def dicom_other_pixel_spacing(tmp: Path) -> tuple[Path, str]:
 
 def dicom_other_slice_size(tmp: Path) -> tuple[Path, str]:
     folder = _five_slices(tmp)
-    uid = pydicom_series_uid(folder)
+    uid = _series_uid(folder)
     odd = folder / "odd.dcm"
     _write_ct(odd, np.full((5, 5), 1000, np.uint16), 12.5, uid)
     return folder, f"{odd}: Rows x Columns (5, 5) differs from the rest of the series ((4, 5), 5 slice(s))"
 
 
-def pydicom_series_uid(folder: Path) -> str:
+def _series_uid(folder: Path) -> str:
     import pydicom
 
     return str(pydicom.dcmread(sorted(folder.iterdir())[0]).SeriesInstanceUID)
