@@ -47,6 +47,49 @@ def dicom_gap(tmp: Path) -> tuple[Path, str]:
     return folder, "gap in the series, about 1 slice(s) missing: 5.00 mm between slice 3"
 
 
+def _five_slices(tmp: Path) -> Path:
+    folder = tmp / "series"
+    make_dicom_series(folder, zs=(0.0, 2.5, 5.0, 7.5, 10.0))
+    return folder
+
+
+def dicom_empty_slice(tmp: Path) -> tuple[Path, str]:
+    """One slice of five is 0 bytes: named, not reported as a gap between its neighbours."""
+    broken = sorted(_five_slices(tmp).iterdir())[2]
+    broken.write_bytes(b"")
+    return broken.parent, f"{broken}: empty file (0 bytes); expected a slice of this series"
+
+
+def dicom_garbage_slice(tmp: Path) -> tuple[Path, str]:
+    broken = sorted(_five_slices(tmp).iterdir())[3]
+    broken.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    return broken.parent, f"{broken}: not a DICOM file (3000 bytes without the DICM marker)"
+
+
+def dicom_other_pixel_spacing(tmp: Path) -> tuple[Path, str]:
+    import pydicom
+
+    odd = sorted(_five_slices(tmp).iterdir())[1]
+    ds = pydicom.dcmread(odd)
+    ds.PixelSpacing = [0.6, 0.8]
+    ds.save_as(odd)
+    return odd.parent, f"{odd}: PixelSpacing (0.6, 0.8) differs from the rest of the series ((0.6, 0.7), 4 slice(s))"
+
+
+def dicom_other_slice_size(tmp: Path) -> tuple[Path, str]:
+    folder = _five_slices(tmp)
+    uid = _series_uid(folder)
+    odd = folder / "odd.dcm"
+    _write_ct(odd, np.full((5, 5), 1000, np.uint16), 12.5, uid)
+    return folder, f"{odd}: Rows x Columns (5, 5) differs from the rest of the series ((4, 5), 5 slice(s))"
+
+
+def _series_uid(folder: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(sorted(folder.iterdir())[0]).SeriesInstanceUID)
+
+
 def nifti_voxel_size_0(tmp: Path) -> tuple[Path, str]:
     image = nib.Nifti1Image(np.full((8, 8, 4), -800, np.int16), np.eye(4))
     image.header.set_zooms((0.0, 0.8, 2.5))
@@ -168,6 +211,20 @@ def nifti_nan(tmp: Path) -> tuple[Path, str]:
     return tmp / "nan.nii.gz", "NIfTI contains 1 NaN/inf voxels"
 
 
+def nifti_constant(tmp: Path) -> tuple[Path, str]:
+    """-1000 everywhere: an empty export, no contrast to segment."""
+    nib.save(nib.Nifti1Image(np.full((16, 16, 4), -1000, np.int16), np.diag([0.8, 0.8, 2.5, 1])), tmp / "air.nii.gz")
+    return tmp / "air.nii.gz", "holds one value only (-1000): no contrast, not a CT image"
+
+
+def nifti_scaled_1e30(tmp: Path) -> tuple[Path, str]:
+    """A chest times 1e30 (a broken scale slope): segment used to call it a scan without lung."""
+    path = _chest(tmp / "chest.nii.gz")
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj, np.float32) * 1e30, image.affine), tmp / "scaled.nii.gz")
+    return tmp / "scaled.nii.gz", "values -1e+33..2e+32 lie far outside any CT range"
+
+
 def png_truncated(tmp: Path) -> tuple[Path, str]:
     path = tmp / "cut.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(path)
@@ -180,7 +237,8 @@ def unsupported_file(tmp: Path) -> tuple[Path, str]:
     return tmp / "scan.txt", "unsupported file type"
 
 
-BAD_FILES = [dicom_gap, nifti_voxel_size_0, nifti_sform_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
+BAD_FILES = [dicom_gap, dicom_empty_slice, dicom_garbage_slice, dicom_other_pixel_spacing, dicom_other_slice_size,
+             nifti_constant, nifti_scaled_1e30, nifti_voxel_size_0, nifti_sform_voxel_size_0, nifti_label_values_0_to_7, nifti_huge_header, nifti_gz_huge_header,
              nifti_gz_bomb_under_the_voxel_cap, nifti_truncated, nifti_gz_truncated, nifti_header_only_half,
              png_decompression_bomb, png_over_the_pil_limit, dicom_without_air, dicom_single_file, nifti_single_slice,
              nifti_oblique, nifti_raw_values, nifti_nan, png_truncated, unsupported_file]
@@ -257,7 +315,7 @@ def test_validate_prints_no_stray_nibabel_lines(tmp_path):
     import subprocess
 
     path = tmp_path / "negative.nii"
-    nib.save(nib.Nifti1Image(np.full((8, 8, 4), -800, np.int16), np.diag([0.8, 0.8, 2.5, 1])), path)
+    nib.save(nib.Nifti1Image(np.arange(-1000, -744, dtype=np.int16).reshape(8, 8, 4), np.diag([0.8, 0.8, 2.5, 1])), path)
     data = bytearray(path.read_bytes())
     data[80:84] = struct.pack("<f", -0.8)  # pixdim[1]
     path.write_bytes(bytes(data))
@@ -302,6 +360,32 @@ def test_validate_and_segment_refuse_with_the_same_message(case, tmp_path):
 def test_validate_and_segment_accept_the_same_inputs(case, tmp_path):
     path = GOOD_FILES[case](tmp_path)
     assert _validate_problem(path) is None and _segment_problem(path) is None
+
+
+def test_8bit_volume_is_display_values_to_validate_and_segment(tmp_path):
+    """A uint8 0..255 NIfTI (a display export) is "8bit", not HU, to both verbs."""
+    from ssinfnet.data.validate import format_report, validate_path
+    from ssinfnet.inference.segment import read_scan
+
+    path = tmp_path / "display.nii.gz"
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 4)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(pixels, np.diag([0.8, 0.8, 2.5, 1])), path)
+    report = validate_path(path)
+    assert report["problems"] == [] and report["splits"]["volume"]["modes"] == {"8bit": 4}
+    assert "stored values: 0 .. 255" in format_report(report)  # not "(HU)"
+    assert read_scan(path).modality == "8bit"
+
+
+def test_all_zero_volume_is_an_empty_label_map_to_validate_and_no_scan_to_segment(tmp_path):
+    """All zeros is what the labels of a scan without lesions hold, so validate checks it as labels;
+    segment refuses it as an image without contrast."""
+    from ssinfnet.data.validate import validate_path
+
+    path = tmp_path / "zeros.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 4), np.int16), np.diag([0.8, 0.8, 2.5, 1])), path)
+    report = validate_path(path)
+    assert report["layout"] == "nifti-labels" and report["problems"] == []
+    assert _segment_problem(path) == f"{path}: holds one value only (0): no contrast, not a CT image"
 
 
 def test_validate_manifest_of_random_bytes_is_refused(tmp_path, capsys):
@@ -401,6 +485,19 @@ def test_segment_names_the_scan_when_an_error_names_no_file(tmp_path, capsys, st
     assert _segment([scan], tmp_path / "out") == 2
     assert f"{scan}: image 0: values must be finite" in _error_line(capsys)
     assert _leftovers(tmp_path / "out") == []
+
+
+def test_segment_segments_each_scan_once_in_a_folder_with_symlink_loops(tmp_path, stand_in_model):
+    """``loop -> ..`` used to be followed as loop/loop/... (ct, ct-1 ... ct-15)."""
+    scans = tmp_path / "scans"
+    (scans / "sub").mkdir(parents=True)
+    _chest(scans / "ct.nii.gz")
+    (scans / "loop").symlink_to(scans, target_is_directory=True)
+    (scans / "sub" / "up").symlink_to(scans, target_is_directory=True)
+    (scans / "self").symlink_to(scans / "self")  # a link to itself: no folder at all
+    out = tmp_path / "out"
+    assert _segment([scans], out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ct", "summary.csv"]
 
 
 def test_segment_cleans_what_a_killed_run_left(tmp_path, capsys, stand_in_model):

@@ -33,6 +33,21 @@ def test_reader_for_picks_each_format_and_reads_it(tmp_path):
     assert formats.list_scans(tmp_path) == [tmp_path / "ct.nii.gz", tmp_path / "series", tmp_path / "slice.png"]
 
 
+def test_list_scans_visits_each_real_folder_once(tmp_path):
+    """Symlinked folders are followed once: a link elsewhere is listed, a second link to the same
+    folder and links back up the tree (loops) are not."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for path in (root / "ct.nii.gz", root / "sub" / "ct2.nii.gz", elsewhere / "other.nii.gz"):
+        nib.save(nib.Nifti1Image(np.full((6, 5, 4), -800, np.int16), np.diag([0.8, 0.8, 2.5, 1])), path)
+    (root / "away").symlink_to(elsewhere, target_is_directory=True)
+    (root / "away2").symlink_to(elsewhere, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)
+    assert formats.list_scans(root) == [root / "away" / "other.nii.gz", root / "ct.nii.gz", root / "sub" / "ct2.nii.gz"]
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "nope.nii.gz", "not found"),
     (lambda d: (d / "empty").mkdir() or d / "empty", formats.NO_SCANS),

@@ -29,7 +29,7 @@ import numpy as np
 
 from ssinfnet.data.imageio import is_image_file, read_image_2d, read_mask_2d
 from ssinfnet.data.volumes import (
-    Volume, display_plane, is_dicom_file, is_nifti_file, load_dicom_volume, load_label_volume, load_nifti,
+    Volume, display_plane, is_nifti_file, load_dicom_volume, load_label_volume, load_nifti, looks_like_dicom,
     open_nifti,
 )
 from ssinfnet.errors import InputError
@@ -152,10 +152,6 @@ def is_readable_file(path: Path) -> bool:
     return path.is_file() and any(reader.can_read(path) for reader in READERS)
 
 
-def looks_like_dicom(path: Path) -> bool:
-    return path.suffix.lower() == ".dcm" or is_dicom_file(path)
-
-
 def holds_dicom(folder: Path) -> bool:
     """One of the first :data:`DICOM_PROBE_FILES` files directly in ``folder`` is DICOM (``.dcm`` or
     the ``DICM`` marker; a DICOMDIR index counts, the series then lies in sub-folders)."""
@@ -170,13 +166,25 @@ def natural_key(path: Path) -> list[Any]:
 
 def list_scans(folder: Path) -> list[Path]:
     """Every input below ``folder`` in natural order: readable files, and each DICOM series folder
-    as one input (hidden entries, e.g. a killed writer's temporary folders, skipped)."""
-    scans: list[Path] = []
-    for entry in sorted(folder.iterdir(), key=natural_key):
-        if entry.name.startswith("."):
-            continue
-        if any(reader.can_read(entry) for reader in READERS):
-            scans.append(entry)
-        elif entry.is_dir():
-            scans.extend(list_scans(entry))
-    return scans
+    as one input (hidden entries, e.g. a killed writer's temporary folders, skipped).
+
+    Symlinked folders are followed, but each real folder is visited once: a link back up the tree
+    (``loop -> ..``) would otherwise list the same scans again under ``loop/loop/...``."""
+    seen = {folder.resolve()}
+
+    def walk(parent: Path) -> list[Path]:
+        scans: list[Path] = []
+        for entry in sorted(parent.iterdir(), key=natural_key):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if entry.resolve() in seen:
+                    continue
+                seen.add(entry.resolve())
+            if any(reader.can_read(entry) for reader in READERS):
+                scans.append(entry)
+            elif entry.is_dir():
+                scans.extend(walk(entry))
+        return scans
+
+    return walk(folder)

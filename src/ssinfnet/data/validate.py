@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from ssinfnet.errors import InputError
 
 #: Names of MedSeg label values in label-volume reports (3 only exists before effusion mapping).
 MEDSEG_LABEL_NAMES = {0: "background", 1: "GGO", 2: "consolidation", 3: "pleural effusion"}
+#: The mode of a volume's slices when :func:`volumes.check_scan` refused it (the problem says why).
+NOT_CT = "not CT"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,12 +64,19 @@ class SliceStats:
                 self.label_pixels[int(value)] += n
                 self.slices_with_label[int(value)] += 1
 
-    def check(self, what: Callable[[], None]) -> None:
-        """Run one file's check; an InputError becomes a listed problem."""
+    def check(self, what: Callable[[], T]) -> T | None:
+        """Run one file's check and return what it returns; an InputError becomes a listed problem (None)."""
         try:
-            what()
+            return what()
         except InputError as err:
             self.problems.append(str(err))
+            return None
+
+    def scan_modality(self, volume: volumes.Volume, source: Path) -> str:
+        """The modality :func:`volumes.check_scan` gives (as ``segment`` checks the scan), or
+        :data:`NOT_CT` when it refuses it (a listed problem)."""
+        checked = self.check(lambda: volumes.check_scan(volume.array, volume.affine, source))
+        return NOT_CT if checked is None else checked[1]
 
     def to_dict(self, label_names: dict[int, str]) -> dict[str, Any]:
         out: dict[str, Any] = {"count": self.count}
@@ -150,25 +161,23 @@ def _check_nifti(path: Path) -> tuple[str, SliceStats]:
         stats.check(lambda: volumes.check_affine(volume.affine, path))
         stats.check(lambda: volumes.check_label_values(volume.array, path))
     else:
-        stats.check(lambda: volumes.check_scan(volume.array, volume.affine, path))
+        modality = stats.scan_modality(volume, path)
     for piece in volumes.display_view(volume.array, volumes.display_plane(volume.affine, volume.array.shape)):
         if is_labels:
             stats.add(piece.shape, "labels", piece.astype(np.int64))
         else:
-            stats.add(piece.shape, "hu", values=piece)
+            stats.add(piece.shape, modality, values=piece)
     return ("nifti-labels" if is_labels else "nifti-image"), stats
 
 
 def _check_dicom(folder: Path) -> SliceStats:
     stats = SliceStats()
 
-    def check() -> None:
-        volume = formats.DICOM.read(folder)
+    volume = stats.check(lambda: formats.DICOM.read(folder))
+    if volume is not None:
+        modality = stats.scan_modality(volume, folder)
         for k in range(volume.array.shape[2]):
-            stats.add(volume.array.shape[:2], "hu", values=volume.array[:, :, k])
-        volumes.check_scan(volume.array, volume.affine, folder)  # as segment checks it
-
-    stats.check(check)
+            stats.add(volume.array.shape[:2], modality, values=volume.array[:, :, k])
     return stats
 
 
@@ -208,7 +217,8 @@ def format_report(report: dict[str, Any]) -> str:
                          f"{split['size_max'][0]}x{split['size_max'][1]}")
         lines.append("    modes: " + ", ".join(f"{m} {n}" for m, n in split["modes"].items()))
         if "value_range" in split:
-            lines.append(f"    stored values (HU): {split['value_range'][0]:g} .. {split['value_range'][1]:g}")
+            units = " (HU)" if set(split["modes"]) == {"hu"} else ""
+            lines.append(f"    stored values{units}: {split['value_range'][0]:g} .. {split['value_range'][1]:g}")
         if "labels" in split:
             lines.append("    slice labels: " + ", ".join(f"{m} {n}" for m, n in split["labels"].items()))
         if "label_histogram" in split:

@@ -40,6 +40,9 @@ MEDSEG_LABELS = (0, 1, 2, EFFUSION_LABEL)
 MAX_LABEL_VALUE = 15
 #: A CT in Hounsfield units holds air (about -1000 HU) below this; raw scanner values do not.
 HU_AIR_MAX = -500.0
+#: No CT value (HU, even extended-range HU of metal at about 30000, or raw 16-bit stored values
+#: times a rescale slope) comes near this magnitude: beyond it the scale is broken.
+MAX_CT_MAGNITUDE = 1e6
 #: Voxel sizes outside this range (mm) are refused as broken headers.
 SPACING_RANGE_MM = (0.05, 50.0)
 #: NIfTI headers promising more voxels are refused before any memory is taken (a chest CT holds
@@ -60,6 +63,11 @@ def is_dicom_file(path: Path) -> bool:
             return fh.read(132)[128:] == b"DICM"
     except OSError:
         return False
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """Meant as DICOM: a ``.dcm`` name or the ``DICM`` marker."""
+    return path.suffix.lower() == ".dcm" or is_dicom_file(path)
 
 
 @dataclass
@@ -215,9 +223,15 @@ def check_affine(affine: np.ndarray, source: str | Path) -> tuple[float, float, 
 
 def value_modality(array: np.ndarray, source: str | Path) -> str:
     """"8bit" when every value is an integer in 0..255 (display values), "hu" when the values reach
-    down to air (a chest CT in HU always holds air: about -1000 HU). Refused: label maps (integers
-    in 0..:data:`MAX_LABEL_VALUE` only) and anything else (raw scanner values)."""
+    down to air (a chest CT in HU always holds air: about -1000 HU). Refused: a single value (no
+    contrast: an empty or blanked export), values beyond :data:`MAX_CT_MAGNITUDE` (a broken scale),
+    label maps (integers in 0..:data:`MAX_LABEL_VALUE` only) and anything else (raw scanner values)."""
     low, high = float(array.min()), float(array.max())
+    if low == high:
+        raise InputError(f"holds one value only ({low:g}): no contrast, not a CT image", source)
+    if max(-low, high) > MAX_CT_MAGNITUDE:
+        raise InputError(f"values {low:.3g}..{high:.3g} lie far outside any CT range (|value| above "
+                         f"{MAX_CT_MAGNITUDE:.0e}); a broken intensity scale (rescale slope)?", source)
     if looks_like_labels(array):
         raise InputError(f"holds only the integers {low:.0f}..{high:.0f}: a label map, not a CT image", source)
     if low >= 0 and high <= 255 and np.array_equal(array, np.round(array)):
@@ -328,16 +342,15 @@ def load_dicom_volume(folder: Path, series_uid: str | None = None, *, pick_large
     require_dir(folder)
     series: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, AttributeError):
-            continue  # not DICOM (README, DICOMDIR index, ...): ignored, only image files count
-        if "Rows" in header and "ImagePositionPatient" in header:
+        header = _dicom_header(path, pydicom)
+        if header is not None and "Rows" in header and "ImagePositionPatient" in header:
             series[str(header.get("SeriesInstanceUID", ""))].append((path, header))
     if not series:
         raise InputError("no DICOM images (files with pixel rows and ImagePositionPatient) in this folder", folder)
     uid = _choose_series(folder, series, series_uid, pick_largest)
     files = series[uid]
+    for name, value in SHARED_GEOMETRY.items():
+        _check_shared(files, name, value)
     row_cos, col_cos = _orientation_cosines(files[0])
     normal = np.cross(row_cos, col_cos)
     files.sort(key=lambda item: float(np.dot(np.asarray(item[1].ImagePositionPatient, float), normal)))
@@ -345,9 +358,7 @@ def load_dicom_volume(folder: Path, series_uid: str | None = None, *, pick_large
     if len(files) > 1 and np.any(np.linalg.norm(np.diff(positions, axis=0), axis=1) < 1e-3):
         raise InputError("two slices of the series share one position (duplicate files?)", folder)
     _check_slice_steps(folder, [path for path, _ in files], positions @ normal)
-    planes = [_hu_plane(path, pydicom) for path, _ in files]
-    if len({p.shape for p in planes}) > 1:
-        raise InputError(f"slices of the series differ in size: {sorted({p.shape for p in planes})}", folder)
+    planes = [_hu_plane(path, header) for path, header in files]
     row_spacing, col_spacing = (float(v) for v in files[0][1].get("PixelSpacing", (1.0, 1.0)))
     if len(files) > 1:
         step = (positions[-1] - positions[0]) / (len(files) - 1)
@@ -417,15 +428,90 @@ def _orientation_cosines(item: tuple[Path, Any]) -> tuple[np.ndarray, np.ndarray
     return cosines[:3], cosines[3:]
 
 
-def _hu_plane(path: Path, pydicom: Any) -> np.ndarray:
-    """Stored pixels -> HU with RescaleSlope/RescaleIntercept."""
-    ds = pydicom.dcmread(path)
+def _dicom_header(path: Path, pydicom: Any) -> Any:
+    """The header of a DICOM file, or None for another file (README, ...), which is ignored. A file
+    meant as DICOM (:func:`looks_like_dicom`) that cannot be read is refused, naming it: skipping it
+    would leave a gap in the series, reported at the neighbouring slices instead."""
     try:
-        pixels = ds.pixel_array
-    except Exception as err:  # pydicom raises many types for missing decoders or broken data
-        raise InputError(f"cannot decode DICOM pixel data: {err}", path) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a broken header is refused below, never warned about
+            return pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as err:  # pydicom raises many types on broken files
+        if not looks_like_dicom(path):
+            return None
+        if isinstance(err, OSError):
+            problem = f"cannot read it: {err.strerror or err}"
+        elif path.stat().st_size == 0:
+            problem = "empty file (0 bytes)"
+        elif not is_dicom_file(path):
+            problem = f"not a DICOM file ({path.stat().st_size} bytes without the DICM marker)"
+        else:
+            problem = f"damaged DICOM header: {err}"
+        raise InputError(f"{problem}; expected a slice of this series", path) from None
+
+
+#: Header values every slice of a series must share (the volume has one grid): name -> value of a header.
+SHARED_GEOMETRY = {
+    "PixelSpacing": lambda h: tuple(round(float(v), 4) for v in h.get("PixelSpacing", (1.0, 1.0))),
+    "Rows x Columns": lambda h: (int(h.Rows), int(h.get("Columns", 0))),
+}
+
+
+def _check_shared(files: list[tuple[Path, Any]], name: str, value: Any) -> None:
+    """Refuse a series whose slices differ in ``name`` (``value(header)``), naming the first slice
+    that differs from the most common value."""
+    values = [value(header) for _, header in files]
+    usual = max(set(values), key=values.count)
+    odd = [(path, v) for (path, _), v in zip(files, values) if v != usual]
+    if odd:
+        path, v = odd[0]
+        more = f" (and {len(odd) - 1} more slice(s))" if len(odd) > 1 else ""
+        raise InputError(f"{name} {v} differs from the rest of the series ({usual}, {values.count(usual)} "
+                         f"slice(s)){more}; the slices do not form one volume", path)
+
+
+def _transfer_syntax(header: Any) -> str:
+    """A file's transfer syntax as "name (UID)" ("UID (unknown)" for one pydicom does not know)."""
+    uid = header.file_meta.get("TransferSyntaxUID")
+    if uid is None:
+        return "unstated transfer syntax (no file meta)"
+    return f"{uid.name} ({uid})" if uid.name != str(uid) else f"{uid} (unknown transfer syntax)"
+
+
+def _check_decodable(header: Any, path: Path) -> None:
+    """Refuse pixel data that no installed pydicom decoder reads, naming the transfer syntax (the
+    decoder is python-gdcm, see pyproject.toml)."""
+    from pydicom.pixels import get_decoder  # noqa: PLC0415
+
+    uid = header.file_meta.get("TransferSyntaxUID")
+    if uid is None:
+        return  # pydicom guesses the encoding of files without file meta; decoding says the rest
+    try:
+        available = get_decoder(uid).is_available
+    except NotImplementedError:  # no decoder exists for this UID at all
+        available = False
+    if not available:
+        raise InputError(f"pixel data stored as {_transfer_syntax(header)}, which no installed DICOM decoder "
+                         "reads; convert the series to uncompressed DICOM or NIfTI (gdcmconv --raw, dcm2niix)", path)
+
+
+def _hu_plane(path: Path, header: Any) -> np.ndarray:
+    """Stored pixels -> HU with RescaleSlope/RescaleIntercept."""
+    import pydicom  # noqa: PLC0415
+
+    _check_decodable(header, path)
+    # pydicom warns and goes on at a truncated file's end (dropping the pixel data): the warning is
+    # the reason to report, never a stray stderr line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pixels = pydicom.dcmread(path).pixel_array
+        except Exception as err:  # pydicom raises many types for broken or truncated pixel data
+            reason = "; ".join([str(w.message) for w in caught] + [str(err)])
+            raise InputError(f"cannot decode its {_transfer_syntax(header)} pixel data (truncated or damaged "
+                             f"file?): {reason}", path) from None
     if pixels.ndim != 2:
         raise InputError(f"DICOM pixel data has shape {pixels.shape}; expected one 2D slice", path)
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    slope = float(header.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(header.get("RescaleIntercept", 0.0) or 0.0)
     return pixels.astype(np.float32) * slope + intercept
