@@ -194,7 +194,7 @@ def segment(source: str | Path | np.ndarray | Scan, model: Any = None, spacing: 
     _warn_if_unusual(scan, lung)
     box = lung_box(lung)
     labels, probs = predict_stack(pipeline, scan, box, batch_size, probabilities, progress, _anchors(scan, lung))
-    labels, lung = confine_lesions(lung, labels)
+    labels, lung = confine_lesions(lung, labels, stack, "hu" if scan.modality == "hu" else "display", scan.voxel_size)
     if probs is not None:  # the maps say what the labels say: nothing outside the lung mask
         for prob in probs.values():
             prob[~lung] = 0
