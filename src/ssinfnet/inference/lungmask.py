@@ -37,9 +37,10 @@ Method (HU input; display images are first put on a pseudo-HU scale, below):
       the lung are dropped as before.
    b. *Gas outside the lung marks the abdomen* (volumes only; a single slice cannot tell an airway from
       gas). Gas outside the lung is air inside the body (step 2) whose 3D component (face neighbours)
-      holds no lung voxel: the stomach, the bowel's gas and the oesophagus; the trachea, the bronchi
-      and air bronchograms inside consolidation are joined to the lung through the airways and are
-      not. In a slice through the dome, stool and gas in the colon or the stomach lie in the hollow of
+      holds no lung voxel and is at least :data:`GAS_FRACTION` pure gas (below -950 HU, step 3): the
+      stomach, the bowel's gas and the oesophagus. The trachea, the bronchi and air bronchograms
+      inside consolidation are joined to the lung through the airways; pockets of partly aerated lung
+      cut off inside a lesion (on the real chest scan: 2-48 voxels, median -330..-390 HU) are not gas. In a slice through the dome, stool and gas in the colon or the stomach lie in the hollow of
       the lung's crescent, across the diaphragm (a few mm of soft tissue), so rule a cannot exclude
       them there. A lesion voxel within :data:`GAS_REACH_MM` of such gas (mottled bowel content is
       everywhere that close to a gas bubble), or nearer to it than to the lung (stomach fluid under
@@ -77,7 +78,8 @@ from ssinfnet.data.intensity import estimate_anchors
 METHOD = ("HU < -320 inside the body, pure-gas regions (median < -950 HU: airways, stomach, bowel) removed, "
           "3D components with a cross-section of at least 4% of the body's, holes filled per slice; lesions kept "
           "where they reach the lung within their slice and lie neither within 5 mm of gas outside the lung "
-          "(bowel, stomach) nor nearer to it than to the lung, and added to it; limits in ssinfnet.inference.lungmask")
+          "(pure-gas pockets: bowel, stomach) nor nearer to it than to the lung, and added to it; limits in "
+          "ssinfnet.inference.lungmask")
 #: HU below which a voxel counts as air or aerated lung.
 AIR_HU = -320.0
 #: A slice's air region whose median HU is below this is gas (airways, stomach, bowel), not parenchyma.
@@ -93,6 +95,10 @@ HU_FLOOR = -1024.0
 #: A lesion voxel this close (mm) to gas outside the lung is abdomen (step 6b): gas bubbles in stool lie a
 #: few mm apart, and the diaphragm between lung and bowel is a few mm thick.
 GAS_REACH_MM = 5.0
+#: A component of air is gas when at least this fraction of it is pure gas (below :data:`GAS_MEDIAN_HU`):
+#: a gas pocket's rim is partial volume (the real colon's gas: median -917 HU in 2 mm slices, not below
+#: -950), while aerated lung has only a few per cent of its voxels there.
+GAS_FRACTION = 0.25
 #: Lung and gas farther (mm) than this from a lesion voxel are not looked for (bounds the distance maps);
 #: a lesion voxel with neither this close keeps its label.
 GAS_SEARCH_MM = 20.0
@@ -176,8 +182,12 @@ def _near_gas(lung: np.ndarray, lesion: np.ndarray, hu: np.ndarray, spacing: tup
     inside = air & ~_outside_air(air)
     # faces only: a partial-volume voxel across a thin diaphragm joins bowel gas to the lung less easily
     components, count = ndimage.label(inside)
+    if count == 0:
+        return near
     lung_air = np.unique(components[lung & inside])
-    gas = inside & ~lung & ~_select(components, count, lung_air[lung_air > 0])
+    pure = np.bincount(components[hu < GAS_MEDIAN_HU], minlength=count + 1)
+    gassy = np.flatnonzero(pure >= GAS_FRACTION * np.bincount(components.ravel(), minlength=count + 1))
+    gas = _select(components, count, np.setdiff1d(gassy[gassy > 0], lung_air)) & ~lung
     gas_box, lesion_box = bounding_box(gas), bounding_box(lesion)
     if gas_box is None:
         return near
