@@ -320,3 +320,49 @@ def test_segment_keeps_the_stand_in_model_above_the_diaphragm():
     # the 3D touching rule reported 37.0 mL: 28.0 of them in the liver, spleen and colon
     true_ml = (truth["consolidation"] & (hu == 30.0)).sum() * float(np.prod(spacing)) / 1000
     assert true_ml <= result.quantities["consolidation_ml"] <= true_ml + 0.5
+
+
+def _ellipse(shape, centre, radii):
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    return ((rows - centre[0]) / radii[0]) ** 2 + ((cols - centre[1]) / radii[1]) ** 2 <= 1
+
+
+@pytest.mark.realdata
+def test_real_gut_under_a_generated_lung_dome(shared_data):
+    """The real upper-abdomen scan, turned so that its slices with stomach and colon gas are on top,
+    under a generated lung dome: in its top slice a left-lung crescent is painted around the real gut,
+    then a slice of diaphragm over the gut, then four slices of full lungs. Prediction: every voxel of
+    -150..105 HU inside the lungs' outlines, in every slice (a spill from the base into the gut).
+    Nothing survives in the 19 real slices under the lung; in the crescent's slice the shell around
+    the colon's pure-gas pocket goes, the rest of the gut in the hollow stays (the documented limit)."""
+    from ssinfnet.inference.segment import read_scan
+
+    scan = read_scan(shared_data / "real-ct" / "abdomen-20slices-dicom")
+    real = np.asarray(scan.stack, dtype=np.float32)[::-1]
+    shape = real.shape[1:]
+    left, right = _ellipse(shape, (290, 335), (105, 80)), _ellipse(shape, (290, 175), (105, 80))
+    hollow = _ellipse(shape, (250, 305), (85, 70)) & left  # anterior-medial: the crescent is posterolateral
+    crescent = real[-1].copy()
+    crescent[(left & ~hollow) | right] = LUNG
+    dome = crescent.copy()
+    dome[hollow] = 40.0
+    chest = np.repeat(real[-1:], 4, axis=0)
+    chest[:, left | right] = LUNG
+    hu = np.concatenate([real[:-1], crescent[None], dome[None], chest])
+    spacing = scan.voxel_size
+    labels = (((hu > -150) & (hu < 105)) & (left | right)).astype(np.uint8) * 2
+    lung = lung_mask(hu)
+    assert not lung[:19].any()
+    kept, _ = confine_lesions(lung, labels, hu, "hu", spacing)
+    voxel_ml = float(np.prod(spacing)) / 1000
+    # the old 3D rule kept the whole spill: it touches the lung base through the crescent's slice
+    from scipy import ndimage
+    components, _ = ndimage.label(labels > 0)
+    touching = np.unique(components[ndimage.binary_dilation(lung) & (labels > 0)])
+    assert np.isin(components[:19][labels[:19] > 0], touching).mean() > 0.99
+    assert (labels[:19] > 0).sum() * voxel_ml > 1000 and not kept[:19].any()
+    gas = (hu[19] < -950) & hollow
+    assert gas.sum() > 300  # the colon's gas pocket
+    shell = ndimage.binary_dilation(gas, iterations=4) & ~gas  # about 4 mm around it
+    assert labels[19][shell].any() and not kept[19][shell].any()
+    assert 15 < (kept[19][hollow] > 0).sum() * voxel_ml < (labels[19][hollow] > 0).sum() * voxel_ml
