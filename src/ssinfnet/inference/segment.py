@@ -310,6 +310,8 @@ class _ScanWork:
 
     scan: Scan
     lung: np.ndarray | None
+    lung_input: np.ndarray | None
+    """What the lung mask was computed from (HU, or the [0, 1] display stack), for the confinement."""
     box: tuple[slice, slice, slice] | None
     anchors: Anchors | None
     labels: np.ndarray
@@ -321,18 +323,19 @@ class _ScanWork:
     @classmethod
     def start(cls, scan: Scan, raw: bool, kind: str | None) -> "_ScanWork":
         shape = (len(scan.stack), *scan.stack.shape[1:3])
+        stack = None
         if raw:
             lung, anchors = None, None
             box = tuple(slice(0, size) for size in shape)
         else:
             stack = scan.stack if scan.modality == "hu" else np.stack([scan.unit_slice(k) for k in range(shape[0])])
-            lung = lung_mask(stack, "hu" if scan.modality == "hu" else "display")
+            lung = lung_mask(stack, _lung_modality(scan))
             _warn_if_unusual(scan, lung)
             box, anchors = lung_box(lung), _anchors(scan, lung)
         names = {None: (), "uint8": PROBABILITY_NAMES, "float32": PROBABILITY_NAMES[:1]}[kind]
         probabilities = {name: np.zeros(shape, dtype=kind) for name in names} if kind else None
         todo = range(0) if box is None else range(shape[0])[box[0]]  # no lung: nothing to predict
-        return cls(scan, lung, box, anchors, np.zeros(shape, dtype=np.uint8), probabilities, kind, todo)
+        return cls(scan, lung, stack, box, anchors, np.zeros(shape, dtype=np.uint8), probabilities, kind, todo)
 
     @property
     def done(self) -> bool:
@@ -353,10 +356,15 @@ class _ScanWork:
     def finish(self) -> ScanPrediction:
         labels, lung, probs = self.labels, self.lung, self.probabilities
         if lung is not None:
-            labels, lung = confine_lesions(lung, labels)
+            labels, lung = confine_lesions(lung, labels, self.lung_input, _lung_modality(self.scan),
+                                           self.scan.voxel_size)
             for prob in (probs or {}).values():  # the maps say what the labels say: nothing outside the lung mask
                 prob[~lung] = 0
         return ScanPrediction(labels, lung, probs)
+
+
+def _lung_modality(scan: Scan) -> str:
+    return "hu" if scan.modality == "hu" else "display"
 
 
 def _predict_batch(pipeline: Any, batch: list[tuple[_ScanWork, int]]) -> None:
