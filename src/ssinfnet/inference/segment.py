@@ -7,7 +7,8 @@ Inputs (:func:`find_inputs` expands a list of paths; formats are those of the on
   voxel is an integer in 0..255 (other value ranges, e.g. raw scanner values, are refused);
 - a DICOM series folder (the largest series when the folder mixes several, with a warning naming
   it; or the one given by ``series_uid``);
-- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is, so it should be in the
+- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is except that one stored upside down is flipped
+  (with a warning; :mod:`ssinfnet.inference.orientation`), so it should be in the
   radiological view like the training slices; with no orientation known, no left/right split is
   reported);
 - a folder of any of these (each file or series is its own scan), or a numpy array from a notebook.
@@ -47,6 +48,7 @@ from ssinfnet.data import formats, readers, volumes
 from ssinfnet.data.intensity import Anchors, scan_anchors, to_unit_range
 from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
+from ssinfnet.inference import orientation
 from ssinfnet.inference.lungmask import AIR_HU, bounding_box, confine_lesions, lung_mask
 from ssinfnet.inference.outputs import PROBABILITY_NAMES, SegmentationResult
 from ssinfnet.inference.quantify import quantify
@@ -77,6 +79,7 @@ class Scan:
     plane: dict[str, Any] | None = None
     nifti_header: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+    turn: str = "none"  # 2D images: the turn into the radiological view (inference/orientation.py)
 
     @property
     def volumetric(self) -> bool:
@@ -96,12 +99,12 @@ class Scan:
 
     def to_display(self, array: np.ndarray) -> np.ndarray:
         """An array in the input's layout as a display stack (slices, rows, cols): a view, no copy."""
-        return array[None] if self.plane is None else volumes.display_view(array, self.plane)
+        return orientation.turned(array, self.turn)[None] if self.plane is None else volumes.display_view(array, self.plane)
 
     def to_input(self, stack: np.ndarray) -> np.ndarray:
         """A display stack back in the input's layout (exact inverse of :meth:`to_display`)."""
         if self.plane is None:
-            return stack[0]
+            return orientation.turned_back(stack[0], self.turn)
         out = np.zeros(self.input_shape, dtype=stack.dtype)
         volumes.display_view(out, self.plane)[...] = stack
         return out
@@ -500,9 +503,10 @@ def _image_scan(name: str, source: str | Path, array: np.ndarray, modality: str,
         if len(spacing) != 2:
             raise InputError(f"a 2D image takes spacing=(row, col) in mm, got {tuple(spacing)}", source)
         volumes.check_spacing(spacing, source)
+    turn = orientation.image_turn(array, modality, source)
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
-                stack=array[None], modality=modality, input_shape=tuple(array.shape[:2]),
-                voxel_size=None if spacing is None else tuple(float(s) for s in spacing))
+                stack=orientation.turned(array, turn)[None], modality=modality, input_shape=tuple(array.shape[:2]),
+                voxel_size=None if spacing is None else tuple(float(s) for s in spacing), turn=turn)
 
 
 def _radiological_stack_affine(spacing: tuple[float, ...]) -> np.ndarray:
