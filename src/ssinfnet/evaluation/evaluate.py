@@ -6,7 +6,7 @@ does not depend on how the predictions were made (see :mod:`ssinfnet.evaluation.
 An evaluation folder holds::
 
     per_image.csv   one row per image: ids, then "<class>.<metric>" and "infnet.<metric>" columns
-    summary.json    mean and 95% CI of every column, AUCs, threshold, model, commit, data fingerprint
+    summary.json    mean and 95% CI of every column (and how the CI was made), AUCs, threshold, model, commit, data fingerprint
     roc.json        ROC curves (pixel, slice and detection level, when defined)
     gallery/        small PNGs (image, truth, prediction) of the best, median and worst slices
     gallery.json    which slices those are and their score
@@ -28,8 +28,8 @@ from ssinfnet import fileio
 from ssinfnet.core.folders import read_json
 from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.core.metrics import (
-    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores, mean_ci,
-    multiclass_scores, paper_overall,
+    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, ci_record, class_scores,
+    mean_ci, multiclass_scores, paper_overall,
 )
 from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
@@ -64,11 +64,14 @@ class Evaluation:
         return [key for key in self.rows[0] if key not in ID_COLUMNS] if self.rows else []
 
     def summary(self) -> dict[str, Any]:
-        """Mean and 95% CI of every per-image column, the paper's Overall (multi-class), the AUCs."""
+        """Mean and 95% CI of every per-image column (a cluster bootstrap over the images' groups where a
+        group holds several images, see ``core.metrics``; ``"ci"`` says which), the paper's Overall
+        (multi-class), the AUCs."""
         metrics: dict[str, dict[str, Any]] = {}
+        groups = [row["group"] for row in self.rows]
         for column in self.metric_columns():
             group, _, name = column.rpartition(".")
-            summary = mean_ci(row[column] for row in self.rows).as_dict()
+            summary = mean_ci((row[column] for row in self.rows), groups).as_dict()
             if summary["n"]:  # a column defined on no image (e.g. fp_area of a class every image has) is left out
                 metrics.setdefault(group or SLICE, {})[name] = summary
         add_paper_overall(metrics, len(self.rows))
@@ -78,6 +81,7 @@ class Evaluation:
             "threshold": self.threshold,
             "scoring_rule": SCORING_RULE,
             "empty_class_rule": EMPTY_CLASS_RULE,
+            "ci": ci_record(groups),
             "metrics": metrics,
             "auc": {name: curve.auc for name, curve in self.curves.items()},
         }
