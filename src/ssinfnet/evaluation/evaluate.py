@@ -6,7 +6,7 @@ does not depend on how the predictions were made (see :mod:`ssinfnet.evaluation.
 An evaluation folder holds::
 
     per_image.csv   one row per image: ids, then "<class>.<metric>" and "infnet.<metric>" columns
-    summary.json    mean and 95% CI of every column (and how the CI was made), AUCs, threshold, model, commit, data fingerprint
+    summary.json    mean and 95% CI of every column, AUCs, threshold, model, commit, data fingerprint
     roc.json        ROC curves (pixel, slice and detection level, when defined)
     gallery/        small PNGs (image, truth, prediction) of the best, median and worst slices
     gallery.json    which slices those are and their score
