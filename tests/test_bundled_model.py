@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from ssinfnet.cli import main
@@ -26,11 +27,25 @@ def test_bundled_model_reproduces_its_model_card(card_metrics, shared_data, tmp_
     out = tmp_path / "eval"
     assert main(["evaluate", "--data", str(shared_data / "covid-semiseg"), "--split", "test",
                  "--pipeline", str(DEFAULT_WEIGHTS), "--out", str(out)]) == 0
-    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = summary["metrics"]
+    if card_metrics["scoring_rule"] != summary["scoring_rule"]:
+        assert card_metrics["scoring_rule"] == "present-only/1", card_metrics["scoring_rule"]
+        metrics = present_only(pd.read_csv(out / "per_image.csv"), metrics)
     for group, metric in (("infection", "f1"), ("GGO", "f1"), ("consolidation", "f1"), ("Overall", "f1"),
                           ("infnet", "dice")):
         assert metrics[group][metric]["mean"] == pytest.approx(card_metrics["metrics"][group][metric]["mean"],
                                                                abs=TOLERANCE), (group, metric)
+
+
+def present_only(per_image, metrics: dict) -> dict:
+    """The F1 means of the present-only/1 rule that the card was scored under, from a paper/2 evaluation: a
+    class's F1 over the images whose truth holds it, i.e. where its fp_area is empty; Overall from those."""
+    out = {**metrics}
+    for group in ("infection", "background", "GGO", "consolidation"):
+        out[group] = {"f1": {"mean": per_image.loc[per_image[f"{group}.fp_area"].isna(), f"{group}.f1"].mean()}}
+    out["Overall"] = {"f1": {"mean": sum(out[c]["f1"]["mean"] for c in ("background", "GGO", "consolidation")) / 3}}
+    return out
 
 
 def test_bundled_card_is_rendered_from_its_facts_and_ships_no_machine_paths(card_metrics):

@@ -112,6 +112,7 @@ def test_fold_runs_validate_on_their_fold_and_crossval_sees_every_slice_once(fol
         assert summary["fold"] == k and summary["val_slices"] == len(expected[k][1])
     result = crossval(runs)
     assert result["slices"] == len(samples) and result["folds_done"] == [0, 1, 2] and "warning" not in result
+    assert result["scoring_rule"] == result["plain"]["scoring_rule"] == "paper/2"  # the rule evaluate scores with
     assert result["threshold"] == (result["flip"] if result["flip_tta"] else result["plain"])["threshold"]
     assert "only folds [0, 1]" in crossval(runs[:2])["warning"]
     with pytest.raises(InputError, match="second run of fold 0"):

@@ -13,7 +13,8 @@ from ssinfnet.evaluation.infnet_metrics import (
     to_levels,
 )
 from ssinfnet.core.metrics import (
-    IMAGE_MEAN, binary_scores, class_scores, confusion_counts, mean_ci, multiclass_scores, paper_overall,
+    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, IMAGE_MEAN, binary_scores, ci_record, class_scores, confusion_counts,
+    mean_ci, multiclass_scores, paper_overall,
 )
 from ssinfnet.evaluation.roc import PIXEL_BINS, PixelRoc, roc, score_bins
 
@@ -63,23 +64,48 @@ def test_multiclass_scores_and_image_mean():
     assert scores[IMAGE_MEAN]["precision"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
 
 
-def test_image_mean_skips_a_class_absent_from_the_truth():
+def test_image_mean_counts_a_predicted_class_the_truth_lacks_as_a_miss_and_skips_one_both_lack():
     truth = np.array([[0, 1], [1, 1]])
     prediction = np.array([[0, 1], [0, 2]])  # one consolidation pixel predicted where the truth has none
     scores = multiclass_scores(truth, prediction)
-    assert math.isnan(scores["consolidation"]["f1"]) and scores["consolidation"]["fp_area"] == 0.25
-    # background: tp 1, fp 1 -> 2/3; GGO: tp 1, fn 2 -> 2/4.
-    assert scores[IMAGE_MEAN]["f1"] == pytest.approx((2 / 3 + 0.5) / 2)
+    assert_scores(scores["consolidation"], {"f1": 0.0, "iou": 0.0, "recall": nan, "precision": 0.0, "fp_area": 0.25})
+    # background: tp 1, fp 1 -> 2/3; GGO: tp 1, fn 2 -> 2/4; consolidation: a miss, 0.
+    assert scores[IMAGE_MEAN]["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0) / 3)
+    both_lack = multiclass_scores(truth, np.array([[0, 1], [0, 1]]))  # no consolidation in truth or prediction
+    assert_scores(both_lack["consolidation"], {"f1": nan, "iou": nan, "recall": nan, "precision": nan, "fp_area": 0.0})
+    assert both_lack[IMAGE_MEAN]["f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # GGO: tp 2, fn 1 -> 4/5
 
 
-def test_empty_class_rule_scores_present_classes_and_false_positive_area_elsewhere():
-    present = class_scores(np.array([0, 1, 1, 0]), np.array([0, 0, 0, 0]))  # lesion missed
-    assert present["f1"] == 0.0 and present["recall"] == 0.0 and math.isnan(present["precision"])
-    assert math.isnan(present["fp_area"])
-    absent = class_scores(np.array([0, 0, 0, 0]), np.array([1, 0, 0, 0]))  # nothing to find, one pixel found
-    assert all(math.isnan(absent[m]) for m in ("f1", "iou", "recall", "precision"))
-    assert absent["fp_area"] == 0.25
-    assert class_scores(np.zeros(4), np.zeros(4))["fp_area"] == 0.0
+@pytest.mark.parametrize(
+    "truth, prediction, expected",
+    [
+        # Both empty: the class is undefined on the image; nothing predicted, so no false-positive area.
+        ([0, 0, 0, 0], [0, 0, 0, 0], {"f1": nan, "iou": nan, "recall": nan, "precision": nan, "fp_area": 0.0}),
+        # Truth empty, one pixel predicted: a miss, F1 = IoU = precision = 0; fp_area 1/4.
+        ([0, 0, 0, 0], [1, 0, 0, 0], {"f1": 0.0, "iou": 0.0, "recall": nan, "precision": 0.0, "fp_area": 0.25}),
+        # Lesion missed entirely: F1 0, precision undefined, no false-positive area (the truth holds it).
+        ([0, 1, 1, 0], [0, 0, 0, 0], {"f1": 0.0, "iou": 0.0, "recall": 0.0, "precision": nan, "fp_area": nan}),
+        # tp 1, fp 1, fn 1.
+        ([1, 1, 0, 0], [1, 0, 1, 0], {"f1": 0.5, "iou": 1 / 3, "recall": 0.5, "precision": 0.5, "fp_area": nan}),
+    ],
+)
+def test_empty_class_rule_by_hand(truth, prediction, expected):
+    assert_scores(class_scores(np.array(truth), np.array(prediction)), expected)
+
+
+def test_the_rule_is_tagged_and_old_tags_keep_their_own_text():
+    from ssinfnet.core.metrics import (
+        EMPTY_CLASS_RULE, LEGACY_RULE, PRESENT_ONLY_RULE, SCORING_RULE, rule_text, summary_note,
+    )
+
+    assert SCORING_RULE == "paper/2" and rule_text(SCORING_RULE) == EMPTY_CLASS_RULE
+    assert rule_text("present-only/1") == PRESENT_ONLY_RULE != EMPTY_CLASS_RULE
+    assert rule_text(None) == rule_text("legacy") == LEGACY_RULE
+    assert "does not know (other/9)" in rule_text("other/9")
+    assert summary_note({"scoring_rule": "present-only/1"}) == PRESENT_ONLY_RULE  # old summaries: no CI record
+    clustered_note = summary_note({"scoring_rule": SCORING_RULE, "ci": {
+        "method": "cluster bootstrap", "clusters": 3, "images": 6, "resamples": 2000}})
+    assert clustered_note.startswith(EMPTY_CLASS_RULE) and "cluster bootstrap over 3 groups" in clustered_note
 
 
 def test_paper_overall_is_the_mean_of_the_class_means_on_three_hand_made_images():
@@ -116,7 +142,58 @@ def test_mean_ci_skips_nan():
     assert summary.n == 3
     assert summary.mean == pytest.approx(2.0)
     assert summary.ci95 == pytest.approx(1.96 * 1.0 / math.sqrt(3))
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((2 - summary.ci95, 2 + summary.ci95))
     assert mean_ci([nan]).n == 0 and math.isnan(mean_ci([]).mean)
+
+
+def test_singleton_groups_keep_the_normal_interval():
+    values = [0.2, 0.5, nan, 0.9]
+    assert mean_ci(values, ["a", "b", "c", "d"]) == mean_ci(values)
+    assert "clusters" not in mean_ci(values, ["a", "b", "c", "d"]).as_dict()
+    assert ci_record(["a", "b", "c"]) == {"method": "normal", "unit": "image", "images": 3,
+                                          "interval": "mean ± 1.96 SE"}
+
+
+def test_cluster_bootstrap_of_two_groups_by_hand():
+    """Group A holds two images scoring 0, group B one scoring 1 (a fourth image, in C, has no value).
+    Resampling two groups gives AA (mean 0, probability 1/4), AB (1/3, 1/2) or BB (1, 1/4): the 2.5th
+    and 97.5th percentiles of 2000 resamples are 0 and 1, whatever the seed, while the per-image normal
+    interval would be 1/3 +- 1.96 * 0.577 / sqrt(3)."""
+    summary = mean_ci([0.0, 0.0, 1.0, nan], ["A", "A", "B", "C"])
+    assert (summary.mean, summary.n, summary.clusters) == (pytest.approx(1 / 3), 3, 2)
+    assert (summary.ci_low, summary.ci_high, summary.ci95) == (0.0, 1.0, 0.5)
+    assert summary.as_dict()["clusters"] == 2
+    assert ci_record(["A", "A", "B", "C"]) == {
+        "method": "cluster bootstrap", "unit": "group", "clusters": 3, "images": 4,
+        "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "interval": "percentile 2.5-97.5"}
+    one_group = mean_ci([0.2, 0.4], ["A", "A"])  # one cluster: no interval
+    assert one_group.mean == pytest.approx(0.3) and math.isnan(one_group.ci_low) and math.isnan(one_group.ci95)
+
+
+def brute_force_cluster_ci(values, groups):
+    """The cluster bootstrap written out: the same seeded draws of group indices (groups in sorted order),
+    each resample's images listed one by one and averaged, then the percentile interval."""
+    values, groups = np.asarray(values, float), np.asarray(groups)
+    names = sorted(set(groups[~np.isnan(values)]))
+    members = {name: [v for v, g in zip(values, groups) if g == name and not np.isnan(v)] for name in names}
+    draws = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(names), size=(BOOTSTRAP_RESAMPLES, len(names)))
+    means = []
+    for draw in draws:
+        images = [v for index in draw for v in members[names[index]]]
+        means.append(sum(images) / len(images))
+    return tuple(np.percentile(means, [2.5, 97.5]))
+
+
+def test_cluster_bootstrap_matches_a_brute_force_computation():
+    rng = np.random.default_rng(5)
+    groups = [f"scan{rng.integers(0, 9)}" for _ in range(40)]
+    values = rng.random(40)
+    values[[3, 17]] = nan
+    summary = mean_ci(values, groups)
+    low, high = brute_force_cluster_ci(values, groups)
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high), abs=1e-12)
+    assert summary.mean == pytest.approx(np.nanmean(values)) and summary.n == 38
+    assert low < summary.mean < high and summary.ci95 == pytest.approx((high - low) / 2)
 
 
 def test_infnet_threshold_averaged_scores_by_hand():
@@ -223,3 +300,53 @@ def test_pixel_roc_matches_the_exact_auc(sharpness):
     curve = pooled_roc(truths, probabilities)
     assert curve.auc == pytest.approx(exact, abs=1e-4)
     assert curve.fpr[0] == curve.tpr[0] == 0 and curve.fpr[-1] == curve.tpr[-1] == 1
+
+
+def crafted_samples(truths):
+    from ssinfnet.data.sample import Sample, SampleMeta
+
+    return [Sample(image=np.zeros(t.shape, np.float32), mask=t,
+                   meta=SampleMeta(source=f"{i}.png", id=str(i), group=str(i), original_size=t.shape))
+            for i, t in enumerate(truths)]
+
+
+def test_training_validation_scores_the_single_stage_as_evaluation_does():
+    """One rule in both places: on a crafted batch, training's validation Dice equals evaluation's mean
+    infection F1, and both equal the hand value of the paper's rule (present-only would give 0.75, counting
+    an image both lack as 1 would give 0.625)."""
+    from ssinfnet.evaluation.evaluate import score_images
+    from ssinfnet.training.objectives import mean_dice, single_validation
+
+    truths = [np.array([[1, 1, 0, 0], [1, 1, 0, 0]]),  # tp 2, fp 2, fn 2 -> F1 1/2
+              np.zeros((2, 4), np.int64),                # nothing to find, one pixel predicted -> a miss, 0
+              np.zeros((2, 4), np.int64),                # nothing to find, nothing predicted -> undefined
+              np.array([[0, 0, 0, 2], [0, 0, 0, 2]])]    # found exactly -> 1
+    predicted = [np.array([[1, 0, 1, 0], [1, 0, 1, 0]]), np.array([[0, 0, 0, 0], [0, 1, 0, 0]]),
+                 np.zeros((2, 4)), np.array([[0, 0, 0, 1], [0, 0, 0, 1]])]
+    probs = [np.where(p > 0, 0.9, 0.1).astype(np.float32) for p in predicted]
+    evaluated = score_images(crafted_samples(truths), probs, threshold=0.5).summary()["metrics"]["infection"]["f1"]
+    assert evaluated["mean"] == pytest.approx(0.5) and evaluated["n"] == 3
+    assert mean_dice(probs, truths, 0.5) == evaluated["mean"]
+    assert single_validation(probs, truths)["val_dice_at_0.5"] == evaluated["mean"]
+    assert single_validation(probs, truths)["scoring_rule"] == "paper/2"
+
+
+def test_training_validation_scores_the_classes_as_evaluation_does():
+    """The multi stage: training's per-class validation Dice equals evaluation's class means on the same
+    label maps (image 1 predicts consolidation its truth lacks: a miss; image 2 lacks GGO and consolidation in
+    both: undefined there)."""
+    from ssinfnet.evaluation.evaluate import score_images
+    from ssinfnet.training.objectives import multi_validation
+
+    truths = [np.array([[0, 1], [1, 2]]), np.array([[0, 0], [1, 1]]), np.zeros((2, 2), np.int64)]
+    labels = [np.array([[0, 1], [2, 2]]), np.array([[2, 0], [1, 1]]), np.zeros((2, 2), np.int64)]
+    # Per image F1: GGO 2/3, 1, NaN; consolidation 2/3, 0, NaN; background 1, 2/3, 1.
+    expected = {"GGO": 5 / 6, "consolidation": 1 / 3, "background": 8 / 9}
+    class_probs = [np.stack([np.where(l == c, 0.8, 0.1) for c in range(3)]).astype(np.float32) for l in labels]
+    infection = [1 - p[0] for p in class_probs]
+    metrics = score_images(crafted_samples(truths), infection, labels, threshold=0.5).summary()["metrics"]
+    validation = multi_validation(class_probs, truths)
+    for name, value in expected.items():
+        assert metrics[name]["f1"]["mean"] == pytest.approx(value), name
+        assert validation[f"val_dice_{name}"] == metrics[name]["f1"]["mean"], name
+    assert validation["score"] == pytest.approx((5 / 6 + 1 / 3) / 2)

@@ -58,16 +58,18 @@ def test_single_stage_scores_match_the_metric_functions():
     assert row["lesion_fraction"] == pytest.approx(np.mean(probabilities[2] >= 0.4))
     assert {"infnet.dice", "infnet.s_alpha", "infnet.e_phi", "infnet.mae"} <= set(row)
     assert "GGO.f1" not in row
-    # The healthy slice is not scored for infection (empty-class rule): its false-positive area is.
+    # The healthy slice with lesion predicted on it is a miss (empty-class rule): F1 0, recall undefined,
+    # and its false-positive area beside.
     healthy = evaluation.rows[-1]
-    assert math.isnan(healthy["infection.recall"]) and math.isnan(healthy["infection.f1"])
+    assert np.mean(probabilities[-1] >= 0.4) > 0
+    assert math.isnan(healthy["infection.recall"]) and healthy["infection.f1"] == 0.0
     assert healthy["infection.fp_area"] == pytest.approx(np.mean(probabilities[-1] >= 0.4))
     summary = evaluation.summary()
     assert summary["metrics"]["infection"]["recall"]["n"] == len(samples) - 1
-    assert summary["metrics"]["infection"]["f1"]["n"] == len(samples) - 1
+    assert summary["metrics"]["infection"]["f1"]["n"] == len(samples)
     assert summary["metrics"]["infection"]["fp_area"]["n"] == 1
     assert summary["metrics"]["infection"]["f1"]["mean"] == pytest.approx(
-        np.mean([r["infection.f1"] for r in evaluation.rows[:-1]]))
+        np.sum([r["infection.f1"] for r in evaluation.rows[:-1]]) / len(samples))
     assert set(evaluation.curves) == {"pixel", "slice"}
     assert 0.5 < evaluation.curves["pixel"].auc <= 1.0
 

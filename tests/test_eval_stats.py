@@ -1,13 +1,14 @@
 """Comparison statistics: paired means on the shared images, Holm families against statsmodels, and the
 legacy derivation of paired means and CIs from stored summaries."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from test_eval_scoring import make_samples, noisy_predictions
+from test_eval_scoring import make_samples, noisy_predictions, write_two_evaluations
 
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.compare import (
@@ -114,3 +115,70 @@ def test_legacy_paired_means_and_ci_are_derived_exactly_from_stored_summaries():
     assert derived["difference_ci95"] == pytest.approx(test["difference_ci95"])
     assert check_paired_means(comparison) == []
     assert comparison.paths == ["a", "b"]  # no machine paths
+
+
+def test_summary_and_compare_cis_are_cluster_bootstraps_over_the_groups(tmp_path):
+    """make_samples puts slices s0..s5 in groups p0, p0, p1, p1, p2, p2: every CI resamples the three groups,
+    as the brute-force computation does, and the records say so."""
+    import pandas as pd
+    from test_eval_metrics import brute_force_cluster_ci
+
+    from ssinfnet.core.metrics import BOOTSTRAP_RESAMPLES
+
+    baseline, better = write_two_evaluations(tmp_path)
+    summary = json.loads((baseline / "summary.json").read_text())
+    assert summary["ci"] == {"method": "cluster bootstrap", "unit": "group", "clusters": 3, "images": 6,
+                             "resamples": BOOTSTRAP_RESAMPLES, "seed": 0, "interval": "percentile 2.5-97.5"}
+    a, b = (pd.read_csv(folder / "per_image.csv") for folder in (baseline, better))
+    groups = list(a["group"])
+    f1 = summary["metrics"]["image_mean"]["f1"]
+    assert (f1["ci_low"], f1["ci_high"]) == pytest.approx(brute_force_cluster_ci(a["image_mean.f1"], groups))
+    assert f1["ci95"] == pytest.approx((f1["ci_high"] - f1["ci_low"]) / 2) and f1["clusters"] == 3
+    assert f1["mean"] == pytest.approx(a["image_mean.f1"].mean()) and f1["n"] == 6
+
+    comparison = compare([baseline, better])
+    assert comparison.ci == summary["ci"]
+    test = next(r for r in comparison.rows if (r["group"], r["metric"]) == ("image_mean", "f1"))["tests"]["better"]
+    low, high = brute_force_cluster_ci(b["image_mean.f1"] - a["image_mean.f1"], groups)
+    assert (test["difference_ci_low"], test["difference_ci_high"]) == pytest.approx((low, high))
+    assert test["mean_difference"] == pytest.approx((b["image_mean.f1"] - a["image_mean.f1"]).mean())
+    assert "cluster bootstrap over 3 groups" in markdown_table(comparison)
+    assert f"[{low:+.3f}, {high:+.3f}]" in markdown_table(comparison)
+
+
+def test_singleton_groups_keep_the_normal_and_paired_t_intervals():
+    reference, other = np.array([0.2, 0.4, 0.5, 0.8]), np.array([0.3, 0.4, 0.9, 0.9])
+    grouped = paired_tests(reference, other, ["a", "b", "c", "d"])
+    assert grouped == paired_tests(reference, other)
+    low, high = stats.ttest_rel(other, reference).confidence_interval()
+    assert (grouped["difference_ci_low"], grouped["difference_ci_high"]) == pytest.approx((low, high))
+
+
+def set_rule(folder, rule):
+    path = folder / "summary.json"
+    summary = json.loads(path.read_text())
+    if rule is None:
+        del summary["scoring_rule"]
+    else:
+        summary["scoring_rule"] = rule
+    path.write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("old_rule", ["present-only/1", None])
+def test_compare_refuses_evaluations_scored_under_different_rules(tmp_path, old_rule):
+    baseline, better = write_two_evaluations(tmp_path)
+    set_rule(baseline, old_rule)
+    with pytest.raises(InputError, match=f"different empty-class rules \\(baseline: {old_rule or 'legacy'}, "
+                                         "better: paper/2\\)"):
+        compare([baseline, better])
+
+
+def test_compare_of_two_present_only_evaluations_says_their_rule(tmp_path):
+    from ssinfnet.core.metrics import PRESENT_ONLY_RULE
+
+    folders = write_two_evaluations(tmp_path)
+    for folder in folders:
+        set_rule(folder, "present-only/1")
+    comparison = compare(folders)
+    assert comparison.scoring_rule == "present-only/1"
+    assert PRESENT_ONLY_RULE in markdown_table(comparison)

@@ -4,7 +4,13 @@ The first evaluation is the reference; every other model is tested against it, i
 where either value is NaN are dropped; ``metrics.EMPTY_CLASS_RULE`` says when a value is NaN). Next to
 every p-value the table prints the paired means of both models on the shared images, their mean
 difference with its 95% CI, and the number of pairs, so a p-value is never set beside means of
-different images.
+different images. Evaluations scored under different empty-class rules (their summaries'
+``scoring_rule``; none = legacy) are refused: their values mean different things.
+
+CIs: where the images' groups (per_image.csv ``group``: scan or patient) hold several images, every mean
+and mean difference gets the cluster bootstrap of ``core.metrics.mean_ci`` (groups resampled, seeded,
+percentile interval); otherwise a model's mean gets mean +- 1.96 SE and a mean difference the paired
+t interval. ``Comparison.ci`` records which. (The p-values still treat images as independent.)
 
 Multiple comparisons: the tests of one table form two families, each Holm-adjusted on its own (t-test
 and Wilcoxon separately, statsmodels' ``multipletests``): the *planned* comparison (the reference
@@ -33,10 +39,11 @@ from ssinfnet import fileio
 from ssinfnet.core.folders import read_json
 from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.core.metrics import (
-    EMPTY_CLASS_RULE, IMAGE_MEAN, LEGACY_RULE, METRIC_NAMES, OVERALL, SCORING_RULE, mean_ci, paper_overall,
+    EMPTY_CLASS_RULE, IMAGE_MEAN, LEGACY, METRIC_NAMES, OVERALL, SCORING_RULE, ci_record, ci_text, clustered,
+    mean_ci, paper_overall, rule_text,
 )
 from ssinfnet.errors import InputError
-from ssinfnet.evaluation.evaluate import ID_COLUMNS, TRUTH_LESION_FRACTION, LESION_FRACTION
+from ssinfnet.evaluation.evaluate import ID_COLUMNS, TRUTH_LESION_FRACTION, LESION_FRACTION, read_summary
 
 COMPARISON_JSON = "comparison.json"
 SIGNIFICANCE = 0.05
@@ -62,6 +69,8 @@ class Comparison:
     scoring_rule: str = SCORING_RULE
     identical: list[str] = field(default_factory=list)
     """Columns equal in every model (not tested)."""
+    ci: dict[str, Any] | None = None
+    """How the CIs were made (``metrics.ci_record``, method of the differences); None: before groups were used."""
 
     @property
     def reference(self) -> str:
@@ -78,7 +87,7 @@ class Comparison:
         return {
             "kind": "comparison", "reference": self.reference, "models": self.models, "planned": self.planned,
             "scoring_rule": self.scoring_rule, "evaluations": self.paths, "images": self.images,
-            "identical": self.identical, "rows": self.rows,
+            "identical": self.identical, "ci": self.ci, "rows": self.rows,
         }
 
     @classmethod
@@ -89,7 +98,7 @@ class Comparison:
             return upgrade_comparison(data)
         return cls(models=data["models"], paths=data["evaluations"], images=data["images"], rows=data["rows"],
                    planned=data.get("planned"), scoring_rule=data["scoring_rule"],
-                   identical=data.get("identical", []))
+                   identical=data.get("identical", []), ci=data.get("ci"))
 
 
 def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
@@ -110,6 +119,7 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
     names = names or _model_names(eval_dirs)
     if planned is not None and planned not in names[1:]:
         raise InputError(f"--planned {planned!r} is not one of the compared models: {', '.join(names[1:])}")
+    rule = scoring_rule(eval_dirs)
     tables = [read_per_image(path) for path in eval_dirs]
     reference_ids = set(tables[0].index)
     for path, table in zip(eval_dirs[1:], tables[1:]):
@@ -121,13 +131,14 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
             )
     order = sorted(reference_ids)
     tables = [table.loc[order] for table in tables]
+    groups = image_groups(tables[0])
     columns = [c for c in tables[0].columns if c not in ID_COLUMNS and c not in NOT_COMPARED
                and all(c in t.columns for t in tables)]
     rows, identical, means = [], [], {}
     for column in sorted(columns, key=_column_order):
         group, _, metric = column.rpartition(".")
         values = [table[column].to_numpy(dtype=float) for table in tables]
-        means[column] = {name: mean_ci(v).mean for name, v in zip(names, values)}
+        means[column] = {name: mean_ci(v, groups).mean for name, v in zip(names, values)}
         if all(np.isnan(v).all() for v in values):  # defined on no image (e.g. fp_area of an ever-present class)
             continue
         if all(np.array_equal(values[0], v, equal_nan=True) for v in values[1:]):
@@ -135,14 +146,38 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
             continue
         rows.append({
             "group": group, "metric": metric,
-            "models": {name: mean_ci(v).as_dict() for name, v in zip(names, values)},
-            "tests": {name: paired_tests(values[0], v) for name, v in zip(names[1:], values[1:])},
+            "models": {name: mean_ci(v, groups).as_dict() for name, v in zip(names, values)},
+            "tests": {name: paired_tests(values[0], v, groups) for name, v in zip(names[1:], values[1:])},
         })
     comparison = Comparison(models=names, paths=[Path(p).name for p in eval_dirs], images=len(order),
                             rows=insert_paper_overall(rows, means, names, len(order)), planned=planned,
-                            identical=identical)
+                            scoring_rule=rule, identical=identical, ci=comparison_ci(groups))
     adjust(comparison)
     return comparison
+
+
+def scoring_rule(eval_dirs: list[str | Path]) -> str:
+    """The empty-class rule tag the evaluations share (their summaries' ``scoring_rule``; none: legacy);
+    evaluations scored under different rules are refused, in one line."""
+    rules = {str(path): read_summary(path).get("scoring_rule", LEGACY) for path in eval_dirs}
+    if len(set(rules.values())) > 1:
+        listed = ", ".join(f"{Path(path).name}: {rule}" for path, rule in rules.items())
+        raise InputError(f"the evaluations were scored under different empty-class rules ({listed}); re-run "
+                         f"evaluate on the older ones so that all use {SCORING_RULE}")
+    return next(iter(rules.values()))
+
+
+def image_groups(table: pd.DataFrame) -> list[str]:
+    """Each image's group (scan or patient) from per_image.csv; its id where the column or cell is empty."""
+    if "group" not in table.columns:
+        return list(table.index)
+    return [str(g) if isinstance(g, str) and g else i for i, g in zip(table.index, table["group"])]
+
+
+def comparison_ci(groups: list[str]) -> dict[str, Any]:
+    """``metrics.ci_record`` of the images, naming the paired t interval of the differences when unclustered."""
+    record = ci_record(groups)
+    return record if clustered(groups) else {**record, "difference": "paired t"}
 
 
 def insert_paper_overall(rows: list[dict[str, Any]], means: dict[str, dict[str, float]], names: list[str],
@@ -180,20 +215,29 @@ def adjust(comparison: Comparison) -> None:
                 test[f"{key}_holm"] = value
 
 
-def paired_tests(reference: np.ndarray, other: np.ndarray) -> dict[str, float | int]:
+def paired_tests(reference: np.ndarray, other: np.ndarray, groups: list[str] | None = None) -> dict[str, float | int]:
     """Paired t-test and Wilcoxon signed-rank p-values of ``other`` against ``reference``, with both
-    models' means on the shared images, the mean difference and its 95% CI half-width (t-based)."""
+    models' means on the shared images, the mean difference and its 95% CI (``difference_ci_low`` ..
+    ``difference_ci_high``; ``difference_ci95`` half its width): the cluster bootstrap of ``mean_ci`` when
+    ``groups`` (one per image) put several images in one group, else the paired t interval."""
     keep = ~(np.isnan(reference) | np.isnan(other))
     a, b = reference[keep], other[keep]
     nan = float("nan")
     result: dict[str, float | int] = {"pairs": int(keep.sum()), "reference_mean": nan, "mean": nan,
-                                      "mean_difference": nan, "difference_ci95": nan, "t_p": nan,
-                                      "wilcoxon_p": nan}
+                                      "mean_difference": nan, "difference_ci95": nan, "difference_ci_low": nan,
+                                      "difference_ci_high": nan, "t_p": nan, "wilcoxon_p": nan}
     if a.size < 2:
         return result
     difference = b - a
-    result.update(reference_mean=float(a.mean()), mean=float(b.mean()), mean_difference=float(difference.mean()),
-                  difference_ci95=float(stats.t.ppf(0.975, a.size - 1) * difference.std(ddof=1) / math.sqrt(a.size)))
+    mean = float(difference.mean())
+    if clustered(groups):
+        interval = mean_ci(other - reference, groups)  # NaN pairs are dropped, their groups kept in the decision
+        half, low, high = interval.ci95, interval.ci_low, interval.ci_high
+    else:
+        half = float(stats.t.ppf(0.975, a.size - 1) * difference.std(ddof=1) / math.sqrt(a.size))
+        low, high = mean - half, mean + half
+    result.update(reference_mean=float(a.mean()), mean=float(b.mean()), mean_difference=mean,
+                  difference_ci95=half, difference_ci_low=low, difference_ci_high=high)
     if not difference.any():  # identical scores: no evidence of any difference
         result["t_p"] = result["wilcoxon_p"] = 1.0
         return result
@@ -235,7 +279,7 @@ def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
         for name in comparison.models[1:]:
             test = row["tests"].get(name, {})
             for key in ("family", "pairs", "reference_mean", "mean", "mean_difference", "difference_ci95",
-                        "t_p", "t_p_holm", "wilcoxon_p", "wilcoxon_p_holm"):
+                        "difference_ci_low", "difference_ci_high", "t_p", "t_p_holm", "wilcoxon_p", "wilcoxon_p_holm"):
                 out[f"{name} {key}"] = test.get(key, "")
         flat.append(out)
     return flat
@@ -290,13 +334,14 @@ def legend(comparison: Comparison) -> str:
     families = (f"Planned comparison: {comparison.reference} vs {comparison.planned}; every other test is "
                 "exploratory. " if comparison.planned else "No comparison was declared planned: every test is "
                                                             "exploratory. ")
-    rule = EMPTY_CLASS_RULE if comparison.scoring_rule == SCORING_RULE else LEGACY_RULE
+    rule = rule_text(comparison.scoring_rule)
     if comparison.scoring_rule != SCORING_RULE and all(
             s["n"] == comparison.images for row in comparison.rows for s in row["models"].values()):
         rule = (f"{EMPTY_CLASS_RULE} (These values were scored under an earlier rule, but every image holds every "
                 "class scored here, so the two rules give the same values.)")
     text = (f"Reference: {comparison.reference}; {comparison.images} images, paired by image id. "
-            f"Error = 1.96 SE (95% CI); (n) = images with a value where fewer than all. {families}"
+            f"Error: {ci_text(comparison.ci)}; Δ: {difference_ci_text(comparison.ci)}. (n) = images with a value "
+            f"where fewer than all. {families}"
             "Holm-adjusted p-values in brackets, per family (planned / exploratory), t-test and Wilcoxon "
             f"separately; * adjusted t-test p < {SIGNIFICANCE}, ^ adjusted Wilcoxon p < {SIGNIFICANCE}. "
             "Paired means (reference vs model) are on the n images where both have a value; Δ = model − "
@@ -306,6 +351,12 @@ def legend(comparison: Comparison) -> str:
     if comparison.identical:
         text += " Equal in every model, not tested: " + ", ".join(comparison.identical) + "."
     return text
+
+
+def difference_ci_text(record: dict[str, Any] | None) -> str:
+    if record and record.get("method") == "cluster bootstrap":
+        return "the same cluster bootstrap of the paired differences"
+    return "paired t 95% CI"
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -340,7 +391,8 @@ def format_difference(test: dict[str, Any]) -> str:
     difference, error = test["mean_difference"], test.get("difference_ci95", float("nan"))
     if math.isnan(difference):
         return f"n/a, n={test['pairs']}"
-    interval = "" if math.isnan(error) else f" [{difference - error:+.3f}, {difference + error:+.3f}]"
+    low, high = test.get("difference_ci_low", difference - error), test.get("difference_ci_high", difference + error)
+    interval = "" if math.isnan(low) or math.isnan(high) else f" [{low:+.3f}, {high:+.3f}]"
     return f"{difference:+.3f}{interval}, n={test['pairs']}"
 
 

@@ -28,7 +28,7 @@ from ssinfnet import fileio
 from ssinfnet.core.folders import read_json
 from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.core.metrics import (
-    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, class_scores,
+    EMPTY_CLASS_RULE, IMAGE_MEAN, INFECTION, METRIC_NAMES, OVERALL, SCORING_RULE, ci_record, class_scores,
     confusion_counts, mean_ci, multiclass_scores, paper_overall,
 )
 from ssinfnet.data.sample import Sample
@@ -81,11 +81,14 @@ class Evaluation:
         return [key for key in self.rows[0] if key not in ID_COLUMNS] if self.rows else []
 
     def summary(self) -> dict[str, Any]:
-        """Mean and 95% CI of every per-image column, the paper's Overall (multi-class), the AUCs."""
+        """Mean and 95% CI of every per-image column (a cluster bootstrap over the images' groups where a
+        group holds several images, see ``core.metrics``; ``"ci"`` says which), the paper's Overall
+        (multi-class), the AUCs."""
         metrics: dict[str, dict[str, Any]] = {}
+        groups = [row["group"] for row in self.rows]
         for column in self.metric_columns():
             group, _, name = column.rpartition(".")
-            summary = mean_ci(row[column] for row in self.rows).as_dict()
+            summary = mean_ci((row[column] for row in self.rows), groups).as_dict()
             if summary["n"]:  # a column defined on no image (e.g. fp_area of a class every image has) is left out
                 metrics.setdefault(group or SLICE, {})[name] = summary
         add_paper_overall(metrics, len(self.rows))
@@ -100,6 +103,7 @@ class Evaluation:
             "threshold": self.threshold,
             "scoring_rule": SCORING_RULE,
             "empty_class_rule": EMPTY_CLASS_RULE,
+            "ci": ci_record(groups),
             "metrics": metrics,
             "auc": {name: curve.auc for name, curve in self.curves.items()},
             **({"volumes": len(self.volumes)} if self.volumes else {}),

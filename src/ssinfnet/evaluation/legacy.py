@@ -26,9 +26,8 @@ from typing import Any
 
 from scipy import stats
 
-from ssinfnet.core.metrics import IMAGE_MEAN, OVERALL
+from ssinfnet.core.metrics import IMAGE_MEAN, LEGACY, OVERALL
 
-LEGACY = "legacy"
 #: Metrics whose value is 0 wherever a class is absent from the truth but predicted.
 ZERO_WHEN_ABSENT = {"f1", "iou"}
 

@@ -31,7 +31,7 @@ from typing import Any
 from ssinfnet import __version__, fileio
 from ssinfnet.analysis.mediation_outputs import FOREST_PNG, MEDIATION_JSON
 from ssinfnet.core.folders import read_json
-from ssinfnet.core.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
+from ssinfnet.core.metrics import summary_note
 from ssinfnet.core.runs import RunFolder
 from ssinfnet.errors import InputError
 from ssinfnet.evaluation.compare import (
@@ -153,7 +153,7 @@ def _evaluation_section(name: str, path: Path) -> str:
     paper = {g: m for g, m in metrics.items() if g not in (SLICE, INFNET)}
     parts = [f"<h2>Evaluation: {_e(name)}</h2>", "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"]
     if paper:
-        rule = EMPTY_CLASS_RULE if summary.get("scoring_rule") == SCORING_RULE else LEGACY_RULE
+        rule = summary_note(summary)
         parts += ["<h3>Paper protocol (mean ± 95% CI)</h3>", _metric_table(paper, images), _p(
             "Per-image values at the threshold; n shown where fewer images count. Overall = the paper's "
             "(mean of the background, GGO and consolidation means, no CI); image_mean = per-image mean of "

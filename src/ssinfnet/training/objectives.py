@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ssinfnet.core.labels import CLASS_NAMES
-from ssinfnet.core.metrics import binary_scores, mean_ci
+from ssinfnet.core.metrics import SCORING_RULE, mean_class_f1
 from ssinfnet.models import random_block_mask, save_model
 from ssinfnet.training import losses
 from ssinfnet.training.examples import save_grid
@@ -198,8 +198,9 @@ class SegmentationObjective:
 
 
 def mean_dice(probs: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> float:
-    """Mean per-image infection Dice of ``probs`` at ``threshold`` (NaN when no slice is scored)."""
-    return float(mean_ci(binary_scores(m > 0, p >= threshold)["f1"] for m, p in zip(masks, probs)).mean)
+    """Mean per-image infection Dice of ``probs`` at ``threshold`` under the empty-class rule
+    (``core.metrics.class_scores``; NaN when no slice is scored)."""
+    return float(mean_class_f1((m > 0 for m in masks), (p >= threshold for p in probs)))
 
 
 def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
@@ -207,18 +208,20 @@ def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[
     dice = {t: mean_dice(probs, masks, t) for t in THRESHOLDS}
     dice = {t: (-1.0 if np.isnan(d) else d) for t, d in dice.items()}
     best = max(dice, key=dice.get)
-    return {"val_dice": dice[best], "val_dice_at_0.5": dice[0.5], "threshold": float(best), "score": dice[best]}
+    return {"val_dice": dice[best], "val_dice_at_0.5": dice[0.5], "threshold": float(best), "score": dice[best],
+            "scoring_rule": SCORING_RULE}
 
 
 def multi_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
-    """Per-class mean per-image Dice of the argmax labels; score = mean of the two lesion classes."""
+    """Per-class mean per-image Dice of the argmax labels under the empty-class rule
+    (``core.metrics.class_scores``); score = mean of the two lesion classes."""
     labels = [p.argmax(0) for p in probs]
-    result = {}
+    result: dict[str, Any] = {}
     for index, name in enumerate(CLASS_NAMES):
-        value = mean_ci(binary_scores(m == index, l == index)["f1"] for m, l in zip(masks, labels)).mean
-        result[f"val_dice_{name}"] = float(value)
+        result[f"val_dice_{name}"] = float(mean_class_f1((m == index for m in masks), (l == index for l in labels)))
     lesion = [result[f"val_dice_{name}"] for name in CLASS_NAMES[1:]]
     result["score"] = float(np.nanmean(lesion)) if not np.all(np.isnan(lesion)) else -1.0
+    result["scoring_rule"] = SCORING_RULE
     return result
 
 

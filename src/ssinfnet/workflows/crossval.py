@@ -3,11 +3,13 @@
 Each fold run (``train ... --set data.fold=K``) kept fold K of the labeled training slices for
 validation; predicting every fold's validation slices with that fold's model gives one out-of-fold
 prediction per labeled slice (50 instead of 10 for COVID-SemiSeg). On them, with the training's own
-validation definitions (``training.objectives.single_validation`` / ``multi_validation``), this verb
-scores the folds with and without left-right flip test-time augmentation and writes the choices:
-whether flip helps and, for the single stage, the threshold an ensemble of the folds is exported with
-(``ssinfnet export --single RUN... --threshold-from CV.json``). The ensemble itself cannot be scored
-out of fold (each member saw the other folds), so its threshold is the folds' pooled one.
+validation definitions (``training.objectives.single_validation`` / ``multi_validation``, which score
+with ``core.metrics.class_scores``, the empty-class rule that evaluation uses; the JSON records its
+``scoring_rule``), this verb scores the folds with and without left-right flip test-time augmentation
+and writes the choices: whether flip helps and, for the single stage, the threshold an ensemble of the
+folds is exported with (``ssinfnet export --single RUN... --threshold-from CV.json``). The ensemble
+itself cannot be scored out of fold (each member saw the other folds), so its threshold is the folds'
+pooled one.
 
 ``--exports NAME...`` also scores the out-of-fold slices under fixed export differences
 (``ssinfnet.data.augment.FIXED_EXPORTS``, stored as 8-bit), at the clean slices' threshold: robustness
@@ -23,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ssinfnet.core.metrics import SCORING_RULE
 from ssinfnet.errors import InputError
 
 
@@ -91,7 +94,8 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
         if exports:
             scores[view]["exports"] = {name: _export_score(stage, probs[view, name], masks[name], scores[view])
                                        for name in exports}
-    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks[CLEAN]), **scores}
+    return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks[CLEAN]),
+            "scoring_rule": SCORING_RULE, **scores}
 
 
 def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:

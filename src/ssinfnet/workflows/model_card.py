@@ -261,7 +261,7 @@ def _input_line(stage: dict[str, Any]) -> str:
 
 def _metrics_lines(summary: dict[str, Any]) -> list[str]:
     from ssinfnet.evaluation.legacy import upgrade_summary
-    from ssinfnet.core.metrics import EMPTY_CLASS_RULE, LEGACY_RULE, SCORING_RULE
+    from ssinfnet.core.metrics import summary_note
 
     summary = upgrade_summary(summary)
     metrics, images = summary["metrics"], summary.get("images")
@@ -277,7 +277,7 @@ def _metrics_lines(summary: dict[str, Any]) -> list[str]:
     if "infnet" in metrics:
         lines.append("Inf-Net protocol (infection, averaged over 256 thresholds): "
                      + " / ".join(f"{m} {_value(metrics['infnet'].get(m), images)}" for m in INFNET_METRICS) + ".")
-    rule = EMPTY_CLASS_RULE if summary.get("scoring_rule") == SCORING_RULE else LEGACY_RULE
+    rule = summary_note(summary)
     lines += ["", "Overall = the paper's (mean of the three class means); image_mean = per-image mean of the "
               f"classes present. Empty classes: {rule}", "The full evaluation summary is `metrics.json` beside "
               "this card.", ""]
