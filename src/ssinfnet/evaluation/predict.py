@@ -132,6 +132,10 @@ def predict_samples(
     scans = (scan_from_samples(samples[start:stop]) for start, stop in spans)
     predictions = predict_scans(model.pipeline, scans, raw=raw, batch_size=batch_size, probabilities="float32")
     for (start, stop), predicted in zip(spans, predictions):
+        # a volume's samples are its display slices; a 2D sample is the image as read (segment may have
+        # turned it into the radiological view to predict it: turned back here)
+        shown = (lambda stack: stack) if predicted.scan.volumetric else (lambda stack: predicted.scan.to_input(stack)[None])
+        probs, labels = shown(predicted.probabilities["infection"]), shown(predicted.labels)
+        lung = None if predicted.lung is None else shown(predicted.lung)
         for k in range(stop - start):
-            yield (predicted.probabilities["infection"][k], predicted.labels[k],
-                   None if predicted.lung is None else predicted.lung[k])
+            yield probs[k], labels[k], None if lung is None else lung[k]

@@ -187,8 +187,7 @@ def scan_from_samples(samples: Sequence[Sample]) -> Scan:
         if len(samples) != 1:
             raise ValueError(f"{first.id}: a 2D image is one sample, got {len(samples)}")
         spacing = None if first.spacing is None else tuple(float(v) for v in first.spacing)
-        return Scan(name=first.id, source=first.source, stack=samples[0].image[None], modality="unit",
-                    input_shape=tuple(samples[0].image.shape), voxel_size=spacing)
+        return _image_scan(first.id, first.source, samples[0].image, "unit", spacing)
     geometry = first.geometry
     plane = {key: geometry[key] for key in ("axis", "transpose", "flip_rows", "flip_cols", "orientation")}
     array = np.zeros(geometry["volume_shape"], dtype=np.float32)
@@ -255,6 +254,8 @@ class ScanPrediction:
     """bool lung mask, confined lesions included; None for a raw prediction."""
     probabilities: dict[str, np.ndarray] | None
     """The maps asked for (see :func:`predict_scan`), 0 outside the lung mask; None when none were."""
+    scan: Scan
+    """The scan predicted (``scan.to_input`` puts a display stack back into the input's geometry)."""
 
 
 #: What :func:`predict_scan` keeps of the probabilities: "uint8" all of :data:`PROBABILITY_NAMES` as
@@ -363,7 +364,7 @@ class _ScanWork:
                                            self.scan.voxel_size)
             for prob in (probs or {}).values():  # the maps say what the labels say: nothing outside the lung mask
                 prob[~lung] = 0
-        return ScanPrediction(labels, lung, probs)
+        return ScanPrediction(labels, lung, probs, self.scan)
 
 
 def _lung_modality(scan: Scan) -> str:
@@ -503,6 +504,9 @@ def _image_scan(name: str, source: str | Path, array: np.ndarray, modality: str,
         if len(spacing) != 2:
             raise InputError(f"a 2D image takes spacing=(row, col) in mm, got {tuple(spacing)}", source)
         volumes.check_spacing(spacing, source)
+    if not np.isfinite(array).all():
+        raise InputError(f"values must be finite; the image holds {int((~np.isfinite(array)).sum())} NaN/inf pixels",
+                         source)
     turn = orientation.image_turn(array, modality, source)
     return Scan(name=name, source=str(Path(source).resolve()) if isinstance(source, Path) else str(source),
                 stack=orientation.turned(array, turn)[None], modality=modality, input_shape=tuple(array.shape[:2]),

@@ -18,7 +18,8 @@ import numpy as np
 from ssinfnet import fileio
 from ssinfnet.data.demo_cohort import make_demo_cohort
 from ssinfnet.data.readers import read_semiseg
-from ssinfnet.evaluation.evaluate import score_images
+from ssinfnet.evaluation.evaluate import score_predictions
+from ssinfnet.evaluation.predict import ModelUnderTest, predict_samples
 from ssinfnet.inference.predictor import Pipeline, save_pipeline
 from ssinfnet.models import load_model
 from ssinfnet.training.config import load_config
@@ -75,9 +76,9 @@ def evaluate(out: Path, labeled: Path, config: dict[str, Any]) -> dict[str, Any]
     )
     save_pipeline(out / "pipeline", pipeline, overwrite=True)
     test = read_semiseg(labeled, split="test", task="multi")
-    predictions = list(pipeline.predict([s.image for s in test]))
-    evaluation = score_images(test, [p.infection_prob for p in predictions], [p.labels for p in predictions],
-                              threshold=pipeline.threshold)
+    model = ModelUnderTest(pipeline, "validation", {"pipeline": "pipeline"})
+    evaluation = score_predictions(test, predict_samples(model, test), multi=True, threshold=pipeline.threshold,
+                                   calls_from_labels=True)  # what `ssinfnet evaluate` scores: segment's labels
     result = evaluation.summary()
     result["test_slices"] = len(test)
     result["dice"] = {label: metric_mean(result, group, metric) for group, metric, label in SHOWN}
