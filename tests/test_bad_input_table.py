@@ -448,6 +448,44 @@ def test_option_out_of_range_is_refused_before_any_work(case, tmp_path, capsys):
     assert not out.exists()
 
 
+OUT_UNDER_A_FILE = {
+    "evaluate": ["evaluate", "--data", "missing", "--single", "missing", "--out", "{out}"],
+    "export": ["export", "--single", "missing", "--out", "{out}"],
+    "compare": ["compare", "missing", "missing", "--out", "{out}"],
+    "crossval": ["crossval", "missing", "--out", "{out}"],
+    "validate --json": ["data", "validate", "missing", "--json", "{out}"],
+    "segment": ["segment", "missing", "--out", "{out}"],
+    "clinical --out": ["clinical", "missing.csv", "--out", "{out}"],
+    "clinical --report": ["clinical", "missing.csv", "--report", "{out}"],
+    "phenotypes": ["phenotypes", "missing", "--out", "{out}"],
+    "mediate": ["mediate", "--table", "missing.csv", "--exposure", "x", "--mediator", "m", "--outcome", "y",
+                "--out", "{out}"],
+    "report": ["report", "missing", "--out", "{out}"],
+    "pseudolabel": ["pseudolabel", "missing", "--model", "missing", "--out", "{out}"],
+}
+
+
+@pytest.mark.parametrize("verb", OUT_UNDER_A_FILE)
+def test_out_under_a_file_names_the_file_before_any_work(verb, tmp_path, capsys):
+    """``--out notes.txt/sub``: the line names notes.txt as a file where a folder is needed (not
+    "already exists"), before the inputs (all missing here) are read."""
+    (tmp_path / "notes.txt").write_text("a file")
+    out = tmp_path / "notes.txt" / "sub" / "out"
+    assert main([arg.format(out=out) for arg in OUT_UNDER_A_FILE[verb]]) == 2
+    line = _error_line(capsys)
+    assert line == f"ssinfnet: error: {tmp_path / 'notes.txt'}: is a file, not a folder, so {out} cannot be written in it"
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_atomic_writers_name_a_file_in_the_way(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    for writer in (lambda p: fileio.write_text(p, "x"), lambda p: fileio.atomic_dir(p).__enter__()):
+        with pytest.raises(InputError, match="is a file, not a folder") as err:
+            writer(tmp_path / "notes.txt" / "deeper" / "out")
+        assert err.value.path == str(tmp_path / "notes.txt")
+    assert _leftovers(tmp_path) == [tmp_path / "notes.txt"]
+
+
 def test_os_error_of_any_verb_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     import types
 

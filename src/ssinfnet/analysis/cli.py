@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ssinfnet.errors import InputError
-from ssinfnet.fileio import atomic_dir, write_csv, write_json, write_text
+from ssinfnet.fileio import atomic_dir, refuse_existing, write_csv, write_json, write_text
 
 OVERWRITE_HELP = "replace an existing output (default: refuse it)"
-
-
-def refuse_existing(path: Path | None, overwrite: bool) -> None:
-    """The one-line error for an output that is already there; checked before any work is done."""
-    if path is not None and path.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", path)
 
 
 @contextlib.contextmanager

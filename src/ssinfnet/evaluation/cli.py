@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import refuse_existing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,8 +61,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.multi and not args.single:
         raise InputError("--multi needs --single (the multi-class stage takes the single stage's prior)")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:  # fail before minutes of prediction, not after
-        raise InputError("already exists (pass --overwrite to replace it)", out)
+    refuse_existing(out, args.overwrite)  # fail before minutes of prediction, not after
     model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device)
     task = "multi" if model.pipeline.multi is not None else "single"
     samples = read_dataset(args.data, split=args.split, task=task, label_path=args.labels)
@@ -95,6 +95,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from ssinfnet.evaluation.compare import compare, markdown_table, write_comparison
 
+    refuse_existing(args.out, args.overwrite)
     comparison = compare(args.evaluations, planned=args.planned)
     write_comparison(args.out, comparison, overwrite=args.overwrite)
     print(markdown_table(comparison), end="")

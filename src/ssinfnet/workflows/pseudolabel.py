@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import refuse_existing
 
 POSITIVE_LABELS = ("COVID",)
 
@@ -90,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--count must be at least 1, got {args.count}")
     if not 0.0 <= args.heldout_fraction < 1.0:
         raise InputError(f"--heldout-fraction must be in [0, 1), got {args.heldout_fraction}")
-    if Path(args.out).exists() and not args.overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", args.out)
+    refuse_existing(args.out, args.overwrite)
     info = pseudo_label(args.pool, args.model, args.out, args.count, args.seed, args.heldout_fraction,
                         args.overwrite, progress=not args.no_progress)
     print(f"{info['count']} pseudo-labelled slices ({info['with_lesion']} with lesions, median lesion share "
