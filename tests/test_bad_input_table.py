@@ -586,6 +586,50 @@ def test_clinical_refuses_a_file_of_random_bytes(tmp_path, capsys):
     assert not out.exists()
 
 
+CSV_CASES = {
+    "header only": (b"age,severe\n", "no rows: the table has only its header line (age, severe)"),
+    "separated by ;": (b"age;severe\n61;1\n70;0\n", "separated by ';', not by commas (one column 'age;severe')"),
+    "separated by tabs": (b"age\tsevere\n61\t1\n", "separated by '\\t', not by commas"),
+    "random bytes": (np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes(),
+                     "not a text CSV table: binary data"),
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_clinical_refuses_a_table_it_cannot_read_as_comma_separated_rows(case, tmp_path, capsys):
+    """The shared CSV reader refuses (does not guess at) a ;-separated export: its numbers may hold
+    decimal commas."""
+    data, problem = CSV_CASES[case]
+    path = tmp_path / "clinical.csv"
+    path.write_bytes(data)
+    out = tmp_path / "parsed.csv"
+    assert main(["clinical", str(path), "--out", str(out)]) == 2
+    assert _error_line(capsys).startswith(f"ssinfnet: error: {path}: {problem}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_compare_refuses_a_per_image_table_it_cannot_read(case, tmp_path, capsys):
+    data, problem = CSV_CASES[case]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "per_image.csv").write_text("id,f1\nx,0.5\ny,0.7\n")
+    (tmp_path / "b" / "per_image.csv").write_bytes(data)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
+    assert _error_line(capsys).startswith(f"ssinfnet: error: {tmp_path / 'b' / 'per_image.csv'}: {problem}")
+    assert not out.exists()
+
+
+def test_phenotypes_refuses_a_binary_patient_map(tmp_path, capsys):
+    path = tmp_path / "patients.csv"
+    path.write_bytes(CSV_CASES["random bytes"][0])
+    out = tmp_path / "phenotypes"
+    assert main(["phenotypes", "--patient-map", str(path), "--out", str(out)]) == 2
+    assert f"{path}: not a text CSV table: binary data" in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_mediate_names_a_column_holding_inf_as_non_finite(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rows = ["x,m,y"] + [f"{rng.normal():.3f},{rng.normal():.3f},{int(rng.random() < 0.5)}" for _ in range(40)]

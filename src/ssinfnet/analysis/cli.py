@@ -65,8 +65,8 @@ def _run_phenotypes(args: argparse.Namespace) -> int:
         raise InputError("--out is the output folder (it receives phenotypes.csv and the files beside it), "
                          "not a .csv file", args.out)
     refuse_existing(args.out, args.overwrite)
-    scans = find_scans(args.inputs, args.scan)
     patient_of = read_patient_map(args.patient_map) if args.patient_map else None
+    scans = find_scans(args.inputs, args.scan)
     table = phenotype_table(scans, patient_of)
     patients = per_patient(table, args.per_patient)
     with output_folder(args.out, args.overwrite) as tmp:

@@ -12,7 +12,6 @@ Accepted inputs (see :func:`find_scans`):
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
+from ssinfnet.core.folders import read_csv, read_text
 from ssinfnet.data import formats
 from ssinfnet.data.volumes import HU_AIR_MAX, Volume
 from ssinfnet.errors import InputError
@@ -92,7 +92,7 @@ def _recorded_input(folder: Path) -> Path | None:
     if not quantities.is_file():
         return None
     try:
-        source = json.loads(quantities.read_text()).get("source")
+        source = json.loads(read_text(quantities)).get("source")
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise InputError(f"unreadable quantities record ({err})", quantities) from err
     if isinstance(source, str) and formats.NIFTI.can_read(Path(source)):
@@ -132,15 +132,10 @@ def _check_grid(array: np.ndarray, labels: np.ndarray, path: Path) -> None:
 
 def read_patient_map(path: str | Path) -> dict[str, str]:
     """``scan_id -> patient_id`` from a CSV with those two columns."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror})", path) from err
-    if not rows or not {"scan_id", "patient_id"} <= set(rows[0]):
+    table = read_csv(path, dtype=str, keep_default_na=False)
+    if table.empty or not {"scan_id", "patient_id"} <= set(table.columns):
         raise InputError("patient map needs columns scan_id and patient_id", path)
-    return {r["scan_id"]: r["patient_id"] for r in rows}
+    return dict(zip(table["scan_id"], table["patient_id"]))
 
 
 def phenotype_table(scans: list[ScanFiles], patient_of: dict[str, str] | None = None) -> pd.DataFrame:
