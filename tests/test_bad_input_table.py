@@ -346,6 +346,36 @@ def test_segment_refuses_with_one_line_and_writes_nothing(case, tmp_path, capsys
     assert _leftovers(tmp_path / "out") == []
 
 
+def test_segment_reads_every_input_before_writing_anything(tmp_path, capsys, stand_in_model):
+    """A folder of 4 slices, the third truncated: one line naming it, no scan folder, no summary.csv
+    (before: 3 folders and summary.csv, then the error), and the model is never loaded."""
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for k in range(4):
+        Image.fromarray(np.full((16, 16), 90, np.uint8)).save(folder / f"s{k}.png")
+    cut = png_truncated(tmp_path)[0].rename(folder / "s2.png")
+    assert _segment([folder], tmp_path / "out") == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {cut}: corrupt or truncated image: image file is truncated"
+    assert stand_in_model == [] and _leftovers(tmp_path / "out") == []
+
+
+def test_segment_failing_after_reading_lists_only_whole_scan_folders(tmp_path, capsys, stand_in_model, monkeypatch):
+    """A scan the model refuses after the others were written: its folder is absent, the whole folders
+    of the others are in summary.csv."""
+    from ssinfnet.inference import segment
+
+    real = segment.segment
+    monkeypatch.setattr(segment, "segment", lambda scan, **kw: real(scan, **kw) if scan.name != "b" else
+                        (_ for _ in ()).throw(InputError("image 0: values must be finite and in [0, 1]")))
+    for name in ("a", "b", "c"):
+        _chest(tmp_path / f"{name}.nii.gz")
+    out = tmp_path / "out"
+    assert _segment([tmp_path / f"{n}.nii.gz" for n in "abc"], out) == 2
+    assert f"{tmp_path / 'b.nii.gz'}: image 0: values must be finite" in _error_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["a", "summary.csv"]
+    assert [row.split(",")[0] for row in (out / "summary.csv").read_text().splitlines()] == ["scan", "a"]
+
+
 def test_segment_refuses_a_non_utf8_file_name_before_any_work(tmp_path, capsys, stand_in_model):
     name = os.fsdecode(b"scan\xff.nii.gz")
     _chest(tmp_path / name)
