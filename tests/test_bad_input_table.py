@@ -674,6 +674,23 @@ def test_mediate_names_a_column_holding_inf_as_non_finite(tmp_path, capsys):
     assert "does not vary" not in line and not out.exists()
 
 
+@pytest.mark.parametrize("odd", ["labels", "lung"])
+def test_phenotypes_scan_names_the_file_whose_grid_differs(odd, tmp_path, capsys):
+    """--scan IMAGE LABELS LUNG: the file of another shape is named with both shapes (a label map of
+    another shape used to be blamed on the lung mask)."""
+    affine = np.diag([0.8, 0.8, 2.5, 1])
+    shapes = {"image": (16, 16, 4), "labels": (16, 16, 4), "lung": (16, 16, 4), odd: (12, 16, 4)}
+    paths = {name: tmp_path / f"{name}.nii.gz" for name in shapes}
+    for name, shape in shapes.items():
+        data = np.full(shape, -800, np.int16) if name == "image" else np.zeros(shape, np.uint8)
+        nib.save(nib.Nifti1Image(data, affine), paths[name])
+    out = tmp_path / "phenotypes"
+    assert main(["phenotypes", "--scan", *map(str, paths.values()), "--out", str(out)]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {paths[odd]}: shape (12, 16, 4) differs from the CT image's "
+                                   f"(16, 16, 4) ({paths['image']}): they must share one voxel grid")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "random bytes"])
 def test_phenotypes_refuses_a_broken_label_volume_with_one_line(damage, tmp_path, capsys):
     scan = tmp_path / "outputs" / "chest"

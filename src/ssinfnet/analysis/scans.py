@@ -116,18 +116,20 @@ def load_scan(scan: ScanFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     if not values <= {0, 1, 2}:
         raise InputError(f"unexpected label values {sorted(values - {0, 1, 2})} (expected 0 bg, 1 GGO, 2 consolidation)", scan.labels)
     lung = _load(scan.lung).array
-    _check_grid(lung, labels, scan.lung)
-    hu = None
-    if scan.image is not None:
-        image = _load(scan.image).array
-        _check_grid(image, labels, scan.image)
-        hu = image if image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
+    image = None if scan.image is None else _load(scan.image).array
+    _check_grid(scan, image, labels, lung)
+    hu = image if image is not None and image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
     return labels.astype(np.int64), lung > 0, label_volume.affine, hu
 
 
-def _check_grid(array: np.ndarray, labels: np.ndarray, path: Path) -> None:
-    if array.shape != labels.shape:
-        raise InputError(f"shape {array.shape} differs from the label map's {labels.shape}", path)
+def _check_grid(scan: ScanFiles, image: np.ndarray | None, labels: np.ndarray, lung: np.ndarray) -> None:
+    """Label map and lung mask on the grid of the CT they were made on (of the label map without
+    the CT): the file named is the one that differs, with both shapes."""
+    reference = ("CT image", scan.image, image) if image is not None else ("label map", scan.labels, labels)
+    for path, array in ((scan.labels, labels), (scan.lung, lung)):
+        if array.shape != reference[2].shape:
+            raise InputError(f"shape {array.shape} differs from the {reference[0]}'s {reference[2].shape} "
+                             f"({reference[1]}): they must share one voxel grid", path)
 
 
 def read_patient_map(path: str | Path) -> dict[str, str]:
