@@ -604,6 +604,33 @@ def test_evaluate_names_the_file_of_an_image_the_model_refuses(tmp_path, capsys)
     assert "image 1" not in line and not out.exists()
 
 
+# ----------------------------------------------------------------------------- weights
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_holding_nan_or_inf_are_refused_on_loading(bad, tmp_path, capsys):
+    """A pipeline whose single network holds NaN used to give 0.00 mL without a word."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ssinfnet.inference.predictor import Pipeline, save_pipeline
+    from ssinfnet.models.registry import build_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "pipeline"
+    save_pipeline(folder, Pipeline(build_model("unet", width=4), build_model("multi_unet", width=4), size=32, device="cpu"))
+    weights = folder / "single.safetensors"
+    state = load_file(str(weights))
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    state[name].view(-1)[:3] = bad
+    save_file(state, str(weights))
+    out = tmp_path / "out"
+    assert main(["segment", str(_chest(tmp_path / "chest.nii.gz")), "--model", str(folder), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {weights}: weights hold NaN/inf values (3 in {name!r}, 1 tensor(s) "
+                                   "in all): not a usable model (a diverged training?)")
+    assert _leftovers(out) == []
+
+
 # ----------------------------------------------------------------------------- analysis verbs
 
 def test_clinical_refuses_a_file_of_random_bytes(tmp_path, capsys):
