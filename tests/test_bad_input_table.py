@@ -604,6 +604,22 @@ def test_evaluate_names_the_file_of_an_image_the_model_refuses(tmp_path, capsys)
     assert "image 1" not in line and not out.exists()
 
 
+# ----------------------------------------------------------------------------- pseudolabel
+
+def test_pseudolabel_refuses_a_manifest_naming_a_missing_file(tmp_path, capsys, stand_in_model):
+    """It used to label one slice fewer than the manifest lists, without a word."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k in (0, 1, 3):
+        Image.fromarray(np.full((16, 16), 90, np.uint8)).save(pool / f"covid_{k}.png")
+    (pool / "manifest.csv").write_text("file,covid_label\n" + "".join(f"covid_{k}.png,COVID\n" for k in range(4)))
+    out = tmp_path / "pseudo"
+    assert main(["pseudolabel", str(pool), "--model", "pipeline", "--out", str(out), "--no-progress"]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {pool / 'covid_2.png'}: listed in {pool / 'manifest.csv'} "
+                                   "but not found (1 listed file(s) missing)")
+    assert stand_in_model == [] and not out.exists()
+
+
 # ----------------------------------------------------------------------------- weights
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

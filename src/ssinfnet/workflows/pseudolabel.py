@@ -36,6 +36,7 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     from ssinfnet.fileio import atomic_dir, write_json
     from ssinfnet.inference.segment import resolve_pipeline, segment
 
+    check_manifest_files(pool)
     train, _ = split_pool(pool, heldout_fraction)
     positives = sorted((item.path for item in train if item.label in POSITIVE_LABELS), key=str)
     if not positives:
@@ -66,6 +67,20 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     finally:
         quiet.setLevel(level)
     return info
+
+
+def check_manifest_files(pool: str | Path) -> None:
+    """Refuse a pool whose ``manifest.csv`` names a file that is not there (the draw would quietly
+    be made from fewer slices than the manifest lists), naming the first such file."""
+    from ssinfnet.data.readers import read_manifest
+
+    manifest = Path(pool) / "manifest.csv"
+    if not manifest.is_file():
+        return
+    missing = [name for name in read_manifest(manifest) if not (Path(pool) / name).is_file()]
+    if missing:
+        raise InputError(f"listed in {manifest} but not found ({len(missing)} listed file(s) missing)",
+                         Path(pool) / missing[0])
 
 
 def register(subparsers) -> None:
