@@ -430,6 +430,36 @@ def test_segment_refuses_with_one_line_and_writes_nothing(case, tmp_path, capsys
     assert _leftovers(tmp_path / "out") == []
 
 
+def test_segment_reads_every_input_before_writing_anything(tmp_path, capsys, stand_in_model):
+    """A folder of 4 slices, the third truncated: one line naming it, no scan folder, no summary.csv
+    (before: 3 folders and summary.csv, then the error), and the model is never loaded."""
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for k in range(4):
+        Image.fromarray(np.full((16, 16), 90, np.uint8)).save(folder / f"s{k}.png")
+    cut = png_truncated(tmp_path)[0].rename(folder / "s2.png")
+    assert _segment([folder], tmp_path / "out") == 2
+    assert _error_line(capsys) == f"ssinfnet: error: {cut}: corrupt or truncated image: image file is truncated"
+    assert stand_in_model == [] and _leftovers(tmp_path / "out") == []
+
+
+def test_segment_failing_after_reading_lists_only_whole_scan_folders(tmp_path, capsys, stand_in_model, monkeypatch):
+    """A scan the model refuses after the others were written: its folder is absent, the whole folders
+    of the others are in summary.csv."""
+    from ssinfnet.inference import segment
+
+    real = segment.segment
+    monkeypatch.setattr(segment, "segment", lambda scan, **kw: real(scan, **kw) if scan.name != "b" else
+                        (_ for _ in ()).throw(InputError("image 0: values must be finite and in [0, 1]")))
+    for name in ("a", "b", "c"):
+        _chest(tmp_path / f"{name}.nii.gz")
+    out = tmp_path / "out"
+    assert _segment([tmp_path / f"{n}.nii.gz" for n in "abc"], out) == 2
+    assert f"{tmp_path / 'b.nii.gz'}: image 0: values must be finite" in _error_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["a", "summary.csv"]
+    assert [row.split(",")[0] for row in (out / "summary.csv").read_text().splitlines()] == ["scan", "a"]
+
+
 def test_segment_refuses_a_non_utf8_file_name_before_any_work(tmp_path, capsys, stand_in_model):
     name = os.fsdecode(b"scan\xff.nii.gz")
     _chest(tmp_path / name)
@@ -545,6 +575,44 @@ def test_option_out_of_range_is_refused_before_any_work(case, tmp_path, capsys):
     assert not out.exists()
 
 
+OUT_UNDER_A_FILE = {
+    "evaluate": ["evaluate", "--data", "missing", "--single", "missing", "--out", "{out}"],
+    "export": ["export", "--single", "missing", "--out", "{out}"],
+    "compare": ["compare", "missing", "missing", "--out", "{out}"],
+    "crossval": ["crossval", "missing", "--out", "{out}"],
+    "validate --json": ["data", "validate", "missing", "--json", "{out}"],
+    "segment": ["segment", "missing", "--out", "{out}"],
+    "clinical --out": ["clinical", "missing.csv", "--out", "{out}"],
+    "clinical --report": ["clinical", "missing.csv", "--report", "{out}"],
+    "phenotypes": ["phenotypes", "missing", "--out", "{out}"],
+    "mediate": ["mediate", "--table", "missing.csv", "--exposure", "x", "--mediator", "m", "--outcome", "y",
+                "--out", "{out}"],
+    "report": ["report", "missing", "--out", "{out}"],
+    "pseudolabel": ["pseudolabel", "missing", "--model", "missing", "--out", "{out}"],
+}
+
+
+@pytest.mark.parametrize("verb", OUT_UNDER_A_FILE)
+def test_out_under_a_file_names_the_file_before_any_work(verb, tmp_path, capsys):
+    """``--out notes.txt/sub``: the line names notes.txt as a file where a folder is needed (not
+    "already exists"), before the inputs (all missing here) are read."""
+    (tmp_path / "notes.txt").write_text("a file")
+    out = tmp_path / "notes.txt" / "sub" / "out"
+    assert main([arg.format(out=out) for arg in OUT_UNDER_A_FILE[verb]]) == 2
+    line = _error_line(capsys)
+    assert line == f"ssinfnet: error: {tmp_path / 'notes.txt'}: is a file, not a folder, so {out} cannot be written in it"
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_atomic_writers_name_a_file_in_the_way(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    for writer in (lambda p: fileio.write_text(p, "x"), lambda p: fileio.atomic_dir(p).__enter__()):
+        with pytest.raises(InputError, match="is a file, not a folder") as err:
+            writer(tmp_path / "notes.txt" / "deeper" / "out")
+        assert err.value.path == str(tmp_path / "notes.txt")
+    assert _leftovers(tmp_path) == [tmp_path / "notes.txt"]
+
+
 def test_os_error_of_any_verb_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     import types
 
@@ -633,6 +701,49 @@ def test_evaluate_names_the_file_of_an_image_the_model_refuses(tmp_path, capsys)
     assert "image 1" not in line and not out.exists()
 
 
+# ----------------------------------------------------------------------------- pseudolabel
+
+def test_pseudolabel_refuses_a_manifest_naming_a_missing_file(tmp_path, capsys, stand_in_model):
+    """It used to label one slice fewer than the manifest lists, without a word."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k in (0, 1, 3):
+        Image.fromarray(np.full((16, 16), 90, np.uint8)).save(pool / f"covid_{k}.png")
+    (pool / "manifest.csv").write_text("file,covid_label\n" + "".join(f"covid_{k}.png,COVID\n" for k in range(4)))
+    out = tmp_path / "pseudo"
+    assert main(["pseudolabel", str(pool), "--model", "pipeline", "--out", str(out), "--no-progress"]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {pool / 'covid_2.png'}: listed in {pool / 'manifest.csv'} "
+                                   "but not found (1 listed file(s) missing)")
+    assert stand_in_model == [] and not out.exists()
+
+
+# ----------------------------------------------------------------------------- weights
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_holding_nan_or_inf_are_refused_on_loading(bad, tmp_path, capsys):
+    """A pipeline whose single network holds NaN used to give 0.00 mL without a word."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ssinfnet.inference.predictor import Pipeline, save_pipeline
+    from ssinfnet.models.registry import build_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "pipeline"
+    save_pipeline(folder, Pipeline(build_model("unet", width=4), build_model("multi_unet", width=4), size=32, device="cpu"))
+    weights = folder / "single.safetensors"
+    state = load_file(str(weights))
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    state[name].view(-1)[:3] = bad
+    save_file(state, str(weights))
+    out = tmp_path / "out"
+    assert main(["segment", str(_chest(tmp_path / "chest.nii.gz")), "--model", str(folder), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {weights}: weights hold NaN/inf values (3 in {name!r}, 1 tensor(s) "
+                                   "in all): not a usable model (a diverged training?)")
+    assert _leftovers(out) == []
+
+
 # ----------------------------------------------------------------------------- analysis verbs
 
 def test_clinical_refuses_a_file_of_random_bytes(tmp_path, capsys):
@@ -642,6 +753,50 @@ def test_clinical_refuses_a_file_of_random_bytes(tmp_path, capsys):
     assert main(["clinical", str(path), "--out", str(out)]) == 2
     line = _error_line(capsys)
     assert f"{path}: not a text CSV table: binary data" in line, line
+    assert not out.exists()
+
+
+CSV_CASES = {
+    "header only": (b"age,severe\n", "no rows: the table has only its header line (age, severe)"),
+    "separated by ;": (b"age;severe\n61;1\n70;0\n", "separated by ';', not by commas (one column 'age;severe')"),
+    "separated by tabs": (b"age\tsevere\n61\t1\n", "separated by '\\t', not by commas"),
+    "random bytes": (np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes(),
+                     "not a text CSV table: binary data"),
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_clinical_refuses_a_table_it_cannot_read_as_comma_separated_rows(case, tmp_path, capsys):
+    """The shared CSV reader refuses (does not guess at) a ;-separated export: its numbers may hold
+    decimal commas."""
+    data, problem = CSV_CASES[case]
+    path = tmp_path / "clinical.csv"
+    path.write_bytes(data)
+    out = tmp_path / "parsed.csv"
+    assert main(["clinical", str(path), "--out", str(out)]) == 2
+    assert _error_line(capsys).startswith(f"ssinfnet: error: {path}: {problem}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_compare_refuses_a_per_image_table_it_cannot_read(case, tmp_path, capsys):
+    data, problem = CSV_CASES[case]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "per_image.csv").write_text("id,f1\nx,0.5\ny,0.7\n")
+    (tmp_path / "b" / "per_image.csv").write_bytes(data)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
+    assert _error_line(capsys).startswith(f"ssinfnet: error: {tmp_path / 'b' / 'per_image.csv'}: {problem}")
+    assert not out.exists()
+
+
+def test_phenotypes_refuses_a_binary_patient_map(tmp_path, capsys):
+    path = tmp_path / "patients.csv"
+    path.write_bytes(CSV_CASES["random bytes"][0])
+    out = tmp_path / "phenotypes"
+    assert main(["phenotypes", "--patient-map", str(path), "--out", str(out)]) == 2
+    assert f"{path}: not a text CSV table: binary data" in _error_line(capsys)
     assert not out.exists()
 
 
@@ -657,6 +812,23 @@ def test_mediate_names_a_column_holding_inf_as_non_finite(tmp_path, capsys):
     line = _error_line(capsys)
     assert f"{path}: column 'x' has 1 non-finite value(s) (inf)" in line, line
     assert "does not vary" not in line and not out.exists()
+
+
+@pytest.mark.parametrize("odd", ["labels", "lung"])
+def test_phenotypes_scan_names_the_file_whose_grid_differs(odd, tmp_path, capsys):
+    """--scan IMAGE LABELS LUNG: the file of another shape is named with both shapes (a label map of
+    another shape used to be blamed on the lung mask)."""
+    affine = np.diag([0.8, 0.8, 2.5, 1])
+    shapes = {"image": (16, 16, 4), "labels": (16, 16, 4), "lung": (16, 16, 4), odd: (12, 16, 4)}
+    paths = {name: tmp_path / f"{name}.nii.gz" for name in shapes}
+    for name, shape in shapes.items():
+        data = np.full(shape, -800, np.int16) if name == "image" else np.zeros(shape, np.uint8)
+        nib.save(nib.Nifti1Image(data, affine), paths[name])
+    out = tmp_path / "phenotypes"
+    assert main(["phenotypes", "--scan", *map(str, paths.values()), "--out", str(out)]) == 2
+    assert _error_line(capsys) == (f"ssinfnet: error: {paths[odd]}: shape (12, 16, 4) differs from the CT image's "
+                                   f"(16, 16, 4) ({paths['image']}): they must share one voxel grid")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random bytes"])

@@ -105,20 +105,41 @@ def test_png_round_trip_keeps_size(tmp_path):
     assert (out / "overlays" / "overlay_slice0000.png").is_file()
 
 
-def test_many_inputs_each_get_a_folder_and_failures_do_not_stop_the_rest(tmp_path, chest_nifti, tiny_pipeline, capsys):
+def test_many_inputs_each_get_a_folder_and_a_bad_one_stops_all_before_any_output(tmp_path, chest_nifti, tiny_pipeline,
+                                                                                 capsys):
     scans = tmp_path / "scans"
     scans.mkdir()
     chest_nifti.rename(scans / "a.nii.gz")
     _chest_png(scans / "b.png")
     (scans / "c.nii.gz").write_bytes(b"not a nifti")
     out = tmp_path / "out"
-    rc = main(["segment", str(scans), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"])
-    assert rc == 2
-    assert "c.nii.gz" in _error_line(capsys)
+    args = ["segment", str(scans), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"]
+    assert main(args) == 2
+    assert f"{scans / 'c.nii.gz'}: " in _error_line(capsys)
+    assert not out.exists()  # not a, b and their summary, then the error
+    (scans / "c.nii.gz").unlink()
+    assert main(args) == 0
     assert (out / "a" / "labels.nii.gz").is_file() and (out / "b" / "labels.png").is_file()
-    assert not (out / "c").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
-    assert (out / "summary.csv").read_text().count("\n") == 3
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "summary.csv"]  # no temporary leftovers
+    assert [row.split(",")[0] for row in (out / "summary.csv").read_text().splitlines()] == ["scan", "a", "b"]
+
+
+def test_summary_lists_every_scan_folder_under_out(tmp_path, tiny_pipeline, capsys):
+    """Segmenting into an existing --out: summary.csv holds the earlier runs' scans too, each row
+    that scan folder's quantities.csv."""
+    for name in ("first", "second", "third"):
+        (tmp_path / name).mkdir()
+        _chest_png(tmp_path / name / f"{name}.png")
+    out = tmp_path / "out"
+    for name in ("first", "second"):
+        assert main(["segment", str(tmp_path / name), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"]) == 0
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in summary] == ["scan", "first", "second"]
+    assert summary[2] == (out / "second" / "quantities.csv").read_text().splitlines()[1]
+    assert str(tmp_path / "first" / "first.png") in summary[1]
+    (out / "unrelated").mkdir()  # a folder that is no scan's output is not listed
+    assert main(["segment", str(tmp_path / "third"), "--out", str(out), "--model", str(tiny_pipeline), "--no-progress"]) == 0
+    assert [row.split(",")[0] for row in (out / "summary.csv").read_text().splitlines()] == ["scan", "first", "second", "third"]
 
 
 def _nifti(path, data, zooms=(0.8, 0.8, 2.5)):

@@ -139,13 +139,36 @@ def test_a_partial_preset_gets_every_default(tmp_path):
     assert config["multi"]["optimizer"] == "sgd" and config["multi"]["focal"] == {"alpha": 0.25, "gamma": 2.0}
 
 
-def test_keys_the_schema_does_not_know_are_kept_and_overridable(tmp_path):
-    path = tmp_path / "new.yaml"
-    path.write_text("data: {size: 64, new_option: 3}\nnew_section: {weight: 0.5}\n")
-    config = load_config(str(path), ["data.new_option=4", "new_section.weight=0.25"])
-    assert config["data"]["new_option"] == 4 and config["new_section"] == {"weight": 0.25}
-    with pytest.raises(InputError, match="unknown config key 'data.other'"):
-        load_config(str(path), ["data.other=1"])
+@pytest.mark.parametrize("text, key", [
+    ("data: {size: 64, new_option: 3}\n", "data.new_option"),
+    ("single: {epochs: 2, epoch: 3}\n", "single.epoch"),
+    ("new_section: {weight: 0.5}\n", "new_section"),
+    ("seeds: 3\n", "seeds"),
+])
+def test_a_preset_key_the_schema_does_not_know_is_refused_like_set(tmp_path, capsys, text, key):
+    """A typo in a preset file is one line naming the key and the file, as ``--set`` refuses it."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=f"unknown config key '{key}'") as err:
+        load_config(str(path))
+    assert err.value.path == str(path)
+    with pytest.raises(InputError) as by_set:
+        load_config("cpu", [f"{key}=3"])
+    assert by_set.value.problem.split(" (")[0] == err.value.problem.split(" (")[0]
+    assert main(["config", "--preset", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"ssinfnet: error: {path}: unknown config key '{key}' (known here: ")
+
+
+@pytest.mark.parametrize("verb", [["config"], ["train", "single", "--data", "d", "--out", "run"],
+                                  ["pretrain", "--data", "d", "--out", "run"]])
+def test_a_preset_that_is_not_utf8_text_is_one_line(tmp_path, capsys, monkeypatch, verb):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)) * 8)
+    assert main([*verb, "--preset", "binary.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ssinfnet: error: binary.yaml: not a UTF-8 text file: byte 0x80 at offset 0 "
+                   "(binary data, or text in another encoding)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_verb_prints_the_resolved_config(capsys):

@@ -57,6 +57,18 @@ def test_run_dir_refuses_to_overwrite_a_run(tmp_path):
         runs.RunDir(tmp_path).config()
 
 
+def test_a_new_run_refuses_a_folder_holding_other_files_or_a_file(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    with pytest.raises(InputError, match=r"holds no training run but 1 other entries \(e.g. 'notes.txt'\)"):
+        runs.RunDir(mine).start("single", {"seed": 0}, {})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file; expected a folder for the run"):
+        runs.RunDir(tmp_path / "file").start("single", {"seed": 0}, {})
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
 def test_metrics_tables_are_rewritten_from_history(tmp_path):
     run = runs.RunDir(tmp_path)
     run.write_metrics([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
@@ -82,15 +94,14 @@ def test_abandon_removes_only_what_a_failed_new_run_wrote(tmp_path):
     fresh.abandon(before)
     assert not fresh.path.exists()
 
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("the user's")
-    run = runs.RunDir(mine)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = runs.RunDir(empty)
     before = run.entries()
     run.start("single", {"seed": 0}, {})
-    (mine / "examples").mkdir()
+    (empty / "examples").mkdir()
     run.abandon(before)
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert empty.is_dir() and list(empty.iterdir()) == []  # the folder the user made stays
 
     resumable = runs.RunDir(tmp_path / "resumable")
     before = resumable.entries()
@@ -118,3 +129,24 @@ def test_a_new_run_failing_before_its_first_checkpoint_leaves_nothing(tmp_path, 
         with pytest.raises(RuntimeError, match="out of memory"):
             main(argv)
         assert not out.exists()
+
+
+@pytest.mark.parametrize("verb", ["train", "pretrain"])
+def test_training_into_a_folder_that_is_no_run_is_refused_before_any_work(tmp_path, capsys, monkeypatch, verb):
+    """``--out`` an existing folder of other files: one line, exit 2, the folder untouched (it used to
+    be trained into)."""
+    from ssinfnet.cli import main
+    from ssinfnet.data.demo_cohort import make_demo_cohort
+    from ssinfnet.training import loop
+
+    cohort = make_demo_cohort(tmp_path / "c", n_subjects=4, seed=0, size=32, slices_per_subject=3)
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: pytest.fail("trained into the folder"))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    argv = [verb, *(["single"] if verb == "train" else []), "--data", str(cohort / "semiseg"), "--out", str(out),
+            "--preset", "demo", "--no-progress"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"ssinfnet: error: {out}: is a folder that holds no training run but 1 "
+                                               "other entries (e.g. 'notes.txt'): choose a new or empty --out")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

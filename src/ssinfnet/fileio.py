@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from ssinfnet.errors import InputError
+
 TEMP_SUFFIX = ".tmp"
 #: What :func:`atomic_dir` renames the folder it replaces to, until the new one is in place.
 OLD_SUFFIX = "-old" + TEMP_SUFFIX
@@ -112,20 +114,54 @@ def _named(err: OSError, path: Path) -> OSError:
     return OSError(err.errno, err.strerror or str(err) or type(err).__name__, str(path))
 
 
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The existing file above ``path`` that keeps it from being made (``notes.txt`` for
+    ``notes.txt/out``), or None when the nearest existing entry above it is a folder."""
+    for parent in Path(path).parents:
+        if parent.is_dir():
+            return None
+        if parent.exists() or parent.is_symlink():
+            return parent
+    return None
+
+
+def refuse_file_in_the_way(path: str | Path) -> None:
+    """The one-line refusal of an output whose parent is a file, not a folder."""
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise InputError(f"is a file, not a folder, so {path} cannot be written in it", blocker)
+
+
+def refuse_existing(path: str | Path | None, overwrite: bool = False) -> None:
+    """Before any work: refuse an output ``path`` that cannot be written where asked (its parent is a
+    file) or that is already there without ``overwrite``. Every verb's ``--out`` goes through it."""
+    if path is None:
+        return
+    refuse_file_in_the_way(path)
+    if Path(path).exists() and not overwrite:
+        raise InputError("already exists (pass --overwrite to replace it)", path)
+
+
 def check_writable(path: str | Path) -> None:
     """Raise the OSError that writing ``path`` (a file or folder to be made) would meet, naming
-    ``path``, before any work: the nearest existing folder above it must take a new entry. A
-    temporary folder is made there and removed (``os.access`` says yes to root on read-only mounts)."""
+    ``path``, before any work: the nearest existing folder above it must take a new entry (a file
+    there is :func:`refuse_file_in_the_way`'s line). A temporary folder is made there and removed
+    (``os.access`` says yes to root on read-only mounts)."""
+    refuse_file_in_the_way(path)
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if existing == path:
         existing = path if path.is_dir() else path.parent
-    if not existing.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way where a folder is expected", str(existing))
     try:
         os.rmdir(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=existing))
     except OSError as err:
         raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+
+
+def _make_parent(path: Path) -> None:
+    """Make ``path``'s folder (and those above it); a file in the way is refused naming that file."""
+    refuse_file_in_the_way(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
@@ -140,7 +176,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file", str(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(path)
         remove_stale_temporaries(path.parent, path.name)
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
@@ -166,7 +202,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(path)
         remove_stale_temporaries(path.parent, path.name)
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent))
     except OSError as err:

@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ssinfnet.errors import InputError
-from ssinfnet.fileio import atomic_dir, write_csv, write_json, write_text
+from ssinfnet.fileio import atomic_dir, refuse_existing, write_csv, write_json, write_text
 
 OVERWRITE_HELP = "replace an existing output (default: refuse it)"
-
-
-def refuse_existing(path: Path | None, overwrite: bool) -> None:
-    """The one-line error for an output that is already there; checked before any work is done."""
-    if path is not None and path.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", path)
 
 
 @contextlib.contextmanager
@@ -71,8 +65,8 @@ def _run_phenotypes(args: argparse.Namespace) -> int:
         raise InputError("--out is the output folder (it receives phenotypes.csv and the files beside it), "
                          "not a .csv file", args.out)
     refuse_existing(args.out, args.overwrite)
-    scans = find_scans(args.inputs, args.scan)
     patient_of = read_patient_map(args.patient_map) if args.patient_map else None
+    scans = find_scans(args.inputs, args.scan)
     table = phenotype_table(scans, patient_of)
     patients = per_patient(table, args.per_patient)
     with output_folder(args.out, args.overwrite) as tmp:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ssinfnet.core.folders import read_csv, read_text
 from ssinfnet.errors import InputError
 
 #: Cells that mean "missing" in every table we read.
@@ -96,26 +97,8 @@ def parsing_rules() -> list[str]:
     return rules
 
 
-#: Bytes read to tell a text table from binary data, and the share of control bytes (other than
-#: tab, line and page breaks) above which it is binary: pandas would parse random bytes as a table.
-TEXT_SNIFF_BYTES = 65536
-MAX_CONTROL_SHARE = 0.01
-_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\x0b\x0c\r") + b"\x7f"
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError("file not found", path)
-    with open(path, "rb") as fh:
-        head = fh.read(TEXT_SNIFF_BYTES)
-    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
-    if b"\0" in head or control > MAX_CONTROL_SHARE * len(head):
-        raise InputError(f"not a text CSV table: binary data ({control} control bytes in the first {len(head)}; "
-                         "a UTF-16 export must be saved as UTF-8)", path)
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"not a readable CSV table ({err})", path) from err
+    return read_csv(path, dtype=str, keep_default_na=False)
 
 
 def is_ictcf(columns) -> bool:
@@ -199,7 +182,7 @@ def parse_mapping(items: list[str] | None = None, mapping_file: str | Path | Non
     if mapping_file is not None:
         mapping_file = Path(mapping_file)
         try:
-            loaded = yaml.safe_load(mapping_file.read_text())  # YAML is a superset of JSON
+            loaded = yaml.safe_load(read_text(mapping_file))  # YAML is a superset of JSON
         except (OSError, yaml.YAMLError) as err:
             raise InputError(f"unreadable column mapping ({err})", mapping_file) from err
         if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):

@@ -12,7 +12,6 @@ Accepted inputs (see :func:`find_scans`):
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ssinfnet.analysis.phenotypes import FEATURES, scan_phenotypes
+from ssinfnet.core.folders import read_csv, read_text
 from ssinfnet.data import formats
 from ssinfnet.data.volumes import HU_AIR_MAX, Volume
 from ssinfnet.errors import InputError
@@ -92,7 +92,7 @@ def _recorded_input(folder: Path) -> Path | None:
     if not quantities.is_file():
         return None
     try:
-        source = json.loads(quantities.read_text()).get("source")
+        source = json.loads(read_text(quantities)).get("source")
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise InputError(f"unreadable quantities record ({err})", quantities) from err
     if isinstance(source, str) and formats.NIFTI.can_read(Path(source)):
@@ -116,31 +116,28 @@ def load_scan(scan: ScanFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     if not values <= {0, 1, 2}:
         raise InputError(f"unexpected label values {sorted(values - {0, 1, 2})} (expected 0 bg, 1 GGO, 2 consolidation)", scan.labels)
     lung = _load(scan.lung).array
-    _check_grid(lung, labels, scan.lung)
-    hu = None
-    if scan.image is not None:
-        image = _load(scan.image).array
-        _check_grid(image, labels, scan.image)
-        hu = image if image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
+    image = None if scan.image is None else _load(scan.image).array
+    _check_grid(scan, image, labels, lung)
+    hu = image if image is not None and image.min() <= HU_AIR_MAX else None  # HU when it holds air (about -1000 HU)
     return labels.astype(np.int64), lung > 0, label_volume.affine, hu
 
 
-def _check_grid(array: np.ndarray, labels: np.ndarray, path: Path) -> None:
-    if array.shape != labels.shape:
-        raise InputError(f"shape {array.shape} differs from the label map's {labels.shape}", path)
+def _check_grid(scan: ScanFiles, image: np.ndarray | None, labels: np.ndarray, lung: np.ndarray) -> None:
+    """Label map and lung mask on the grid of the CT they were made on (of the label map without
+    the CT): the file named is the one that differs, with both shapes."""
+    reference = ("CT image", scan.image, image) if image is not None else ("label map", scan.labels, labels)
+    for path, array in ((scan.labels, labels), (scan.lung, lung)):
+        if array.shape != reference[2].shape:
+            raise InputError(f"shape {array.shape} differs from the {reference[0]}'s {reference[2].shape} "
+                             f"({reference[1]}): they must share one voxel grid", path)
 
 
 def read_patient_map(path: str | Path) -> dict[str, str]:
     """``scan_id -> patient_id`` from a CSV with those two columns."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror})", path) from err
-    if not rows or not {"scan_id", "patient_id"} <= set(rows[0]):
+    table = read_csv(path, dtype=str, keep_default_na=False)
+    if table.empty or not {"scan_id", "patient_id"} <= set(table.columns):
         raise InputError("patient map needs columns scan_id and patient_id", path)
-    return {r["scan_id"]: r["patient_id"] for r in rows}
+    return dict(zip(table["scan_id"], table["patient_id"]))
 
 
 def phenotype_table(scans: list[ScanFiles], patient_of: dict[str, str] | None = None) -> pd.DataFrame:

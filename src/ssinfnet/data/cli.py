@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     from ssinfnet.data.validate import format_report, validate_path  # noqa: PLC0415 (fast --help)
-    from ssinfnet.fileio import write_json  # noqa: PLC0415
+    from ssinfnet.fileio import refuse_file_in_the_way, write_json  # noqa: PLC0415
 
+    if args.json:
+        refuse_file_in_the_way(args.json)  # before the scan, not after it
     report = validate_path(args.path, deep=args.deep)
     print(format_report(report))
     if args.json:

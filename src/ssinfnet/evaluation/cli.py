@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import refuse_existing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,8 +74,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.multi and not args.single:
         raise InputError("--multi needs --single (the multi-class stage takes the single stage's prior)")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:  # fail before minutes of prediction, not after
-        raise InputError("already exists (pass --overwrite to replace it)", out)
+    refuse_existing(out, args.overwrite)  # fail before minutes of prediction, not after
     bf16 = {"auto": None, "fp32": False, "bf16": True}[args.precision]
     model = load_model_under_test(args.single, args.multi, args.pipeline, args.threshold, args.size, args.device, bf16)
     task = "multi" if model.pipeline.multi is not None else "single"
@@ -139,6 +139,7 @@ def summary_lines(summary: dict, prediction: str) -> list[str]:
 def run_compare(args: argparse.Namespace) -> int:
     from ssinfnet.evaluation.compare import compare, markdown_table, write_comparison
 
+    refuse_existing(args.out, args.overwrite)
     comparison = compare(args.evaluations, planned=args.planned)
     write_comparison(args.out, comparison, overwrite=args.overwrite)
     print(markdown_table(comparison), end="")

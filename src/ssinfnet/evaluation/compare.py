@@ -36,7 +36,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ssinfnet import fileio
-from ssinfnet.core.folders import read_json
+from ssinfnet.core.folders import read_csv, read_json
 from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.core.metrics import (
     EMPTY_CLASS_RULE, IMAGE_MEAN, LEGACY, METRIC_NAMES, OVERALL, SCORING_RULE, ci_record, ci_text, clustered,
@@ -105,7 +105,9 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
     path = Path(eval_dir) / "per_image.csv"
     if not path.is_file():
         raise InputError("not an evaluation folder (no per_image.csv)", eval_dir)
-    table = pd.read_csv(path, dtype={"id": str, "label": str, "group": str})
+    table = read_csv(path, dtype={"id": str, "label": str, "group": str})
+    if "id" not in table.columns:
+        raise InputError("not an evaluation's per-image table (no 'id' column)", path)
     if table["id"].duplicated().any():
         raise InputError("image ids are not unique, so images cannot be paired", path)
     return table.set_index("id")

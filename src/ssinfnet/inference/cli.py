@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ssinfnet.errors import InputError
@@ -16,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Segment GGO and consolidation in NIfTI volumes, DICOM series folders or 2D images "
                     "(or folders of them); each scan gets its own folder under --out with labels in the "
                     "input's geometry, a lung mask, colour tables, overlays and quantities.json/.csv. "
-                    "A summary.csv of all scans is written under --out.",
+                    "Every input is read and checked before the model loads: a bad one stops the run "
+                    "with nothing written. --out/summary.csv lists every scan folder under --out "
+                    "(those of earlier runs too).",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="NIfTI file, DICOM series folder, PNG/JPG/TIFF image, or a folder of these")
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # imported here so that `ssinfnet --help` and the other verbs do not pay for them
     from ssinfnet import fileio  # noqa: PLC0415
+    from ssinfnet.inference.outputs import write_summary  # noqa: PLC0415
     from ssinfnet.inference.segment import (  # noqa: PLC0415
         DEFAULT_BATCH_SIZE, find_inputs, read_scan, resolve_pipeline, segment)
 
@@ -53,28 +55,30 @@ def run(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise InputError(f"output folder exists ({len(existing)} of {len(outputs)}); "
                          "pass --overwrite to replace", existing[0])
+    for path in inputs:  # each read, checked and dropped: a bad input stops the run before any output
+        _named(lambda: read_scan(path, args.series, args.spacing), path)
     bf16 = {"auto": None, "fp32": False, "bf16": True}[args.precision]
     pipeline = resolve_pipeline(args.model, args.device, bf16)
-    rows, failures = [], 0
-    for path, out in zip(inputs, outputs):
-        try:
-            scan = read_scan(path, args.series, args.spacing)
-            result = segment(scan, model=pipeline, probabilities=args.probabilities,
-                             batch_size=batch_size, progress=not args.no_progress)
+    try:
+        for path, out in zip(inputs, outputs):
+            result = _named(lambda: segment(read_scan(path, args.series, args.spacing), model=pipeline,
+                                            probabilities=args.probabilities, batch_size=batch_size,
+                                            progress=not args.no_progress), path)
             result.save(out, overwrite=args.overwrite)
-        except InputError as err:
-            # an error that names no file (the model refusing "image 0") names the scan
-            named = err if err.path is not None else InputError(err.problem, path)
-            if len(inputs) == 1:
-                raise named from (None if named is err else err)
-            print(f"ssinfnet: error: {named}", file=sys.stderr)  # the other scans still run
-            failures += 1
-            continue
-        rows.append({"scan": out.name, "source": result.source, **result.quantities})
-        print(_summary_line(out, result.quantities))
-    if rows:
-        fileio.write_csv(args.out / "summary.csv", rows)
-    return 2 if failures else 0
+            print(_summary_line(out, result.quantities))
+    finally:  # the scans written so far (each folder whole) are listed, even when a later one fails
+        write_summary(args.out)
+    return 0
+
+
+def _named(work, path: Path):
+    """``work()``; an InputError that names no file (the model refusing "image 0") names the scan."""
+    try:
+        return work()
+    except InputError as err:
+        if err.path is not None:
+            raise
+        raise InputError(err.problem, path) from err
 
 
 def _check_out(out: Path) -> None:

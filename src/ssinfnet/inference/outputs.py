@@ -23,6 +23,7 @@ interrupted run leaves nothing half-written):
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,19 @@ class SegmentationResult:
         image.set_data_dtype(np.uint8)
         image.header.set_slope_inter(slope, 0.0)
         nib.save(image, path)
+
+
+def write_summary(out: Path) -> None:
+    """``out/summary.csv``: one row per scan folder under ``out`` (its ``quantities.csv``, ``scan`` =
+    the folder's name), sorted by name, whichever run wrote it; none without a scan folder."""
+    rows = []
+    folders = sorted(p for p in out.iterdir() if p.is_dir() and not fileio.is_temporary(p)) if out.is_dir() else []
+    for folder in folders:
+        if (folder / "quantities.csv").is_file():
+            with open(folder / "quantities.csv", newline="", encoding="utf-8") as fh:
+                rows += [{**row, "scan": folder.name} for row in csv.DictReader(fh)]
+    if rows:
+        fileio.write_csv(out / "summary.csv", rows)
 
 
 def representative_overlays(stack: np.ndarray, modality: str, labels: np.ndarray,

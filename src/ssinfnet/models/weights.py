@@ -40,13 +40,21 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | Path) -> None:
 
 
 def load_state_dict(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a safetensors file; anything else (a pickle checkpoint included) raises InputError unread."""
+    """Read a safetensors file; anything else (a pickle checkpoint included) raises InputError unread,
+    and so do weights holding NaN or inf (a diverged training would otherwise predict nothing, quietly)."""
     path = Path(path)
     _check_safetensors(path)
     try:
-        return load_file(str(path), device=str(device))
+        state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as err:
         raise InputError(f"cannot read safetensors weights: {err}", path) from err
+    broken = {name: int((~torch.isfinite(t)).sum()) for name, t in state.items() if t.is_floating_point()}
+    broken = {name: count for name, count in broken.items() if count}
+    if broken:
+        name = next(iter(broken))
+        raise InputError(f"weights hold NaN/inf values ({broken[name]} in {name!r}, {len(broken)} tensor(s) in all): "
+                         "not a usable model (a diverged training?)", path)
+    return state
 
 
 def save_model(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> None:

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from ssinfnet.fileio import refuse_file_in_the_way
     from ssinfnet.report.html import write_report
 
+    refuse_file_in_the_way(args.out)
     print(f"wrote {write_report(args.inputs, args.out, args.title)}")
     return 0

@@ -13,8 +13,8 @@ Override values are parsed as YAML (``single.lr=1e-3``, ``model.backbone=resnet3
 ``single.focal=null``). Unknown keys are refused so that a typo does not silently do nothing,
 except inside the sections that are passed through as keyword arguments (``model``,
 ``multi_model``, ``coach``), whose keys belong to the model builders (checked by building the
-networks on the meta device, which allocates nothing). Keys a preset holds that the schema does not
-know yet are kept as they are, unvalidated: adding one to the schema is one line in its section.
+networks on the meta device, which allocates nothing). A preset's keys are checked the same way,
+one line naming the key and the preset file: a new key is one line in its section of the schema.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import yaml
 
+from ssinfnet.core.folders import read_text
 from ssinfnet.errors import InputError
 
 PRESETS = ("demo", "cpu", "paper")
@@ -436,7 +437,7 @@ def preset_path(name: str) -> Path:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path))
     except (OSError, yaml.YAMLError) as err:
         raise InputError(f"cannot read YAML config: {err}", path) from err
     if not isinstance(data, dict):
@@ -485,13 +486,19 @@ def _is_open(keys: list[str]) -> bool:
     return len(keys) > 1 and keys[0] in OPEN_SECTIONS
 
 
-def with_defaults(preset: Mapping[str, Any]) -> dict[str, Any]:
+def with_defaults(preset: Mapping[str, Any], source: str | Path | None = None) -> dict[str, Any]:
     """The preset over :func:`defaults`, one section deep (a section the preset gives replaces none
-    of the defaults' other sections; inside it, the keys it leaves out keep their defaults)."""
+    of the defaults' other sections; inside it, the keys it leaves out keep their defaults). Each key
+    is set as ``--set`` sets it (:func:`apply_override`), so a key the schema does not know is
+    refused the same way, naming the preset file ``source``."""
     merged = defaults()
     for key, value in preset.items():
-        base = merged.get(key)
-        merged[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else copy.deepcopy(value)
+        items = value.items() if isinstance(merged.get(key), dict) and isinstance(value, dict) else [(None, value)]
+        for sub_key, sub_value in items:
+            try:
+                apply_override(merged, [str(key)] if sub_key is None else [str(key), str(sub_key)], copy.deepcopy(sub_value))
+            except InputError as err:
+                raise InputError(err.problem, source) from None
     return merged
 
 
@@ -500,7 +507,8 @@ def load_config(
 ) -> dict[str, Any]:
     """The preset's config over the defaults with ``overrides`` applied (strings ``a.b=v`` or a
     mapping ``{"a.b": v}``), validated (:func:`validate`)."""
-    config = with_defaults(read_yaml(preset_path(preset)))
+    path = preset_path(preset)
+    config = with_defaults(read_yaml(path), path)
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for keys, value in items:
         apply_override(config, keys.split(".") if isinstance(keys, str) else keys, value)

@@ -196,9 +196,18 @@ class RunDir(RunFolder):
         return self.path / "checkpoints"
 
     def require_new(self) -> None:
-        """Refuse a folder that already holds a run (``--resume`` continues one)."""
+        """Refuse what a new run may not be written into: a folder that holds a run (``--resume``
+        continues one), one that holds anything else (a new run never mixes its files with others),
+        a file. A missing or empty folder is taken."""
+        fileio.refuse_file_in_the_way(self.path)
         if self.is_run():
             raise InputError("already holds a run: pass --resume to continue it, or choose another --out", self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError("is a file; expected a folder for the run (a new or empty one)", self.path)
+        others = sorted(p.name for p in self.path.iterdir() if not fileio.is_temporary(p)) if self.path.is_dir() else []
+        if others:
+            raise InputError(f"is a folder that holds no training run but {len(others)} other entries (e.g. {others[0]!r}): "
+                             "choose a new or empty --out", self.path)
 
     def start(self, kind: str, config: dict[str, Any], info: dict[str, Any]) -> None:
         """Create a new run: refuse a folder that already holds one (use ``--resume`` for that)."""

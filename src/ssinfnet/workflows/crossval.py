@@ -144,10 +144,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssinfnet.fileio import write_json
+    from ssinfnet.fileio import refuse_existing, write_json
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", args.out)
+    refuse_existing(args.out, args.overwrite)
     from ssinfnet.data.augment import FIXED_EXPORTS
 
     exports = list(FIXED_EXPORTS) if args.exports == ["all"] else args.exports

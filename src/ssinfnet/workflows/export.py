@@ -106,9 +106,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ssinfnet.errors import InputError
+    from ssinfnet.fileio import refuse_existing
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", args.out)
+    refuse_existing(args.out, args.overwrite)
     from ssinfnet.core.folders import read_json
     from ssinfnet.workflows.model_card import sections_from_files
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ssinfnet.errors import InputError
+from ssinfnet.fileio import refuse_existing
 
 POSITIVE_LABELS = ("COVID",)
 
@@ -35,6 +36,7 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     from ssinfnet.fileio import atomic_dir, write_json
     from ssinfnet.inference.segment import resolve_pipeline, segment
 
+    check_manifest_files(pool)
     train, _ = split_pool(pool, heldout_fraction)
     positives = sorted((item.path for item in train if item.label in POSITIVE_LABELS), key=str)
     if not positives:
@@ -67,6 +69,20 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     return info
 
 
+def check_manifest_files(pool: str | Path) -> None:
+    """Refuse a pool whose ``manifest.csv`` names a file that is not there (the draw would quietly
+    be made from fewer slices than the manifest lists), naming the first such file."""
+    from ssinfnet.data.readers import read_manifest
+
+    manifest = Path(pool) / "manifest.csv"
+    if not manifest.is_file():
+        return
+    missing = [name for name in read_manifest(manifest) if not (Path(pool) / name).is_file()]
+    if missing:
+        raise InputError(f"listed in {manifest} but not found ({len(missing)} listed file(s) missing)",
+                         Path(pool) / missing[0])
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "pseudolabel", help="label unlabeled COVID slices with a pipeline (semi-supervised training data)",
@@ -90,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--count must be at least 1, got {args.count}")
     if not 0.0 <= args.heldout_fraction < 1.0:
         raise InputError(f"--heldout-fraction must be in [0, 1), got {args.heldout_fraction}")
-    if Path(args.out).exists() and not args.overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", args.out)
+    refuse_existing(args.out, args.overwrite)
     info = pseudo_label(args.pool, args.model, args.out, args.count, args.seed, args.heldout_fraction,
                         args.overwrite, progress=not args.no_progress)
     print(f"{info['count']} pseudo-labelled slices ({info['with_lesion']} with lesions, median lesion share "
