@@ -193,3 +193,27 @@ def test_slice_label_table_problems_are_one_line(workspace, tmp_path, damage, me
     data, _ = _dicom_series_with_labels(cohort, tmp_path / "case", rows_of=damage)
     with pytest.raises(InputError, match=message):
         read_dataset(data)
+
+
+def _mask_of_another_shape(cohort, tmp_path):
+    data = _volume_pairs(cohort, tmp_path / "nifti")
+    mask = sorted((data / "masks").iterdir())[0]
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3), np.uint8), np.eye(4)), mask)
+    return data, f"{mask}: shape (8, 8, 3) differs from image volume"
+
+
+def _slice_table_missing_a_row(cohort, tmp_path):
+    data, _ = _dicom_series_with_labels(cohort, tmp_path / "case", rows_of=lambda rows: rows[1:])
+    return data, f"{data / 'slice_labels.csv'}: 1 of the series' 12 slices have no row"
+
+
+@pytest.mark.parametrize("make", [_mask_of_another_shape, _slice_table_missing_a_row])
+def test_bad_labelled_layouts_are_one_line_exit_2_nothing_written(workspace, tmp_path, capsys, make):
+    root, cohort = workspace
+    data, message = make(cohort, tmp_path)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(data), "--pipeline", str(root / "pipeline"), "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
