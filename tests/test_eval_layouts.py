@@ -217,3 +217,17 @@ def test_bad_labelled_layouts_are_one_line_exit_2_nothing_written(workspace, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_validate_knows_the_labelled_layouts(workspace, tmp_path, capsys):
+    from ssinfnet.data.validate import validate_path
+
+    _, cohort = workspace
+    series, _ = _dicom_series_with_labels(cohort, tmp_path / "case")
+    report = validate_path(series)
+    assert report["layout"] == "dicom-slice-labels" and report["problems"] == []
+    assert report["splits"]["series"]["labels"] == {"infection": 4, "no infection": 8}
+    broken, _ = _dicom_series_with_labels(cohort, tmp_path / "broken", rows_of=lambda rows: rows[:-1])
+    assert validate_path(broken)["problems"] == [f"{broken / 'slice_labels.csv'}: 1 of the series' 12 slices have no row"]
+    volumes = validate_path(_volume_pairs(cohort, tmp_path / "nifti"))
+    assert volumes["layout"] == "paired" and volumes["problems"] == []

@@ -118,6 +118,8 @@ def validate_path(path: str | Path, *, deep: bool = False) -> dict[str, Any]:
         names = MEDSEG_LABEL_NAMES
     elif layout == "dicom":
         splits = {"series": _check_dicom(path)}
+    elif layout == "dicom-slice-labels":
+        splits = {"series": _check_slice_labelled(path)}
     else:
         splits = {"all": _check_unlabeled(path, deep or path.is_file())}  # one file: decoded, as segment does
     problems = [p for stats in splits.values() for p in stats.problems]
@@ -178,6 +180,16 @@ def _check_dicom(folder: Path) -> SliceStats:
         modality = stats.scan_modality(volume, folder)
         for k in range(volume.array.shape[2]):
             stats.add(volume.array.shape[:2], modality, values=volume.array[:, :, k])
+    return stats
+
+
+def _check_slice_labelled(folder: Path) -> SliceStats:
+    """A DICOM series with per-slice labels: the series as :func:`_check_dicom` checks it, and every slice
+    matched to one row of the label table (the slice label counts)."""
+    stats = _check_dicom(readers.slice_labelled_series(folder))
+    if not stats.problems:
+        for sample in stats.check(lambda: readers.read_slice_labelled_series(folder)) or []:
+            stats.labels[sample.meta.label] += 1
     return stats
 
 
