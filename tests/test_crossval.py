@@ -211,3 +211,29 @@ def test_extra_clahe_share_applies_clahe_and_zero_keeps_the_old_stream():
     plain, zero = ExportAugmentation(3), ExportAugmentation(3, clahe_probability=0.0)
     for _ in range(5):
         assert np.array_equal(plain(image, mask)[0], zero(image, mask)[0])
+
+
+def test_crossval_chooses_on_what_segment_gives(folds, monkeypatch):
+    """The out-of-fold probabilities are segment's: predicted through predict_scan, 0 outside its lung mask."""
+    from ssinfnet.core.runs import finished_model
+    from ssinfnet.inference.segment import image_scan, predict_scan
+    from ssinfnet.models import load_model
+    from ssinfnet.training import objectives
+    from ssinfnet.training.inputs import read_labeled
+    from ssinfnet.training.supervised import train_val_for
+
+    cohort, runs = folds
+    seen = []
+    real = objectives.single_validation
+    monkeypatch.setattr(objectives, "single_validation", lambda probs, masks: seen.append(probs) or real(probs, masks))
+    crossval(runs[:1])
+    config = json.loads((runs[0] / "config.json").read_text())
+    _, val = train_val_for(read_labeled([str(cohort / "semiseg")]), config["data"], int(config["seed"]))
+    pipeline = Pipeline(load_model(finished_model(runs[0])), size=32, bf16=bool(config.get("bf16")))
+    plain = seen[0]  # the first view scored is the plain one
+    assert len(plain) == len(val)
+    for sample, prob in zip(val, plain):
+        expected = predict_scan(pipeline, image_scan(sample.image, sample.meta.id, sample.meta.source),
+                                probabilities="float32")
+        np.testing.assert_array_equal(prob, expected.per_sample(expected.probabilities["infection"])[0])
+        assert not prob[~expected.per_sample(expected.lung)[0]].any()

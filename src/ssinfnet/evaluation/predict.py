@@ -19,7 +19,7 @@ from ssinfnet.data.sample import Sample
 from ssinfnet.errors import InputError
 from ssinfnet.core.runs import RunFolder
 from ssinfnet.inference.predictor import Pipeline, load_pipeline
-from ssinfnet.inference.segment import Scan, predict_scans, resolve_precision, scan_from_samples, scans_of
+from ssinfnet.inference.segment import predict_scans, resolve_precision, scan_from_samples, scans_of
 from ssinfnet.models.weights import load_model, read_sidecar
 
 DEFAULT_THRESHOLD = 0.5
@@ -132,13 +132,7 @@ def predict_samples(
     scans = (scan_from_samples(samples[start:stop]) for start, stop in spans)
     predictions = predict_scans(model.pipeline, scans, raw=raw, batch_size=batch_size, probabilities="float32")
     for (start, stop), predicted in zip(spans, predictions):
-        probs, labels = (_as_read(predicted.scan, a) for a in (predicted.probabilities["infection"], predicted.labels))
-        lung = None if predicted.lung is None else _as_read(predicted.scan, predicted.lung)
+        probs, labels = (predicted.per_sample(a) for a in (predicted.probabilities["infection"], predicted.labels))
+        lung = None if predicted.lung is None else predicted.per_sample(predicted.lung)
         for k in range(stop - start):
             yield probs[k], labels[k], None if lung is None else lung[k]
-
-
-def _as_read(scan: Scan, stack: np.ndarray) -> np.ndarray:
-    """A display stack as the reader's samples hold it: a volume's samples are its display slices; a 2D
-    sample is the image as read (segment may have turned it into the radiological view to predict it)."""
-    return stack if scan.volumetric else scan.to_input(stack)[None]

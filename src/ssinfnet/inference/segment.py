@@ -186,8 +186,7 @@ def scan_from_samples(samples: Sequence[Sample]) -> Scan:
     if first.modality != "hu" or samples[0].hu is None:
         if len(samples) != 1:
             raise ValueError(f"{first.id}: a 2D image is one sample, got {len(samples)}")
-        spacing = None if first.spacing is None else tuple(float(v) for v in first.spacing)
-        return _image_scan(first.id, first.source, samples[0].image, "unit", spacing)
+        return image_scan(samples[0].image, first.id, first.source, first.spacing)
     geometry = first.geometry
     plane = {key: geometry[key] for key in ("axis", "transpose", "flip_rows", "flip_cols", "orientation")}
     array = np.zeros(geometry["volume_shape"], dtype=np.float32)
@@ -195,6 +194,13 @@ def scan_from_samples(samples: Sequence[Sample]) -> Scan:
     # the volume as segment reads it, through segment's own checks (a volume segment refuses is refused here)
     return _volume_scan(first.id.rsplit("#", 1)[0], first.source, array,
                         np.asarray(geometry["affine"], dtype=np.float64), None, {})
+
+
+def image_scan(image: np.ndarray, name: str, source: str, spacing: tuple[float, float] | None = None) -> Scan:
+    """A 2D image already in [0, 1] (a reader's ``Sample.image``, or an export of one) as segment reads a
+    2D file: orientation check and finite values included; the intensity policy is not applied twice."""
+    spacing = None if spacing is None else tuple(float(v) for v in spacing)
+    return _image_scan(name, source, image, "unit", spacing)
 
 
 def scans_of(samples: Sequence[Sample]) -> Iterator[tuple[int, int]]:
@@ -256,6 +262,12 @@ class ScanPrediction:
     """The maps asked for (see :func:`predict_scan`), 0 outside the lung mask; None when none were."""
     scan: Scan
     """The scan predicted (``scan.to_input`` puts a display stack back into the input's geometry)."""
+
+    def per_sample(self, stack: np.ndarray) -> np.ndarray:
+        """A display stack as a reader's samples of the scan hold it (see :func:`scan_from_samples`): a
+        volume's samples are its display slices; a 2D sample is the image as read (segment may have turned
+        it into the radiological view to predict it)."""
+        return stack if self.scan.volumetric else self.scan.to_input(stack)[None]
 
 
 #: What :func:`predict_scan` keeps of the probabilities: "uint8" all of :data:`PROBABILITY_NAMES` as

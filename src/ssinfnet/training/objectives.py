@@ -215,7 +215,11 @@ def single_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[
 def multi_validation(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
     """Per-class mean per-image Dice of the argmax labels under the empty-class rule
     (``core.metrics.class_scores``); score = mean of the two lesion classes."""
-    labels = [p.argmax(0) for p in probs]
+    return label_validation([p.argmax(0) for p in probs], masks)
+
+
+def label_validation(labels: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, Any]:
+    """:func:`multi_validation` of label maps (0 background, 1 GGO, 2 consolidation), e.g. segment's."""
     result: dict[str, Any] = {}
     for index, name in enumerate(CLASS_NAMES):
         result[f"val_dice_{name}"] = float(mean_class_f1((m == index for m in masks), (l == index for l in labels)))

@@ -3,7 +3,7 @@
 Each fold run (``train ... --set data.fold=K``) kept fold K of the labeled training slices for
 validation; predicting every fold's validation slices with that fold's model gives one out-of-fold
 prediction per labeled slice (50 instead of 10 for COVID-SemiSeg). On them, with the training's own
-validation definitions (``training.objectives.single_validation`` / ``multi_validation``, which score
+validation definitions (``training.objectives.single_validation`` / ``label_validation``, which score
 with ``core.metrics.class_scores``, the empty-class rule that evaluation uses; the JSON records its
 ``scoring_rule``), this verb scores the folds with and without left-right flip test-time augmentation
 and writes the choices: whether flip helps and, for the single stage, the threshold an ensemble of the
@@ -44,7 +44,8 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
     from ssinfnet.models import load_model
     from ssinfnet.models.ensemble import Ensemble
     from ssinfnet.training.inputs import read_labeled
-    from ssinfnet.training.objectives import multi_validation, single_validation
+    from ssinfnet.inference.segment import image_scan, predict_scans
+    from ssinfnet.training.objectives import label_validation, single_validation
     from ssinfnet.training.supervised import train_val_for
 
     unknown = sorted(set(exports) - set(FIXED_EXPORTS))
@@ -81,13 +82,15 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
             pipeline = Pipeline(wrap(single), None if multi is None else wrap(multi), size=int(data["size"]),
                                 bf16=bool(config.get("bf16")))
             for variant in variants:
-                probs[view, variant].extend(p.infection_prob if multi is None else p.class_probs
-                                            for p in pipeline.predict(images[variant]))
+                scans = (image_scan(image, s.meta.id, s.meta.source) for s, image in zip(val, images[variant]))
+                for predicted in predict_scans(pipeline, scans, probabilities="float32"):
+                    shown = predicted.probabilities["infection"] if multi is None else predicted.labels
+                    probs[view, variant].append(predicted.per_sample(shown)[0])
     if len(stages) != 1 or len(folds) != 1:
         raise InputError("the runs must be the folds of one cross-validation (same stage, data, seed and folds)")
     (count, _, _), done = next(iter(folds.items()))
     stage = stages.pop()
-    validation = single_validation if stage == "single" else multi_validation
+    validation = single_validation if stage == "single" else label_validation
     scores = {view: {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                      for k, v in validation(probs[view, CLEAN], masks[CLEAN]).items()} for view in VIEWS}
     for view in VIEWS:
@@ -101,12 +104,12 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
 def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:
     """The stage's score under one export (single stage: mean per-image Dice at the clean threshold) and its
     loss against the clean slices."""
-    from ssinfnet.training.objectives import mean_dice, multi_validation
+    from ssinfnet.training.objectives import label_validation, mean_dice
 
     if stage == "single":
         score = mean_dice(probs, masks, clean["threshold"])
     else:
-        score = multi_validation(probs, masks)["score"]
+        score = label_validation(probs, masks)["score"]
     return {"score": score, "loss": clean["score"] - score}
 
 
