@@ -395,7 +395,7 @@ def test_validate_manifest_of_random_bytes_is_refused(tmp_path, capsys):
     (root / "manifest.csv").write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     assert main(["data", "validate", str(root)]) == 2
     line = _error_line(capsys)
-    assert str(root / "manifest.csv") in line and "not a readable CSV" in line
+    assert str(root / "manifest.csv") in line and "not a text CSV table: binary data" in line
 
 
 # ----------------------------------------------------------------------------- segment

@@ -19,13 +19,13 @@ users' scans share one orientation.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from ssinfnet.core.folders import read_csv
 from ssinfnet.data import formats
 from ssinfnet.data.formats import natural_key
 from ssinfnet.data.imageio import check_readable_file, read_image_2d, require_dir
@@ -323,13 +323,8 @@ def read_slice_labelled_series(folder: str | Path, *, window: Window = LUNG_WIND
 
 
 def _read_label_rows(table: Path) -> list[dict[str, str]]:
-    check_readable_file(table)
-    try:
-        with open(table, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"not a readable CSV: {err}", table) from None
-    if not rows or not {"file", "infection"} <= set(rows[0]):
+    rows = _csv_rows(table)
+    if not {"file", "infection"} <= set(rows[0]):
         raise InputError("expected columns 'file' and 'infection' (1 / 0), one row per slice", table)
     for number, row in enumerate(rows, start=2):
         row["infection"] = (row["infection"] or "").strip()
@@ -338,19 +333,20 @@ def _read_label_rows(table: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table as text (empty cells ""), read and checked by ``core.folders.read_csv``."""
+    check_readable_file(path)
+    return read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig").to_dict("records")
+
+
 # ----------------------------------------------------------------------------- unlabeled
 
 
 def read_manifest(path: str | Path) -> dict[str, str | None]:
     """Manifest CSV: column ``file`` (relative to the data root) and optional ``covid_label``/``label``."""
     path = Path(path)
-    check_readable_file(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"not a readable CSV: {err}", path) from None
-    if not rows or "file" not in rows[0]:
+    rows = _csv_rows(path)
+    if "file" not in rows[0]:
         raise InputError("manifest needs a 'file' column", path)
     label_column = next((c for c in ("covid_label", "label") if c in rows[0]), None)
     return {row["file"]: (row[label_column] or None) if label_column else None for row in rows}
