@@ -9,6 +9,7 @@ import io
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from test_report_html import full_report, kept_results, make_run_folders
 
 from ssinfnet.report.html import write_report
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)"
@@ -72,6 +74,14 @@ def test_report_from_kept_results_renders_its_figures(tmp_path):
     report = write_report(inputs, tmp_path / "kept.html", title="Kept results")
     images, broken, console_errors, _ = check_page(report, tmp_path)
     assert (images, broken) == (5, 0)  # 2 ROC levels + 2 galleries + 1 training-curve plot
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("report", sorted((ROOT / "results").glob("*/report.html")), ids=lambda p: p.parent.name)
+def test_committed_reports_render(report, tmp_path):
+    # Whatever figures a committed report holds load; a figure it cannot draw is a note, not a broken image.
+    images, broken, console_errors, _ = check_page(report, tmp_path)
+    assert images == report.read_text().count("<img ") and broken == 0
     assert console_errors == []
 
 
