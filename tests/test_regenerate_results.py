@@ -46,6 +46,36 @@ def test_tables_come_from_the_saved_evaluations_and_are_stable(tmp_path, script)
     assert "<h2>Summary</h2>" in (folder / "report.html").read_text()
 
 
+def test_the_report_draws_the_kept_figures_and_names_the_missing_ones(tmp_path, script):
+    # eval-ssinfnet keeps its ROC points and gallery (as reproduce writes them now), one run keeps its
+    # metrics.jsonl; the other evaluations kept only their summaries, as in the committed folders.
+    from test_eval_scoring import write_two_evaluations
+
+    from ssinfnet.evaluation.results import keep
+
+    if not (RESULTS / "compare-single-comparison.json").is_file():
+        pytest.skip(f"no saved comparison in {RESULTS}")
+    folder = tmp_path / RESULTS.name
+    shutil.copytree(RESULTS, folder)
+    evaluation = write_two_evaluations(tmp_path)[1]
+    summary = (folder / "eval-ssinfnet.json").read_bytes()
+    keep(evaluation, folder, "eval-ssinfnet")
+    (folder / "eval-ssinfnet.json").write_bytes(summary)
+    (folder / "run-ssinfnet").mkdir()
+    (folder / "run-ssinfnet" / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "loss": 1 / e, "val_dice": 0.2 * e}) + "\n" for e in (1, 2, 3)))
+    assert script.main([str(folder)]) == 0
+    page = (folder / "report.html").read_text()
+    assert page.count("<img ") == 4  # pixel + slice ROC, eval-ssinfnet's gallery, run-ssinfnet's curves
+    assert "overlay gallery of eval-ssinfnet" in page and "training curves of run-ssinfnet" in page
+    for name in ("eval-sinfnet", "eval-ssinfnet-fl-la", "eval-u-net"):  # the pixel AUC is all they kept
+        auc = json.loads((folder / f"{name}.json").read_text())["auc"]["pixel"]
+        assert f"{name} (AUC {auc:.4g})" in page
+        gallery = page[page.index(f"Best, median and worst slices: {name}"):]
+        assert gallery.split("</p>", 1)[0].count("Gallery not shown") == 1
+    assert "curve not drawn for eval-ssinfnet" not in page
+
+
 @pytest.fixture()
 def tables():
     return _module("tables", ROOT / "results" / "2026-12-01-crossval" / "tables.py")

@@ -9,12 +9,17 @@ import io
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_report_html import full_report
+from test_eval_scoring import write_two_evaluations
+from test_report_html import full_report, kept_results, make_run_folders
 
+from ssinfnet.report.html import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)"
@@ -60,6 +65,24 @@ def test_report_renders_in_chromium(tmp_path):
     assert console_errors == []
     pixels = np.asarray(screenshot.convert("L"), dtype=np.float32)
     assert (pixels < 200).mean() > 0.01, "the screenshot is blank"
+
+
+def test_report_from_kept_results_renders_its_figures(tmp_path):
+    # What scripts/regenerate_results.py draws from a results folder: ROC curves, overlay galleries and the
+    # training curves from the kept files alone, each image decoded by the browser (natural size > 0).
+    _, inputs = kept_results(tmp_path, write_two_evaluations(tmp_path), make_run_folders(tmp_path)[:1])
+    report = write_report(inputs, tmp_path / "kept.html", title="Kept results")
+    images, broken, console_errors, _ = check_page(report, tmp_path)
+    assert (images, broken) == (5, 0)  # 2 ROC levels + 2 galleries + 1 training-curve plot
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("report", sorted((ROOT / "results").glob("*/report.html")), ids=lambda p: p.parent.name)
+def test_committed_reports_render(report, tmp_path):
+    # Whatever figures a committed report holds load; a figure it cannot draw is a note, not a broken image.
+    images, broken, console_errors, _ = check_page(report, tmp_path)
+    assert images == report.read_text().count("<img ") and broken == 0
+    assert console_errors == []
 
 
 def test_the_check_catches_broken_images_and_script_errors(tmp_path):

@@ -42,6 +42,16 @@ def test_reproduce_runs_every_step_once_and_bundles_a_pipeline(tmp_path):
     assert comparison  # paired tests were written
     experiment = json.loads((out / "experiment.json").read_text())
     assert experiment["prior_from"] in ("U-Net", "SInfNet", "SSInfNet", "SSInfNet+FL+LA")
+    # --out keeps what the report's figures need: each evaluation's ROC points and gallery, each run's curves.
+    evaluations = [path.stem for path in out.glob("eval-*.json") if not path.stem.endswith("-roc")]
+    assert len(evaluations) == 9
+    for stem in evaluations:
+        assert json.loads((out / f"{stem}-roc.json").read_text())["pixel"]["fpr"]
+        assert (out / f"{stem}-gallery" / "gallery.json").is_file()
+    runs = {path.parent.name for path in out.glob("run-*/metrics.jsonl")}
+    assert runs == {"run-pretrain-single", "run-pretrain-multi", "run-u-net", "run-sinfnet", "run-ssinfnet",
+                    "run-ssinfnet-fl-la", "run-multi-u-net", "run-multi-sinfnet", "run-multi-ssinfnet",
+                    "run-multi-ssinfnet-fl-la"}
     pipeline = load_pipeline(bundle)
     assert pipeline.multi is not None and pipeline.meta["storage"] == "bf16"
     assert "non-commercial" in (bundle / "MODEL_CARD.md").read_text().lower()

@@ -17,6 +17,7 @@ from ssinfnet import fileio
 RANKS = ("best", "median", "worst")
 #: Longest side of the saved PNGs: enough to see lesions, small enough to embed many in one HTML file.
 MAX_SIDE = 256
+GALLERY_JSON = "gallery.json"
 
 
 @dataclass
@@ -67,12 +68,12 @@ def write_gallery(folder: Path, task: str, items: Sequence[GalleryItem]) -> None
             fileio.write_bytes(folder / name, _png(np.asarray(array, dtype=np.uint8), resample))
             entry[part] = name
         entries.append(entry)
-    fileio.write_json(folder / "gallery.json", {"task": task, "items": entries})
+    fileio.write_json(folder / GALLERY_JSON, {"task": task, "items": entries})
 
 
 def read_gallery(folder: Path) -> tuple[str, list[GalleryItem]]:
     """The task and items written by :func:`write_gallery` (no gallery.json: no items)."""
-    path = folder / "gallery.json"
+    path = folder / GALLERY_JSON
     if not path.is_file():
         return "single", []
     data = json.loads(path.read_text())

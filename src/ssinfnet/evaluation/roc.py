@@ -28,6 +28,11 @@ class Roc:
             "tpr": self.tpr.tolist(),
         }
 
+    def thinned(self, points: int) -> "Roc":
+        """The same curve (and AUC) with about ``points`` of its points, the first and last kept."""
+        fpr, tpr = _thin(self.fpr, self.tpr, points)
+        return Roc(fpr=fpr, tpr=tpr, auc=self.auc, positives=self.positives, negatives=self.negatives)
+
     @classmethod
     def from_dict(cls, data: dict) -> "Roc":
         return cls(
@@ -101,9 +106,9 @@ class PixelRoc:
         return Roc(fpr=fpr, tpr=tpr, auc=auc, positives=positives, negatives=negatives)
 
 
-def _thin(fpr: np.ndarray, tpr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep about MAX_CURVE_POINTS points, always the first and the last."""
-    if fpr.size <= MAX_CURVE_POINTS:
+def _thin(fpr: np.ndarray, tpr: np.ndarray, points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Keep about ``points`` points, always the first and the last."""
+    if fpr.size <= points:
         return fpr, tpr
-    keep = np.unique(np.linspace(0, fpr.size - 1, MAX_CURVE_POINTS).round().astype(int))
+    keep = np.unique(np.linspace(0, fpr.size - 1, points).round().astype(int))
     return fpr[keep], tpr[keep]

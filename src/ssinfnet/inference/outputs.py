@@ -13,10 +13,11 @@ interrupted run leaves nothing half-written):
 - 2D images: ``labels.png`` (values 0/1/2), ``lung.png`` (0/255) and ``probability_*.png`` (0..255),
   all at the input's size.
 - ``labels.ctbl`` (3D Slicer colour table) and ``labels_itksnap.txt`` (ITK-SNAP label description):
-  GGO red, consolidation green.
+  the colours of ``core.labels.LABEL_COLOURS`` (GGO red, consolidation green).
 - ``overlays/overlay_sliceNNNN.png``: a few representative slices (largest lesion area, spread
-  through the scan; NNNN = index along the input's slice axis) in the radiological view, GGO in
-  red and consolidation in green over the lung-windowed image.
+  through the scan; NNNN = index along the input's slice axis) in the radiological view, the labels'
+  colours over the lung-windowed image (``core.labels.overlay_rgb``, as in the evaluation gallery), with
+  the legend in a strip below the slice.
 - ``quantities.json`` (scan, source, units, lung-mask method and the quantities) and
   ``quantities.csv`` (the same quantities as one row).
 """
@@ -30,18 +31,18 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from ssinfnet import fileio
+from ssinfnet.core.labels import LABEL_COLOURS, legend_entries, overlay_rgb
 from ssinfnet.data.intensity import to_unit_range
 from ssinfnet.errors import InputError
 from ssinfnet.inference import lungmask
 
-#: Label value -> (name, RGB): the colours of the overlays and of both colour tables.
-LABEL_COLOURS = {1: ("GGO", (255, 0, 0)), 2: ("consolidation", (0, 255, 0))}
 PROBABILITY_NAMES = ("infection", "ggo", "consolidation")
 OVERLAY_SLICES = 4
-OVERLAY_ALPHA = 0.45
+#: Height in pixels of the legend strip below each overlay.
+LEGEND_HEIGHT = 16
 
 
 @dataclass
@@ -157,22 +158,31 @@ def representative_overlays(stack: np.ndarray, modality: str, labels: np.ndarray
     else:
         chunks = np.array_split(np.arange(len(area)), min(count, len(area)))
         chosen = sorted({int(chunk[np.argmax(area[chunk])]) for chunk in chunks if area[chunk].any()})
-    return [(k, overlay(to_unit_range(stack[k], modality), labels[k])) for k in chosen]
+    return [(k, with_legend(overlay(to_unit_range(stack[k], modality), labels[k]))) for k in chosen]
 
 
 def overlay(image: np.ndarray, labels: np.ndarray) -> Image.Image:
-    """RGB image: grey ``image`` in [0, 1] with each label's colour blended in."""
-    rgb = np.repeat(image[..., None] * 255.0, 3, axis=-1)
-    for value, (_, colour) in LABEL_COLOURS.items():
-        where = labels == value
-        rgb[where] = (1 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.array(colour, dtype=np.float32)
-    return Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8), mode="RGB")
+    """RGB image: grey ``image`` in [0, 1] with each label's colour blended in (``core.labels.overlay_rgb``)."""
+    return Image.fromarray(overlay_rgb(image, labels), mode="RGB")
+
+
+def with_legend(image: Image.Image, task: str = "multi") -> Image.Image:
+    """``image`` over a black strip of LEGEND_HEIGHT pixels naming each label in its colour
+    (``core.labels.legend_entries``: the evaluation gallery's legend)."""
+    out = Image.new("RGB", (image.width, image.height + LEGEND_HEIGHT))
+    out.paste(image, (0, 0))
+    draw, x, y = ImageDraw.Draw(out), 4, image.height + 3
+    for _, name, rgb, _ in legend_entries(task):
+        draw.rectangle((x, y, x + 9, y + 9), fill=rgb)
+        draw.text((x + 13, y - 1), name, fill=(255, 255, 255))
+        x += 13 + int(draw.textlength(name)) + 12
+    return out
 
 
 def slicer_colour_table() -> str:
     """3D Slicer colour table (``.ctbl``): ``index name R G B A`` per label."""
     lines = ["# ssinfnet labels: 3D Slicer colour table", "0 background 0 0 0 0"]
-    lines += [f"{value} {name} {r} {g} {b} 255" for value, (name, (r, g, b)) in LABEL_COLOURS.items()]
+    lines += [f"{value} {name} {r} {g} {b} 255" for value, (name, (r, g, b), _) in LABEL_COLOURS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +194,7 @@ def itksnap_label_description() -> str:
         '    0     0    0    0        0  0  0    "Clear Label"',
     ]
     lines += [f'{value:5d} {r:5d} {g:4d} {b:4d}        1  1  1    "{name}"'
-              for value, (name, (r, g, b)) in LABEL_COLOURS.items()]
+              for value, (name, (r, g, b), _) in LABEL_COLOURS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -9,12 +9,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
 
+from ssinfnet.core.labels import legend_entries, overlay_rgb  # noqa: E402
 from ssinfnet.evaluation.gallery import GalleryItem  # noqa: E402
 from ssinfnet.evaluation.roc import Roc  # noqa: E402
-from ssinfnet.inference.outputs import overlay  # noqa: E402
 
 DPI = 100
 #: Keys of metrics.jsonl rows that are bookkeeping, not curves.
@@ -61,15 +61,15 @@ def training_curves_figure(history: Sequence[dict[str, Any]], title: str) -> byt
     return to_png(figure)
 
 
-def gallery_figure(items: Sequence[GalleryItem]) -> bytes:
-    """One row per slice: CT, ground truth and prediction overlays (GGO red, consolidation green, as
-    in the paper's Fig. 7; a single-stage model's infection is label 1, so red)."""
+def gallery_figure(items: Sequence[GalleryItem], task: str = "multi") -> bytes:
+    """One row per slice: CT, ground truth and prediction overlays in the label colours and legend of
+    ``core.labels`` (segment's overlays use the same; a single-stage model's infection is label 1)."""
     figure, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
     for row, item in zip(axes, items):
         panels = (
             (item.image, f"{item.rank}: {item.id}"),
-            (np.asarray(overlay(item.image, item.truth)), "ground truth"),
-            (np.asarray(overlay(item.image, item.prediction)), f"prediction (F1 {item.score:.2f})"),
+            (overlay_rgb(item.image, item.truth), "ground truth"),
+            (overlay_rgb(item.image, item.prediction), f"prediction (F1 {item.score:.2f})"),
         )
         for ax, (picture, label) in zip(row, panels):
             if picture.ndim == 2:
@@ -78,4 +78,6 @@ def gallery_figure(items: Sequence[GalleryItem]) -> bytes:
                 ax.imshow(picture)
             ax.set_title(label, fontsize="small")
             ax.axis("off")
+    handles = [Patch(color=[c / 255 for c in rgb], label=name) for _, name, rgb, _ in legend_entries(task)]
+    figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False)
     return to_png(figure)

@@ -15,6 +15,10 @@ What each input folder contributes is recognised from its files:
 - training run (``metrics.jsonl``): training curves; a pretraining run's ``examples/*.png``
   (coach masks and inpaintings) are shown too.
 - mediation (``mediation.json`` + ``forest.png``): embedded as given.
+
+A figure whose inputs a folder lacks (an evaluation's ROC points or gallery, e.g. from a results folder
+that kept only the summaries) is not left out silently: a note stands in its place, saying what is
+missing (``not_kept`` adds why, e.g. which files a results folder did not keep).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from ssinfnet import __version__, fileio
 from ssinfnet.analysis.mediation_outputs import FOREST_PNG, MEDIATION_JSON
 from ssinfnet.core.folders import read_json
+from ssinfnet.core.labels import legend_text
 from ssinfnet.core.metrics import summary_note
 from ssinfnet.core.runs import RunFolder
 from ssinfnet.errors import InputError
@@ -40,7 +45,7 @@ from ssinfnet.evaluation.compare import (
 from ssinfnet.evaluation.evaluate import (
     INFNET, LESION_FRACTION, SLICE, TRUTH_LESION_FRACTION, is_evaluation, read_curves, read_summary,
 )
-from ssinfnet.evaluation.gallery import read_gallery
+from ssinfnet.evaluation.gallery import GALLERY_JSON, read_gallery
 from ssinfnet.evaluation.legacy import strip_paths, upgrade_summary
 from ssinfnet.evaluation.roc import Roc
 from ssinfnet.report import figures
@@ -93,7 +98,10 @@ def classify(paths: list[str | Path]) -> Inputs:
     return inputs
 
 
-def build_report(paths: list[str | Path], title: str = "ssinfnet report", note: str | None = None) -> str:
+def build_report(paths: list[str | Path], title: str = "ssinfnet report", note: str | None = None,
+                 not_kept: str | None = None) -> str:
+    """The report's HTML. ``note``: a line under the title; ``not_kept``: why figures may lack their
+    inputs (said where each missing figure would be, and in place of training curves when no run is given)."""
     if not paths:
         raise InputError("nothing to report: give at least one folder")
     inputs = classify(paths)
@@ -107,11 +115,15 @@ def build_report(paths: list[str | Path], title: str = "ssinfnet report", note: 
     parts.append(_comparison_section(comparisons, note))
     for name, path in inputs.evaluations.items():
         parts.append(_evaluation_section(name, path))
-    parts.append(_roc_section(inputs.evaluations))
+    why = f" {_e(not_kept)}" if not_kept else ""
+    parts.append(_roc_section(inputs.evaluations, why))
     for name, path in inputs.evaluations.items():
-        parts.append(_gallery_section(name, path))
+        parts.append(_gallery_section(name, path, why))
     for name, path in inputs.runs.items():
         parts.append(_run_section(name, path))
+    if not inputs.runs and not_kept:
+        parts.append("<h2>Training curves</h2>" + _p("Not shown: no training run folder (metrics.jsonl) was given."
+                                                     + why, "note"))
     for path in inputs.mediations:
         parts.append(_mediation_section(path))
     body = "\n".join(part for part in parts if part)
@@ -122,9 +134,9 @@ def build_report(paths: list[str | Path], title: str = "ssinfnet report", note: 
 
 
 def write_report(paths: list[str | Path], out: str | Path, title: str = "ssinfnet report",
-                 note: str | None = None) -> Path:
+                 note: str | None = None, not_kept: str | None = None) -> Path:
     out = Path(out)
-    fileio.write_text(out, build_report(paths, title, note))
+    fileio.write_text(out, build_report(paths, title, note, not_kept))
     return out
 
 
@@ -220,26 +232,39 @@ def _comparison_table(comparison: Comparison) -> str:
     return _table(header, rows) + _p(_e(legend(comparison)), "note")
 
 
-def _roc_section(evaluations: dict[str, Path]) -> str:
+def _roc_section(evaluations: dict[str, Path], why: str) -> str:
+    """One figure per level (pixel, slice, detection), every evaluation's curve in it; a note in place of
+    each curve an evaluation computed (its summary holds the AUC) whose points its folder lacks."""
     by_level: dict[str, dict[str, Roc]] = {}
+    missing: dict[str, list[str]] = {}
     for name, path in evaluations.items():
-        for level, curve in read_curves(path).items():
+        curves = read_curves(path)
+        for level, curve in curves.items():
             by_level.setdefault(level, {})[name] = curve
-    if not by_level:
-        return ""
-    images = [_img(figures.roc_figure(curves, ROC_TITLES.get(level, level)), f"{level} ROC")
-              for level, curves in by_level.items()]
-    return "<h2>ROC curves</h2>\n" + "\n".join(images)
+        for level, auc in read_summary(path).get("auc", {}).items():
+            if level not in curves:
+                missing.setdefault(level, []).append(f"{name} (AUC {_cell(auc)})")
+    parts = []
+    for level in dict.fromkeys([*by_level, *missing]):
+        title = ROC_TITLES.get(level, level)
+        if level in by_level:
+            parts.append(_img(figures.roc_figure(by_level[level], title), f"{level} ROC"))
+        if level in missing:
+            parts.append(_p(f"{_e(title)}: curve not drawn for {_e(', '.join(missing[level]))}: the AUC is in "
+                            f"the summary, but the curve's points (roc.json) are not in the folder.{why}", "note"))
+    return "<h2>ROC curves</h2>\n" + "\n".join(parts) if parts else ""
 
 
-def _gallery_section(name: str, path: Path) -> str:
+def _gallery_section(name: str, path: Path, why: str) -> str:
+    heading = f"<h2>Best, median and worst slices: {_e(name)}</h2>\n"
+    if not (path / GALLERY_JSON).is_file():
+        return heading + _p(f"Gallery not shown: the folder holds no {GALLERY_JSON} (the slices' PNGs).{why}", "note")
     task, items = read_gallery(path)
-    if not items:
+    if not items:  # no masks (detection only): nothing to overlay
         return ""
-    colours = "infection red" if task == "single" else "GGO red, consolidation green"
-    return (f"<h2>Best, median and worst slices: {_e(name)}</h2>\n"
-            + _p(f"Ranked by per-image F1; {colours}.", "note")
-            + _img(figures.gallery_figure(items), f"overlay gallery of {name}"))
+    return (heading + _p(f"Ranked by per-image F1; CT, then the ground truth and the prediction overlaid: "
+                         f"{_e(legend_text(task))}.", "note")
+            + _img(figures.gallery_figure(items, task), f"overlay gallery of {name}"))
 
 
 def _run_section(name: str, path: Path) -> str:

@@ -34,8 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssinfnet.core.runs import METRICS, SUMMARY
 from ssinfnet.errors import InputError
-from ssinfnet.fileio import write_json, write_text
+from ssinfnet.evaluation.results import keep
+from ssinfnet.fileio import write_bytes, write_json, write_text
 from ssinfnet.training.config import load_config
 from ssinfnet.workflows.export import card_from_runs
 
@@ -115,6 +117,8 @@ class Experiment:
         self.commands: list[str] = []
         self.evals: dict[str, Path] = {}
         """Evaluation folder of every model scored so far, by name."""
+        self.runs: dict[str, Path] = {}
+        """Every pretraining and training run started so far, by its folder's name."""
         self.timings: dict[str, float] = self._read_json(self.out / "timings.json") or {}
 
     # -- running steps -------------------------------------------------------------------------
@@ -237,6 +241,7 @@ class Experiment:
             argv += ["--prior-from", str(prior)]
         argv += [a for item in self.overrides for a in ("--set", item)]
         self.step(f"pretrain {network}", self.ssinfnet(*argv), run / "summary.json", run)
+        self.runs[run.name] = run
         return run
 
     def train_stage(self, stage: str, variants: tuple[Variant, ...], pretrained: Path,
@@ -247,6 +252,7 @@ class Experiment:
             steps.append(Step(f"train {variant.name}", self.train_args(
                 stage, run, variant, pretrained if variant.pretrained else None, prior), run / "summary.json", run))
         self.steps(steps)
+        self.runs.update({run.name: run for run in runs.values()})
         return runs
 
     def evaluate(self, name: str, model_args: list[str]) -> Path:
@@ -257,14 +263,20 @@ class Experiment:
         return dest
 
     def collect(self, prior_name: str) -> None:
-        """Copy the small, readable results made so far into --out."""
+        """Copy the small, readable results made so far into --out: tables, each evaluation's summary, ROC
+        points and gallery (``evaluation.results.keep``) and each run's metrics.jsonl and summary.json
+        (``run-<name>/``), so that ``scripts/regenerate_results.py`` redraws the report with its figures."""
         for label in ("single", "multi"):
             src = self.work / f"compare-{label}"
             for path in src.glob("*"):
                 if path.suffix in (".md", ".csv", ".json"):
                     shutil.copy2(path, self.out / f"compare-{label}-{path.name}")
         for name, folder in self.evals.items():
-            shutil.copy2(folder / "summary.json", self.out / f"eval-{slug(name)}.json")
+            keep(folder, self.out, f"eval-{slug(name)}")
+        for name, run in self.runs.items():
+            for record in (METRICS, SUMMARY):
+                if (run / record).is_file():
+                    write_bytes(self.out / f"run-{name}" / record, (run / record).read_bytes())
         write_json(self.out / "experiment.json", {
             "preset": self.preset, "overrides": self.overrides, "prior_from": prior_name,
             "prior_chosen_by": "best validation Dice among the single-stage models",
