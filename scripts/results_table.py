@@ -93,7 +93,7 @@ def table(root: Path = ROOT) -> str:
         (f"COVID CT (COVID-CT-MD P001), {need(p001, 'images', P001)} labelled slices: slice-level AUC ²",
          f"{need(p001, 'auc.detection', P001):.3f} ({need(p001, 'detection.sensitivity', P001):.3f} / "
          f"{need(p001, 'detection.specificity', P001):.3f})", "—"),
-        ("upper-abdomen DICOM (20 slices): lesion",
+        (f"upper-abdomen DICOM (`{ABDOMEN_ROW}`): lesion",
          f"{float(need(abdomen, 'lesion_ml', SEGMENT_SUMMARY)):.1f} mL" + (", no lung" if lung == 0 else ""), "—"),
         (f"speed: `segment` a {shape} generated volume, {need(seg, 'threads', SEGMENT_SPEED)} CPU threads",
          f"{need(seg, 'total_s', SEGMENT_SPEED):.1f} s", "—"),
