@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a model on a labeled dataset (paper and Inf-Net protocols)",
         description="Predict every image of a dataset by segment's own path (lung mask, crop, both stages, "
                     "lesions confined to the lung; --raw: the networks alone, the Inf-Net benchmark protocol) and "
-                    "score them: per-image CSV, per-volume CSV for volumes, summary.json with 95%% CIs, ROC "
+                    "score them: per-image CSV, per-volume CSV for volumes, summary.json with 95% CIs, ROC "
                     "curves, overlay gallery. Layouts are detected: COVID-SemiSeg; images/ + masks/ (binary "
                     "0/1, 0/255 or 0/1/2 masks); ct/ + masks/ NIfTI volumes; a NIfTI volume with --labels; a "
                     "DICOM series with slice_labels.csv (slice-level detection).",
