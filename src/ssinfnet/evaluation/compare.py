@@ -128,7 +128,7 @@ def compare(eval_dirs: list[str | Path], names: list[str] | None = None, planned
         if set(table.index) != reference_ids:
             missing, extra = len(reference_ids - set(table.index)), len(set(table.index) - reference_ids)
             raise InputError(
-                f"image set differs from {eval_dirs[0]} ({missing} missing, {extra} extra): "
+                f"image set differs from {Path(eval_dirs[0]).name} ({missing} missing, {extra} extra): "
                 "models must be evaluated on the same images", path,
             )
     order = sorted(reference_ids)
