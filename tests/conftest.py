@@ -12,6 +12,22 @@ SHARED_DATA = Path(os.environ.get("SSINFNET_SHARED_DATA", REPO.parent / "shared"
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _test_ledger(tmp_path_factory):
+    """Scorings of the real test split (tests/test_bundled_model.py) go to a ledger of this session, never
+    the committed results/test-ledger.csv; subprocesses inherit it."""
+    from ssinfnet.evaluation.ledger import LEDGER_ENV
+
+    ledger = tmp_path_factory.mktemp("ledger") / "test-ledger.csv"
+    previous = os.environ.get(LEDGER_ENV)
+    os.environ[LEDGER_ENV] = str(ledger)
+    yield ledger
+    if previous is None:
+        os.environ.pop(LEDGER_ENV, None)
+    else:
+        os.environ[LEDGER_ENV] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     import torch
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ssinfnet.errors import InputError
+from ssinfnet.evaluation.ledger import DEFAULT_PURPOSE, LEDGER_ENV
 from ssinfnet.fileio import refuse_existing
 
 
@@ -49,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", required=True, help="evaluation folder to write")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    evaluate.add_argument("--purpose", default=DEFAULT_PURPOSE,
+                          help="why the COVID-SemiSeg test split is scored, for its row in the test ledger "
+                               f"(default: {DEFAULT_PURPOSE}; the test slices are for reporting, never for choosing)")
+    evaluate.add_argument("--ledger", help=f"test ledger CSV (default: ${LEDGER_ENV}, else results/test-ledger.csv "
+                                           "of the source checkout; none when installed without one)")
     evaluate.set_defaults(func=run_evaluate)
 
     comparison = subparsers.add_parser(
@@ -68,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from ssinfnet.data.readers import SLICE_LABEL_NAMES, detect_layout, read_dataset
     from ssinfnet.evaluation.evaluate import PREDICTIONS, score_predictions, truth_is_multiclass, write_evaluation
+    from ssinfnet.evaluation.ledger import ledger_for
     from ssinfnet.evaluation.predict import load_model_under_test, predict_samples
     from ssinfnet.core.provenance import content_fingerprint, git_commit
 
@@ -80,6 +87,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     task = "multi" if model.pipeline.multi is not None else "single"
     layout = detect_layout(args.data)
     samples = read_dataset(args.data, split=args.split, task=task, label_path=args.labels)
+    test_split = ledger_for(samples, args.ledger)  # None unless the test split; its ledger checked before predicting
     masks = any(sample.mask is not None for sample in samples)
     multiclass = {"auto": truth_is_multiclass(samples), "binary": False, "multi": True}[args.truth]
     scored_task = "multi" if task == "multi" and multiclass else "single"
@@ -104,8 +112,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
                  "samples": len(samples)},
     }
     write_evaluation(out, evaluation, provenance, overwrite=args.overwrite)
+    ledger_line = test_split and test_split.record(
+        model.description, commit=provenance["git_commit"], prediction=prediction, purpose=args.purpose,
+        data_sha256=provenance["data"]["sha256"], record=out.name)
     for line in summary_lines(evaluation.summary(), prediction):
         print(line)
+    if ledger_line:
+        print(ledger_line)
     print(f"wrote {out}")
     return 0
 
