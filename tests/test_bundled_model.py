@@ -1,6 +1,7 @@
 """The bundled default model loads offline and reproduces the test metrics in its model card."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ from ssinfnet.cli import main
 from ssinfnet.inference.predictor import DEFAULT_WEIGHTS, default_pipeline
 
 TOLERANCE = 0.005
+COMMITTED_LEDGER = Path(__file__).resolve().parents[1] / "results" / "test-ledger.csv"
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +25,17 @@ def test_bundled_model_loads_offline(card_metrics):
     assert pipeline.multi is not None and pipeline.size == card_metrics["model"]["size"]
 
 
-def test_bundled_model_reproduces_its_model_card(card_metrics, shared_data, tmp_path):
+def test_bundled_model_reproduces_its_model_card(card_metrics, shared_data, tmp_path, _test_ledger):
     out = tmp_path / "eval"
+    committed = COMMITTED_LEDGER.read_bytes()
+    recorded = _test_ledger.read_text().count("\n") if _test_ledger.exists() else 1  # a new ledger gets a header
     # the card's numbers are the networks' own (Inf-Net benchmark protocol, fp32), as evaluate gave them then
     assert main(["evaluate", "--data", str(shared_data / "covid-semiseg"), "--split", "test", "--raw",
-                 "--precision", "fp32", "--pipeline", str(DEFAULT_WEIGHTS), "--out", str(out)]) == 0
+                 "--precision", "fp32", "--pipeline", str(DEFAULT_WEIGHTS), "--out", str(out),
+                 "--purpose", "test suite: the bundled model reproduces its card"]) == 0
+    # a scoring of the test split: one row in this session's ledger, none in the committed one
+    assert _test_ledger.read_text().count("\n") == recorded + 1
+    assert COMMITTED_LEDGER.read_bytes() == committed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prediction"] == "raw"
     metrics = summary["metrics"]
