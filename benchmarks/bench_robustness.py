@@ -26,6 +26,8 @@ from realscan_common import REPO, command, load, machine, markdown_table, mean_c
 from ssinfnet.data.augment import FIXED_EXPORTS, as_8bit
 from ssinfnet.data.readers import read_semiseg
 from ssinfnet.core.metrics import binary_scores
+from ssinfnet.core.provenance import content_fingerprint, git_commit
+from ssinfnet.evaluation.ledger import ledger_for
 from ssinfnet.fileio import write_json, write_text
 from ssinfnet.inference.segment import segment
 
@@ -78,7 +80,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "robustness.json")
     args = parser.parse_args()
     samples = read_semiseg(args.data / "covid-semiseg", split="test")
-    records = [evaluate(name, folder, samples) for name, folder in parse_models(args.model or ["default"])]
+    test_split = ledger_for(samples)  # the test ledger (ssinfnet.evaluation.ledger): one row per model scored
+    data_sha256 = content_fingerprint(args.data / "covid-semiseg")["sha256"]
+    records = []
+    for name, folder in parse_models(args.model or ["default"]):
+        records.append(evaluate(name, folder, samples))
+        if test_split:
+            print(test_split.record({"pipeline": Path(folder).name if folder else "default", "model": name},
+                                    commit=git_commit(), prediction="product", data_sha256=data_sha256,
+                                    purpose="benchmark: robustness to exports (reported)", record=args.out.name))
     table = rows(records)
     write_json(args.out, {"command": command(), "machine": machine(), "max_loss": MAX_LOSS, "models": records,
                           "rows": table})

@@ -62,7 +62,7 @@ def fine_tune(name: str, semiseg: Path, work: Path, args, init: Path | None) -> 
     val = summary["validation"]["val_dice"]
     dest = work / "time-to-quality" / f"eval-{name}"
     timed(["evaluate", "--data", str(semiseg), "--split", "test", "--single", str(run), "--out", str(dest),
-           "--overwrite"], args.threads)
+           "--overwrite", "--purpose", "benchmark: time to quality (reported)"], args.threads)
     metrics = json.loads((dest / "summary.json").read_text())["metrics"]
     return {
         "reached": val >= args.target, "epochs": summary["epochs"], "validation_dice": val,

@@ -165,7 +165,7 @@ def regenerate_bundle(folder: Path, bundle: Path, data: Path | None, command: st
         with tempfile.TemporaryDirectory() as tmp:
             evaluation = Path(tmp) / "eval-bundled"
             if ssinfnet(["evaluate", "--data", str(data / "covid-semiseg"), "--split", "test", "--pipeline",
-                         str(bundle), "--out", str(evaluation)]) != 0:
+                         str(bundle), "--out", str(evaluation), "--purpose", "report: the bundle's model card"]) != 0:
                 raise SystemExit("evaluating the bundled pipeline failed")
             metrics = strip_paths(json.loads((evaluation / "summary.json").read_text()))
             shutil.copy(evaluation / "per_image.csv", folder / "eval-bundled-per_image.csv")

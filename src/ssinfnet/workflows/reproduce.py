@@ -259,7 +259,7 @@ class Experiment:
         dest = self.evals[name] = self.work / "eval" / slug(name)
         self.step(f"evaluate {name}", self.ssinfnet(
             "evaluate", "--data", str(self.semiseg), "--split", "test", *model_args, "--out", str(dest),
-            "--overwrite"), dest / "summary.json")
+            "--overwrite", "--purpose", f"reproduce: report {name}"), dest / "summary.json")
         return dest
 
     def collect(self, prior_name: str) -> None:
