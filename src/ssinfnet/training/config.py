@@ -37,7 +37,7 @@ import yaml
 from ssinfnet.core.folders import read_text
 from ssinfnet.errors import InputError
 
-PRESETS = ("demo", "cpu", "paper")
+PRESETS = ("demo", "cpu", "paper", "product")
 DEFAULT_PRESET = "cpu"
 #: Sections whose keys are keyword arguments of ``build_model`` / ``Coach``: any key may be added.
 OPEN_SECTIONS = ("model", "multi_model", "coach")
