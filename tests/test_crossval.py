@@ -237,3 +237,13 @@ def test_crossval_chooses_on_what_segment_gives(folds, monkeypatch):
                                 probabilities="float32")
         np.testing.assert_array_equal(prob, expected.per_sample(expected.probabilities["infection"])[0])
         assert not prob[~expected.per_sample(expected.lung)[0]].any()
+
+
+def test_crossval_per_image_scores_average_to_the_score_with_a_ci(folds):
+    _, runs = folds
+    result = crossval(runs)
+    chosen = result["flip" if result["flip_tta"] else "plain"]
+    assert len(chosen["per_image"]) == result["slices"] == len(result["images"])
+    assert np.nanmean(chosen["per_image"]) == pytest.approx(result["score"])
+    assert result["ci"]["mean"] == pytest.approx(result["score"]) and result["ci"]["n"] <= result["slices"]
+    assert result["ci"]["ci_low"] <= result["score"] <= result["ci"]["ci_high"]

@@ -257,3 +257,25 @@ def test_augmentation_settings_reach_the_transforms():
     assert np.array_equal(never(image, mask)[0], image) and export.probability == 0.25
     off = input_transforms(load_config("demo", ["data.augment=false"]), seed=3)
     assert off[:2] == (None, None)  # no export differences without augmentation
+
+
+def test_product_preset_is_what_the_bundled_model_was_trained_with():
+    """The product preset resolves to the training settings the bundled pipeline's records hold
+    (weights/default/card_facts.json), stage by stage."""
+    from importlib import resources
+
+    facts = json.loads((resources.files("ssinfnet") / "weights" / "default" / "card_facts.json").read_text())
+    config = load_config("product")
+    for stage, section in (("single", "model"), ("multi", "multi_model")):
+        recorded = facts["stages"][stage]
+        assert {k: config[stage][k] for k in recorded["training"]} == recorded["training"]
+        assert config[section] == {"name": recorded["model"], **recorded["model_config"]}
+        assert config["data"]["size"] == recorded["size"] and config["data"]["val_fraction"] == recorded["val_fraction"]
+        assert config["data"]["canonical"] == (recorded["input_contrast"] == "canonical")
+        assert bool(config["data"]["export_augment"]) == recorded["export_augment"]
+        assert config["data"]["folds"] == recorded["fold"]["folds"]
+        assert config["data"]["heldout_fraction"] == recorded["negatives"]["heldout_fraction"]
+        for key in ("weight", "per_epoch"):
+            assert config["negatives"][key] == recorded["negatives"][key]
+            assert config["pseudo"][key] == recorded["pseudo"][key]
+    assert main(["config", "--preset", "product"]) == 0

@@ -72,3 +72,39 @@ def test_one_coach_round_makes_masks_harder_than_random(tmp_path):
     assert after["val_rec_coach"] > before["val_rec_coach"]
     assert after["val_rec_coach"] > 1.3 * after["val_rec_random"]
     assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["round000_warmup.png", "round001_coach.png"]
+
+
+def test_keep_epochs_keeps_the_inpainter_at_those_epochs_as_finished_runs(tmp_path):
+    """``pretrain.keep_epochs``: the weights before training (0) and after epoch 2 of 3, each a folder that
+    ``train --init`` takes; the last kept epoch is the final model only when it is the last epoch."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ssinfnet.cli import main
+    from ssinfnet.core.runs import finished_model, kept_epoch
+    from ssinfnet.data.demo_cohort import make_demo_cohort
+    from ssinfnet.errors import InputError
+    from ssinfnet.training.config import load_config
+
+    tiny = ["data.size=32", "model={name: unet, width: 4}", "coach.width=4", "pretrain.epochs=3",
+            "pretrain.warmup_epochs=1", "pretrain.coach_epochs=1", "pretrain.inpaint_epochs=1",
+            "pretrain.val_images=2", "pretrain.examples=1", "pretrain.block=8"]
+    with pytest.raises(InputError, match="pretrain.keep_epochs.*after the last one"):
+        load_config("demo", [*tiny, "pretrain.keep_epochs=[0, 4]"])
+    cohort = make_demo_cohort(tmp_path / "cohort", n_subjects=5, size=32, slices_per_subject=3)
+    run = tmp_path / "pre"
+    args = ["pretrain", "--data", str(cohort / "unlabeled"), "--out", str(run), "--preset", "demo", "--no-progress"]
+    assert main([*args, *[a for s in [*tiny, "pretrain.keep_epochs=[0, 2]"] for a in ("--set", s)]]) == 0
+    kept = sorted(p.name for p in (run / "epochs").iterdir())
+    assert kept == ["epoch-0000", "epoch-0002"]
+    weights = {e: load_file(str(finished_model(kept_epoch(run, e)))) for e in (0, 2)}
+    final = load_file(str(run / "model.safetensors"))
+    name = next(iter(final))
+    assert not torch.equal(weights[0][name], weights[2][name]) and not torch.equal(weights[2][name], final[name])
+    assert json.loads((kept_epoch(run, 2) / "summary.json").read_text())["epoch"] == 2
+    train = ["train", "single", "--data", str(cohort / "semiseg"), "--out", str(tmp_path / "ft"), "--preset", "demo",
+             "--init", str(kept_epoch(run, 2)), "--no-progress", "--set", "single.epochs=1",
+             *[a for s in tiny[:2] for a in ("--set", s)]]
+    assert main(train) == 0
+    assert json.loads((tmp_path / "ft" / "init_transfer.json").read_text())["copied"]

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "ssinfnet.workflows.crossval",
     "ssinfnet.workflows.pseudolabel",
     "ssinfnet.workflows.reproduce",
+    "ssinfnet.workflows.study",
 )
 
 #: Option (argparse dest) -> (test of one value, what is expected), for the verbs that have it.

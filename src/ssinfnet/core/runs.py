@@ -9,6 +9,8 @@ Layout::
     RUN/checkpoints/       full states to resume from (``last``, ``best``)
     RUN/model.safetensors  best (segmentation) or final (pretraining) model, + model.json
     RUN/examples/*.png     pretraining runs: inpaintings and coach masks per round
+    RUN/epochs/epoch-NNNN/ pretraining runs with ``pretrain.keep_epochs``: the inpainter after epoch N
+                           (model.safetensors + model.json + summary.json: a finished run for --init)
     RUN/summary.json       validation Dice, chosen threshold, where the data/prior/init came from;
                            written last: the run's completion marker
 
@@ -30,6 +32,13 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 MODEL = "model.safetensors"
 EXAMPLES = "examples"
+KEPT_EPOCHS = "epochs"
+
+
+def kept_epoch(run_dir: str | Path, epoch: int) -> Path:
+    """Where a pretraining run keeps its inpainter after ``epoch`` (``pretrain.keep_epochs``; 0: before
+    training): a folder that :func:`finished_model` and ``train --init`` take."""
+    return Path(run_dir) / KEPT_EPOCHS / f"epoch-{int(epoch):04d}"
 
 
 class RunFolder:

@@ -37,7 +37,7 @@ import yaml
 from ssinfnet.core.folders import read_text
 from ssinfnet.errors import InputError
 
-PRESETS = ("demo", "cpu", "paper")
+PRESETS = ("demo", "cpu", "paper", "product")
 DEFAULT_PRESET = "cpu"
 #: Sections whose keys are keyword arguments of ``build_model`` / ``Coach``: any key may be added.
 OPEN_SECTIONS = ("model", "multi_model", "coach")
@@ -154,6 +154,9 @@ class Pretrain:
     coach_lr: float = setting(0.00001, gt=0.0)
     val_images: int = setting(64, ge=1)
     examples: int = setting(4, ge=1)
+    # Epochs after which the inpainter's weights are kept as RUN/epochs/epoch-NNNN (a finished-run folder
+    # that ``train --init`` takes; 0: the weights before training): the budgets of a study's recipes.
+    keep_epochs: list[int] = setting(factory=list, ge=0)
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 def _takes(kind: Any, value: Any) -> bool:
     if is_dataclass(kind) or kind is dict:
         return isinstance(value, dict)
-    if typing.get_origin(kind) is tuple:
+    if typing.get_origin(kind) in (tuple, list):
         return isinstance(value, (list, tuple))
     if kind in (int, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -286,12 +289,16 @@ def _type_name(kind: Any) -> str:
         return "a mapping of " + ", ".join(f.name for f in fields(kind))
     if typing.get_origin(kind) is tuple:
         return f"a list of {len(typing.get_args(kind))} numbers"
+    if typing.get_origin(kind) is list:
+        return "a list of integers"
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a mapping"}[kind]
 
 
 def _convert_one(value: Any, kind: Any, key: str) -> Any:
     if is_dataclass(kind):
         return validate_section(kind, value, key)
+    if typing.get_origin(kind) is list:  # a list of any length of one kind of number
+        return [_number(item, typing.get_args(kind)[0], key) for item in value]
     if typing.get_origin(kind) is tuple:
         items = typing.get_args(kind)
         if len(value) != len(items):
@@ -328,6 +335,14 @@ def _warmup_shorter_than_pretraining(config: dict[str, Any]) -> None:
     if pre["warmup_epochs"] >= pre["epochs"]:
         raise _bad("pretrain.warmup_epochs", pre["warmup_epochs"],
                    f"the warm-up must be shorter than pretrain.epochs={pre['epochs']} (coach rounds follow it)")
+
+
+def _kept_epochs_exist(config: dict[str, Any]) -> None:
+    pre = config["pretrain"]
+    late = [epoch for epoch in pre["keep_epochs"] if epoch > pre["epochs"]]
+    if late:
+        raise _bad("pretrain.keep_epochs", pre["keep_epochs"],
+                   f"epoch {late[0]} is after the last one (pretrain.epochs={pre['epochs']})")
 
 
 def _block_fits_the_image(config: dict[str, Any]) -> None:
@@ -408,7 +423,7 @@ def _network_shape(name: str, options: str) -> tuple[str | None, tuple[int, int]
 
 #: Checks across keys, run after every key is valid on its own; add one function per rule.
 RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _warmup_shorter_than_pretraining, _block_fits_the_image, _fold_exists, _mining_draws_enough,
+    _warmup_shorter_than_pretraining, _kept_epochs_exist, _block_fits_the_image, _fold_exists, _mining_draws_enough,
     _equalize_needs_canonical, _device_exists,
     _networks_build,
 )

@@ -18,6 +18,8 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ssinfnet.core.labels import CLASS_NAMES
 from ssinfnet.core.metrics import SCORING_RULE, mean_class_f1
+from ssinfnet.core.runs import MODEL, SUMMARY, kept_epoch
+from ssinfnet.fileio import write_json
 from ssinfnet.models import random_block_mask, save_model
 from ssinfnet.training import losses
 from ssinfnet.training.examples import save_grid
@@ -356,7 +358,18 @@ class CoachedInpaintingObjective:
         phase, round_index, start, length = self.schedule(epoch)
         if epoch == start + length - 1:
             self.save_examples(run, f"round{round_index:03d}_{phase}.png")
+        self.keep(run, epoch + 1)
         return metrics
+
+    def keep(self, run, epochs_done: int) -> None:
+        """Keep the inpainter after ``epochs_done`` epochs when ``keep_epochs`` lists it (see
+        ``core.runs.kept_epoch``); its summary, written last, marks it complete."""
+        if epochs_done not in self.section.get("keep_epochs", ()) or not run.writer:
+            return
+        folder = kept_epoch(run.path, epochs_done)
+        extra = {"stage": "pretrain", "run": run.path.name, "epoch": epochs_done}
+        save_model(self.inpainter, folder / MODEL, extra=extra)
+        write_json(folder / SUMMARY, extra)
 
     def save_best(self, run) -> None:
         """Pretraining has no validation score: the run exports its final inpainter (see pretrain.py)."""

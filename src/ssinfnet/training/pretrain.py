@@ -66,6 +66,8 @@ def pretrain(out, data=None, config=None, network: str = "single", prior_from=No
         session.prepare(inpainter, CONTIGUOUS), session.prepare(coach, CONTIGUOUS), pool, val, section, runtime,
         session.seed, prior, augment=(augment, export),
     )
+    if not session.resume and ctx.is_main:
+        objective.keep(run, 0)  # the budget "0 epochs": the pretraining network as initialised
     history = loop.fit(objective, run, ctx, int(section["epochs"]), session.seed, resume=session.resume,
                        num_workers=config["num_workers"], progress=progress and config["progress"])
     if not ctx.is_main:

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ssinfnet.core.metrics import SCORING_RULE
+from ssinfnet.core.metrics import SCORING_RULE, ci_record, mean_ci
 from ssinfnet.errors import InputError
 
 
@@ -52,7 +52,7 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
     if unknown:
         raise InputError(f"unknown export {unknown[0]!r}; expected some of {', '.join(FIXED_EXPORTS)}")
     variants = (CLEAN, *exports)
-    stages, folds = set(), {}
+    stages, folds, ids = set(), {}, []
     masks: dict[str, list[np.ndarray]] = {variant: [] for variant in variants}
     probs: dict[tuple[str, str], list[np.ndarray]] = {(view, v): [] for view in VIEWS for v in variants}
     for run in map(Path, runs):
@@ -68,6 +68,7 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
         folds.setdefault(key, set()).add(data["fold"])
         stages.add(info["kind"])
         _, val = train_val_for(read_labeled(info["inputs"]["data"]), data, int(config["seed"]))
+        ids += [(s.meta.id, s.meta.group) for s in val]
         images: dict[str, list[np.ndarray]] = {CLEAN: [s.image for s in val]}
         masks[CLEAN].extend(s.mask for s in val)
         for name in exports:
@@ -94,11 +95,26 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
     scores = {view: {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                      for k, v in validation(probs[view, CLEAN], masks[CLEAN]).items()} for view in VIEWS}
     for view in VIEWS:
+        scores[view]["per_image"] = _per_image(stage, probs[view, CLEAN], masks[CLEAN], scores[view])
         if exports:
             scores[view]["exports"] = {name: _export_score(stage, probs[view, name], masks[name], scores[view])
                                        for name in exports}
     return {"stage": stage, "folds": count, "folds_done": sorted(done), "slices": len(masks[CLEAN]),
-            "scoring_rule": SCORING_RULE, **scores}
+            "scoring_rule": SCORING_RULE, "images": [{"id": i, "group": g} for i, g in ids], **scores}
+
+
+def _per_image(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], scores: dict[str, Any]) -> list[float]:
+    """Each slice's share of the view's score (its mean is the score; NaN where the rule leaves a slice
+    unscored): infection Dice at the view's threshold, or the mean of the GGO and consolidation Dice."""
+    from ssinfnet.core.metrics import class_scores
+
+    def dice(truth, predicted):
+        return class_scores(truth, predicted)["f1"]
+
+    if stage == "single":
+        return [dice(m > 0, p >= scores["threshold"]) for p, m in zip(probs, masks)]
+    pairs = [[dice(m == c, p == c) for c in (1, 2)] for p, m in zip(probs, masks)]
+    return [float("nan") if np.all(np.isnan(pair)) else float(np.nanmean(pair)) for pair in pairs]
 
 
 def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:
@@ -124,6 +140,8 @@ def crossval(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str, A
         result["warning"] = f"only folds {oof['folds_done']} of {oof['folds']} are finished"
     if "threshold" in chosen:
         result["threshold"] = chosen["threshold"]
+    ci = mean_ci(chosen["per_image"], [image["group"] for image in oof["images"]])
+    result["ci"] = {**ci.as_dict(), "ci": ci_record(image["group"] for image in oof["images"])}
     if exports:
         worst = max(exports, key=lambda name: chosen["exports"][name]["loss"])
         result.update(worst_export=worst, worst_export_loss=chosen["exports"][worst]["loss"])

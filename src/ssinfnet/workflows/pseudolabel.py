@@ -6,7 +6,8 @@ the loss weight ``pseudo.weight``: these labels are a model's guess). Only the p
 part is drawn from (``data.pool.split_pool``; its held-out part stays unseen for the specificity
 benchmark), and only slices the manifest labels COVID (NonCOVID ones are negatives already). Labels are
 what ``ssinfnet segment`` gives (lung mask, lesions only inside it), so training sees inference's
-own answers. The output is a paired folder (``images/`` with copies of the files, ``masks/`` with
+own answers; a pipeline without a multi-class stage (a study's fold model) gives 0/1 infection labels
+through the same path (``predict_scan``). The output is a paired folder (``images/`` with copies of the files, ``masks/`` with
 0/1/2 PNGs, ``pseudolabels.json`` with where they came from), written atomically.
 """
 
@@ -34,7 +35,8 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
 
     from ssinfnet.data.pool import split_pool
     from ssinfnet.fileio import atomic_dir, write_json
-    from ssinfnet.inference.segment import resolve_pipeline, segment
+    from ssinfnet.inference.predictor import load_pipeline
+    from ssinfnet.inference.segment import predict_scan, read_scan, resolve_precision
 
     check_manifest_files(pool)
     train, _ = split_pool(pool, heldout_fraction)
@@ -42,7 +44,8 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     if not positives:
         raise InputError("no COVID-labelled slices in the training part of this folder (manifest.csv)", pool)
     chosen = [positives[i] for i in sorted(np.random.default_rng(seed).permutation(len(positives))[:count])]
-    pipeline = resolve_pipeline(model)
+    device, bf16 = resolve_precision()
+    pipeline = model if hasattr(model, "predict") else load_pipeline(Path(model), device=device, bf16=bf16)
     shares = []
     quiet = logging.getLogger("ssinfnet")
     level = quiet.level
@@ -52,7 +55,8 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
             (tmp / "images").mkdir()
             (tmp / "masks").mkdir()
             for index, path in enumerate(tqdm(chosen, desc="pseudo-labels", disable=not progress)):
-                labels = np.asarray(segment(path, model=pipeline).labels).astype(np.uint8)
+                scan = read_scan(path)  # segment's path, which also takes a pipeline of the single stage alone
+                labels = np.asarray(scan.to_input(predict_scan(pipeline, scan).labels)).astype(np.uint8)
                 labels = labels[..., 0] if labels.ndim == 3 else labels
                 stem = f"{index:05d}"  # pool names repeat across sub-folders and hold odd characters
                 shutil.copyfile(path, tmp / "images" / f"{stem}{path.suffix.lower()}")

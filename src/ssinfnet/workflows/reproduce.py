@@ -130,39 +130,14 @@ class Experiment:
         self.steps([Step(name, argv, done, resumable)])
 
     def steps(self, steps: list[Step]) -> None:
-        """Run steps that do not depend on one another, up to ``jobs`` at once.
-
-        Parallel steps share the CPU threads (OMP_NUM_THREADS, else every core) evenly: on a small
-        machine two one-thread trainings finish sooner together than one after the other with two
-        threads each (measured on 2 cores: an Inf-Net epoch takes 2.35 s on one thread, 1.5 s on two).
-        The first failure cancels the steps not started yet.
-        """
+        """Run steps that do not depend on one another, up to ``jobs`` at once (:func:`run_steps`)."""
         self.commands += [shlex.join(["ssinfnet", *step.argv[3:]]) for step in steps]
-        todo = [step for step in steps if not step.done.exists()]
-        lanes = min(self.jobs, len(todo))
-        if lanes <= 1:
-            for step in todo:
-                self.execute(step)
-            return
-        threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // lanes))}
-        with ThreadPoolExecutor(max_workers=lanes) as pool:
-            futures = [pool.submit(self.execute, step, env) for step in todo]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        run_steps(steps, self.jobs, self.execute)
 
     def execute(self, step: Step, env: dict[str, str] | None = None) -> None:
-        argv = step.argv
-        if step.resumable is not None and (step.resumable / "config.json").exists():
-            argv = self.ssinfnet(*_resume_argv(argv[3:]))
-        print(f"[reproduce] {step.name}: {shlex.join(argv[3:])}", flush=True)
         start = time.monotonic()
         try:
-            subprocess.run(argv, check=True, env=env)
+            execute_step(step, env, "reproduce")
         finally:  # an interrupted or failed attempt counts too: timings add up over resumptions
             with self.lock:
                 self.timings[step.name] = self.timings.get(step.name, 0.0) + time.monotonic() - start
@@ -297,6 +272,45 @@ class Experiment:
     @staticmethod
     def _read_json(path: Path):
         return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_steps(steps: list[Step], jobs: int, execute=None) -> None:
+    """Run the steps not complete yet (``step.done`` missing), up to ``jobs`` at once; ``execute(step, env)``
+    runs one (default :func:`execute_step`). Parallel steps share the CPU threads (OMP_NUM_THREADS, else
+    every core) evenly: on a small machine two one-thread trainings finish sooner together than one after
+    the other with two threads each (measured on 2 cores: an Inf-Net epoch takes 2.35 s on one thread,
+    1.5 s on two). The first failure cancels the steps not started yet."""
+    execute = execute or execute_step
+    todo = [step for step in steps if not step.done.exists()]
+    lanes = min(max(1, jobs), len(todo))
+    if lanes <= 1:
+        for step in todo:
+            execute(step, None)
+        return
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // lanes))}
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        futures = [pool.submit(execute, step, env) for step in todo]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def execute_step(step: Step, env: dict[str, str] | None = None, tag: str = "reproduce") -> None:
+    """Run one step's verb as a subprocess; a training run folder that holds a config continues with --resume."""
+    argv = step.argv
+    if step.resumable is not None and (step.resumable / "config.json").exists():
+        argv = argv[:3] + _resume_argv(argv[3:])
+    print(f"[{tag}] {step.name}: {shlex.join(map(str, argv[3:]))}", flush=True)
+    run_verb(argv, env)
+
+
+def run_verb(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """One ``ssinfnet`` verb as a subprocess (``CalledProcessError`` when it fails)."""
+    subprocess.run(argv, check=True, env=env)
 
 
 def pretraining_view(semiseg: Path, dest: Path, config: dict) -> Path:
