@@ -521,7 +521,12 @@ def _config(preset: str, overrides: tuple[str, ...]) -> dict[str, Any]:
 
 def test_argv(protocol: Protocol, pipeline: Path, out: Path) -> list[str]:
     return ["evaluate", "--data", protocol.data(protocol.test["data"]), "--split", protocol.test["split"],
-            "--pipeline", pipeline, "--out", out, "--overwrite", "--no-progress"]
+            "--pipeline", pipeline, "--out", out, "--overwrite", "--no-progress", "--purpose", test_purpose(protocol)]
+
+
+def test_purpose(protocol: Protocol) -> str:
+    """The test ledger's purpose of the study's one scoring of the test slices."""
+    return f"study {protocol.name}: winner, scored once"
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -676,14 +681,13 @@ def _lesion_value(row: dict[str, Any], check: Check) -> float:
 
 
 def score_test_once(protocol: Protocol, pipeline: Path, work: Path) -> dict[str, Any]:
-    """HOOK (test ledger): the one scoring of the chosen pipeline on the test slices, after the choice.
-    It runs ``ssinfnet evaluate`` once (a second study invocation finds its summary and does not score
-    again). The test-ledger engineer records it here, with purpose ``f"study {protocol.name}: winner,
-    scored once"``."""
+    """The one scoring of the chosen pipeline on the test slices, after the choice: ``ssinfnet evaluate``
+    once (a second study invocation finds its summary and does not score again), which appends it to the
+    test ledger with :func:`test_purpose`."""
     from ssinfnet.core.folders import read_json
 
     out = work / "test"
-    purpose = f"study {protocol.name}: winner, scored once"
+    purpose = test_purpose(protocol)
     if not (out / "summary.json").exists():
         argv = [sys.executable, "-m", "ssinfnet", *map(str, test_argv(protocol, pipeline, out))]
         print(f"[study] {purpose}: {shlex.join(argv[3:])}", flush=True)
