@@ -7,10 +7,9 @@ Inputs (:func:`find_inputs` expands a list of paths; formats are those of the on
   voxel is an integer in 0..255 (other value ranges, e.g. raw scanner values, are refused);
 - a DICOM series folder (the largest series when the folder mixes several, with a warning naming
   it; or the one given by ``series_uid``);
-- one PNG/JPG/TIFF/BMP image (a 2D slice, given to the network as it is except that one stored upside down is flipped
-  (with a warning; :mod:`ssinfnet.inference.orientation`), so it should be in the
-  radiological view like the training slices; with no orientation known, no left/right split is
-  reported);
+- one PNG/JPG/TIFF/BMP image (a 2D slice in the radiological view like the training slices; one stored
+  upside down is flipped for prediction, with a warning, :mod:`ssinfnet.inference.orientation`; with no
+  orientation known, no left/right split is reported);
 - a folder of any of these (each file or series is its own scan), or a numpy array from a notebook.
 
 Orientation: volumes are cut into axial slices in the radiological view (rows anterior -> posterior,
@@ -22,15 +21,17 @@ Predictions are written back into the input's own voxel grid, so outputs have th
 shape, affine and orientation. What a volume must pass (single slices, broken or strongly oblique
 affines, values that are not CT are refused) is :func:`ssinfnet.data.volumes.check_scan`.
 
-What the network sees: the lung mask is computed first; volume slices are cropped to the lungs'
-bounding box (plus a margin, one box per scan, see :func:`lung_box`) because the training slices
-are chest crops, and slices beyond the lung apices and bases are skipped; slices are windowed by
-the training intensity policy (:func:`ssinfnet.data.intensity.to_unit_range`) and predicted in the
-radiological view, the view every reader gives the training data in (COVID-SemiSeg included); the
-labels are pasted into the full slice. 2D images are taken whole and as they are (they usually are crops).
+What the network sees (:func:`predict_scan`, the one prediction path of every verb): the lung mask is
+computed first; slices are cropped to the lungs' bounding box (plus a margin, one box per scan, see
+:func:`lung_box`) because the training slices are chest crops, and slices beyond the lung apices and
+bases are skipped; slices are windowed by the training intensity policy
+(:func:`ssinfnet.data.intensity.to_unit_range`) and predicted in the radiological view, the view every
+reader gives the training data in (COVID-SemiSeg included); the labels are pasted into the full slice
+and confined to the lung (:func:`~ssinfnet.inference.lungmask.confine_lesions`).
 
 Memory: the stored scan and one uint8 label volume are held; slices are predicted ``batch_size`` at
-a time and probability maps (when asked for) are kept as uint8, never as a float volume.
+a time and probability maps (when asked for) are kept as uint8 (``evaluate``: the infection map as
+float32, for scoring).
 """
 
 from __future__ import annotations
