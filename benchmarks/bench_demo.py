@@ -63,7 +63,8 @@ def main() -> int:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_1_5_15_before": [round(v, 2) for v in load_before],
                     "load_average_1_5_15_after": [round(v, 2) for v in load_after]},
-        "output": [line for line in run.stdout.strip().splitlines() if not line.startswith("[demo]")],
+        "output": [line.replace(str(demo), "<demo>") for line in run.stdout.strip().splitlines()
+                   if not line.startswith("[demo]")],  # no path of this machine
     }
     print(f"ssinfnet demo: {seconds:.1f} s wall (target {TARGET_SECONDS}), peak RSS {peak_mb:.0f} MB, "
           f"load {load_before[0]:.2f} -> {load_after[0]:.2f}")

@@ -142,7 +142,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     for group, metric, label in SHOWN:
         stats = summary["metrics"].get(group, {}).get(metric)
         if stats:
-            lines.append(f"  {label:<28} {stats['mean']:.3f} +- {_ci(stats['ci95'])} (n={stats['n']})")
+            lines.append(f"  {label:<36} {stats['mean']:.3f} +- {_ci(stats['ci95'])} (n={stats['n']})")
     return "\n".join(lines)
 
 
