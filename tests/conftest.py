@@ -43,10 +43,16 @@ def shared_data() -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """The full demo (about 10 min on one core) first, the other slow tests last: `make test`'s two workers
-    (`--dist worksteal`) start on the two halves of this order. The one running the demo keeps only the two
-    tests queued after it; the other runs its half, slow tests included, and takes the rest of the first half
-    from the tail of the demo worker's queue. So the demo runs beside everything else."""
+    """Every test on the real data (the ``shared_data`` fixture) is marked ``realdata`` (so `make check`,
+    ``-m "not slow and not realdata"``, leaves it out). The full demo first, the other slow tests last:
+    `make test`'s two workers (`--dist worksteal`) start on the two halves of this order. The one running
+    the demo keeps only the two tests queued after it; the other runs its half, slow tests included, and
+    takes the rest of the first half from the tail of the demo worker's queue. So the demo runs beside
+    everything else."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+
     def rank(item):
         if "test_full_demo" in item.name:
             return 0

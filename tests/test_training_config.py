@@ -245,7 +245,7 @@ def test_augmentation_settings_reach_the_transforms():
 
     image = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
     mask = (image > 0.5).astype(np.int64)
-    default, export, _ = input_transforms(load_config("demo"), seed=3)
+    default, export, _ = input_transforms(load_config("demo", ["data.augment=true"]), seed=3)
     spelled_out, _, _ = input_transforms(load_config("demo", [
         "data.augment={flip: true, rotate_degrees: 10, scale: 0.1, gamma: [0.8, 1.25], contrast: 0.1, "
         "noise_std: 0.02, probability: 0.5}"]), seed=3)
