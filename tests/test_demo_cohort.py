@@ -241,3 +241,21 @@ def test_project_readers_take_the_cohort(cohort):
         assert sample.lung.any() and sample.meta.slice_thickness > sample.meta.spacing[0]
     unlabeled = list(iter_unlabeled(cohort / "unlabeled", cohort / "unlabeled" / "manifest.csv"))
     assert {s.meta.label for s in unlabeled} == {"COVID", "NonCOVID"}
+
+
+def test_chest_crops_are_each_slices_lungs_with_segments_margin(cohort, tmp_path):
+    """chest_crops: the semiseg slices are the whole slices cut to their lungs' box plus segment's margin."""
+    from ssinfnet.data.readers import read_semiseg
+    from ssinfnet.data.volumes import crop_margin
+
+    cropped = make_demo_cohort(tmp_path / "cropped", seed=3, chest_crops=True, **SMALL)
+    index = _slice_index(cropped)
+    for whole, crop in zip(read_semiseg(cohort / "semiseg", "train"), read_semiseg(cropped / "semiseg", "train")):
+        row = index[index.semiseg_id == int(crop.meta.id)].iloc[0]
+        # read_semiseg undoes the writer's turn: the slice as the volume holds it
+        lung = _volume(cropped / "volumes" / row.subject_id / "lung.nii.gz")[:, :, row.slice_index] > 0
+        rows, cols = np.flatnonzero(lung.any(1)), np.flatnonzero(lung.any(0))
+        box = tuple(slice(max(0, ix[0] - crop_margin(n)), min(n, ix[-1] + 1 + crop_margin(n)))
+                    for ix, n in ((rows, lung.shape[0]), (cols, lung.shape[1])))
+        assert crop.image.shape == whole.image[box].shape < whole.image.shape
+        np.testing.assert_array_equal(crop.mask, whole.mask[box])

@@ -64,6 +64,7 @@ from scipy.special import expit
 from ssinfnet import fileio
 from ssinfnet.data.intensity import to_unit_range
 from ssinfnet.data.readers import SEMISEG_TO_RADIOLOGICAL
+from ssinfnet.data.volumes import crop_margin
 from ssinfnet.errors import InputError
 
 OUTCOMES = ("Mild", "Regular", "Severe", "Critically ill")
@@ -387,7 +388,7 @@ def _draw_bones(rng, hu, y, x, body_ry, body_rx):
 
 def make_demo_cohort(out_dir: str | Path, n_subjects: int = 12, seed: int = 0, size: int = 128,
                      slices_per_subject: int = 8, *, overwrite: bool = False,
-                     params: StructuralParams | None = None, indirect: bool = True) -> Path:
+                     params: StructuralParams | None = None, indirect: bool = True, chest_crops: bool = False) -> Path:
     """Write the demo cohort to ``out_dir`` (atomically) and return it.
 
     ``out_dir/volumes/<subject>/{ct,label,lung}.nii.gz``, ``out_dir/semiseg`` (COVID-SemiSeg layout, split
@@ -416,7 +417,7 @@ def make_demo_cohort(out_dir: str | Path, n_subjects: int = 12, seed: int = 0, s
     pixel_mm, slice_mm = FOV_MM / size, LUNG_LENGTH_MM / slices_per_subject
     subject_seeds = images_seed.spawn(n_subjects)
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        semiseg = _SemisegWriter(tmp / "semiseg")
+        semiseg = _SemisegWriter(tmp / "semiseg", chest_crops)
         unlabeled_rows, realised = [], []
         for row, role, subject_seed in zip(clinical.itertuples(), roles, subject_seeds):
             volumes = render_subject(np.random.default_rng(subject_seed), size, slices_per_subject,
@@ -486,14 +487,23 @@ def lung_window_u8(hu: np.ndarray) -> np.ndarray:
 _GT_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 * 3 - 9)
 
 
+def lung_crop(lung: np.ndarray) -> tuple[slice, slice]:
+    """The in-plane box of a slice's lungs plus :data:`ssinfnet.data.volumes.CROP_MARGIN`: what segment
+    crops a slice to before predicting it (``chest_crops``)."""
+    rows, cols = np.flatnonzero(lung.any(axis=1)), np.flatnonzero(lung.any(axis=0))
+    return tuple(slice(max(0, int(ix[0]) - m), min(size, int(ix[-1]) + 1 + m))
+                 for ix, size, m in ((rows, lung.shape[0], crop_margin(lung.shape[0])),
+                                     (cols, lung.shape[1], crop_margin(lung.shape[1]))))
+
+
 class _SemisegWriter:
     """Writes slices in the COVID-SemiSeg layout, numbered 0.. across train and test like the real set."""
 
     # Slices without lesions kept per slice with lesions (the real set is nearly all lesion slices).
     EMPTY_SLICE_RATE = 0.1
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, chest_crops: bool = False):
+        self.root, self.chest_crops = root, chest_crops
         self.next_id = 0
         self.index_rows: list[dict] = []
         self.empty_budget = {"train": 0.0, "test": 0.0}
@@ -507,9 +517,13 @@ class _SemisegWriter:
                 self.empty_budget[split] -= 1
             else:
                 self.empty_budget[split] += self.EMPTY_SLICE_RATE
+            image = lung_window_u8(volumes.hu[:, :, k])
+            if self.chest_crops:  # like the real set's chest crops, at the scale segment predicts them
+                box = lung_crop(volumes.lung[:, :, k] > 0)
+                image, label = image[box], label[box]
             # Stored turned like the real set, so read_semiseg's turn gives the radiological view back.
             turn = -SEMISEG_TO_RADIOLOGICAL
-            self._write_slice(split, np.ascontiguousarray(np.rot90(lung_window_u8(volumes.hu[:, :, k]), turn)),
+            self._write_slice(split, np.ascontiguousarray(np.rot90(image, turn)),
                               np.ascontiguousarray(np.rot90(label, turn)))
             self.index_rows.append({"semiseg_id": self.next_id, "subject_id": subject_id, "slice_index": k,
                                     "split": "TrainingSet" if split == "train" else "TestingSet"})

@@ -324,6 +324,16 @@ def check_scan(array: np.ndarray, affine: np.ndarray, source: str | Path) -> tup
     return voxel_size, value_modality(array, source)
 
 
+#: Margin around the lungs' bounding box when segment crops a scan to it, as a fraction of each dimension
+#: (at least 2 voxels): the training slices are chest crops with some border.
+CROP_MARGIN = 0.05
+
+
+def crop_margin(size: int) -> int:
+    """Voxels of margin that segment's crop adds on each side of the lungs along a dimension of ``size``."""
+    return max(2, int(round(CROP_MARGIN * size)))
+
+
 # ----------------------------------------------------------------------------- DICOM
 
 #: DICOM patient coordinates are LPS; NIfTI (and our affines) are RAS.

@@ -57,8 +57,6 @@ from ssinfnet.inference.quantify import quantify
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
-#: Margin around the lungs' bounding box when cropping volumes, as a fraction of each dimension.
-CROP_MARGIN = 0.05
 
 
 @dataclass
@@ -393,8 +391,8 @@ def _predict_batch(pipeline: Any, batch: list[tuple[_ScanWork, int]]) -> None:
 
 
 def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """(slices, rows, cols) bounding box of the lungs plus :data:`CROP_MARGIN` of each dimension
-    (at least 2); None when the lung mask is empty (nothing is predicted: no lung, no lung lesion).
+    """(slices, rows, cols) bounding box of the lungs plus a margin on each side
+    (:func:`ssinfnet.data.volumes.crop_margin`); None when the lung mask is empty (nothing is predicted: no lung, no lung lesion).
 
     In-plane, the training slices are chest crops, so cropping a full field of view the same way
     keeps lesions at the scale the network learnt (2D full-slice exports included); one box for the
@@ -405,7 +403,7 @@ def lung_box(lung: np.ndarray) -> tuple[slice, slice, slice] | None:
     box = bounding_box(lung)
     if box is None:
         return None
-    margins = [max(2, int(round(CROP_MARGIN * size))) for size in lung.shape]
+    margins = [volumes.crop_margin(size) for size in lung.shape]
     return tuple(slice(max(0, b.start - m), min(size, b.stop + m)) for b, m, size in zip(box, margins, lung.shape))
 
 

@@ -183,6 +183,7 @@ class Cohort:
     seed: int = setting(0, ge=0)
     size: int = setting(128, ge=32)
     slices_per_subject: int = setting(8, ge=1)
+    chest_crops: bool = False  # semiseg slices cropped to each slice's lungs, as segment crops (demo_cohort)
 
 
 def _multi_stage() -> Stage:
