@@ -72,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ssinfnet.data.readers import SLICE_LABEL_NAMES, detect_layout, read_dataset
     from ssinfnet.evaluation.evaluate import PREDICTIONS, score_predictions, truth_is_multiclass, write_evaluation
     from ssinfnet.evaluation.ledger import ledger_for
@@ -87,6 +89,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     task = "multi" if model.pipeline.multi is not None else "single"
     layout = detect_layout(args.data)
     samples = read_dataset(args.data, split=args.split, task=task, label_path=args.labels)
+    for sample in samples:  # held until the end (gallery, ROC): labels 0..2 as uint8, an eighth of int64's memory
+        if sample.mask is not None:
+            sample.mask = sample.mask.astype(np.uint8)
     test_split = ledger_for(samples, args.ledger)  # None unless the test split; its ledger checked before predicting
     masks = any(sample.mask is not None for sample in samples)
     multiclass = {"auto": truth_is_multiclass(samples), "binary": False, "multi": True}[args.truth]
