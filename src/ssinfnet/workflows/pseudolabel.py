@@ -47,9 +47,12 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
     device, bf16 = resolve_precision()
     pipeline = model if hasattr(model, "predict") else load_pipeline(Path(model), device=device, bf16=bf16)
     shares = []
-    quiet = logging.getLogger("ssinfnet")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "no lung found" per figure crop is noise here
+    # "no lung found" per figure crop is noise here. A filter, not a level: it is removed by identity, so two
+    # labellers running in one process (threads) cannot leave the loggers quieted.
+    quiet = _BelowError()
+    speakers = [logging.getLogger(name) for name in ("ssinfnet.inference.segment", "ssinfnet.inference.orientation")]
+    for logger in speakers:
+        logger.addFilter(quiet)
     try:
         with atomic_dir(out, overwrite=overwrite) as tmp:
             (tmp / "images").mkdir()
@@ -69,8 +72,16 @@ def pseudo_label(pool: str | Path, model: str | Path, out: str | Path, count: in
                     "with_lesion": int(sum(s > 0 for s in shares))}
             write_json(tmp / "pseudolabels.json", info)
     finally:
-        quiet.setLevel(level)
+        for logger in speakers:
+            logger.removeFilter(quiet)
     return info
+
+
+class _BelowError(logging.Filter):
+    """Drops the records under ERROR (warnings) of the loggers it is added to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def check_manifest_files(pool: str | Path) -> None:
