@@ -36,6 +36,8 @@ TINY = {
     "pretrain.coach_epochs": 1, "pretrain.inpaint_epochs": 1, "pretrain.batch_size": 4, "pretrain.val_images": 2,
     "pretrain.examples": 2, "pretrain.block": 16, "single.epochs": 2, "single.batch_size": 4, "multi.epochs": 2,
     "multi.batch_size": 4, "negatives.per_epoch": 3,
+    # the demo preset's settings of the day the numbers were recorded, which it has changed since
+    "data.augment": True, "single.stop_at": None,
 }
 FP32 = {**TINY, "bf16": False, "channels_last": False, "single.focal": {"alpha": 0.6, "gamma": 1.5},
         "single.grad_clip": 0.05, "single.optimizer": "sgd", "single.lr": 0.01, "single.momentum": 0.5}
