@@ -212,8 +212,10 @@ class Scorer:
             shown_labels = labels if self.multi else None
             row.update(_image_scores(sample.mask, prob, called, shown_labels))
             self.pixels.add(sample.mask, prob)
-            if sample.hu is not None:
-                self.volumes.setdefault(sample.meta.source, VolumeCounts(sample)).add(sample.mask, called, shown_labels)
+            if sample.hu is not None:  # a volume's slice: its counts add up into the volume's 3D row
+                if sample.meta.source not in self.volumes:
+                    self.volumes[sample.meta.source] = VolumeCounts(sample)
+                self.volumes[sample.meta.source].add(sample.mask, called, shown_labels)
             if self.per_rank:
                 shown = labels if self.multi else called  # single stage: infection as label 1
                 self.shown.append(zlib.compress(np.asarray(shown, dtype=np.uint8).tobytes(), 1))
