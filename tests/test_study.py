@@ -13,7 +13,7 @@ from ssinfnet.cli import main
 from ssinfnet.data.demo_cohort import make_demo_cohort
 from ssinfnet.errors import InputError
 from ssinfnet.workflows import reproduce, study
-from ssinfnet.workflows.study import Rule, load_protocol
+from ssinfnet.workflows.protocol import Rule, load_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.size=32", "single.epochs=1", "single.batch_size=4", "model={name: unet, width: 4}",
