@@ -426,8 +426,7 @@ def read_comparison(folder: str | Path) -> Comparison:
 
 def write_comparison(out_dir: str | Path, comparison: Comparison, overwrite: bool = False) -> Path:
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", out_dir)
+    fileio.refuse_existing(out_dir, overwrite)
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
         fileio.write_json(tmp / COMPARISON_JSON, comparison.as_dict())
         fileio.write_csv(tmp / "comparison.csv", table_rows(comparison))

@@ -340,8 +340,7 @@ def write_evaluation(
 ) -> Path:
     """Write the evaluation folder atomically (``provenance``: model, threshold source, data, commit)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", out_dir)
+    fileio.refuse_existing(out_dir, overwrite)
     with fileio.atomic_dir(out_dir, overwrite=overwrite) as tmp:
         columns = list(ID_COLUMNS) + evaluation.metric_columns()
         fileio.write_csv(tmp / "per_image.csv", [_csv_row(row) for row in evaluation.rows], columns)
