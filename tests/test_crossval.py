@@ -216,6 +216,7 @@ def test_extra_clahe_share_applies_clahe_and_zero_keeps_the_old_stream():
 def test_crossval_chooses_on_what_segment_gives(folds, monkeypatch):
     """The out-of-fold probabilities are segment's: predicted through predict_scan, 0 outside its lung mask."""
     from ssinfnet.core.runs import finished_model
+    from ssinfnet.evaluation.infnet_metrics import infnet_dice
     from ssinfnet.inference.segment import image_scan, predict_scan
     from ssinfnet.models import load_model
     from ssinfnet.training import objectives
@@ -226,7 +227,7 @@ def test_crossval_chooses_on_what_segment_gives(folds, monkeypatch):
     seen = []
     real = objectives.single_validation
     monkeypatch.setattr(objectives, "single_validation", lambda probs, masks: seen.append(probs) or real(probs, masks))
-    crossval(runs[:1])
+    result = crossval(runs[:1])
     config = json.loads((runs[0] / "config.json").read_text())
     _, val = train_val_for(read_labeled([str(cohort / "semiseg")]), config["data"], int(config["seed"]))
     pipeline = Pipeline(load_model(finished_model(runs[0])), size=32, bf16=bool(config.get("bf16")))
@@ -237,6 +238,8 @@ def test_crossval_chooses_on_what_segment_gives(folds, monkeypatch):
                                 probabilities="float32")
         np.testing.assert_array_equal(prob, expected.per_sample(expected.probabilities["infection"])[0])
         assert not prob[~expected.per_sample(expected.lung)[0]].any()
+    # the Inf-Net-protocol endpoint scores these same maps against the masks
+    assert result["plain"]["infnet_per_image"] == [infnet_dice(p, s.mask > 0) for p, s in zip(plain, val)]
 
 
 def test_crossval_per_image_scores_average_to_the_score_with_a_ci(folds):
@@ -247,3 +250,5 @@ def test_crossval_per_image_scores_average_to_the_score_with_a_ci(folds):
     assert np.nanmean(chosen["per_image"]) == pytest.approx(result["score"])
     assert result["ci"]["mean"] == pytest.approx(result["score"]) and result["ci"]["n"] <= result["slices"]
     assert result["ci"]["ci_low"] <= result["score"] <= result["ci"]["ci_high"]
+    assert len(chosen["infnet_per_image"]) == result["slices"]
+    assert np.mean(chosen["infnet_per_image"]) == pytest.approx(chosen["infnet_dice"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ssinfnet.evaluation.infnet_metrics import (
+    infnet_dice,
     enhanced_alignment,
     infnet_scores,
     structure_measure,
@@ -205,6 +206,7 @@ def test_infnet_threshold_averaged_scores_by_hand():
     assert scores["sensitivity"] == pytest.approx((127 * 0.5 + 129 * 1.0) / 256)
     assert scores["specificity"] == pytest.approx((127 * 1.0 + 128 * 0.5) / 256)
     assert scores["mae"] == pytest.approx(0.25)
+    assert infnet_dice(np.array([[1.0, 0.5, 0.5, 0.0]]), truth) == scores["dice"]
 
 
 def test_infnet_dice_is_zero_without_lesion_as_in_the_matlab_code():

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -13,7 +14,7 @@ from ssinfnet.cli import main
 from ssinfnet.data.demo_cohort import make_demo_cohort
 from ssinfnet.errors import InputError
 from ssinfnet.workflows import reproduce, study
-from ssinfnet.workflows.protocol import Rule, load_protocol
+from ssinfnet.workflows.protocol import Rule, endpoint_scores, load_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.size=32", "single.epochs=1", "single.batch_size=4", "model={name: unet, width: 4}",
@@ -26,7 +27,7 @@ def protocol_dict(**changes):
         "data": {"root": "data", "labeled": "cohort/semiseg", "pool": "cohort/unlabeled",
                  "test": {"data": "cohort/semiseg", "split": "test"}},
         "folds": 2, "seeds": [0],
-        "endpoint": {"metric": "oof_dice"},
+        "endpoint": {"metric": "oof_infnet_dice"},
         "rule": {"maximise": "endpoint", "tie_margin": 1.0, "tie_break": "cost"},
         "checks": [{"name": "vol", "data": "cohort/volumes/demo000/ct.nii.gz", "measure": "lesion_percent_of_lung",
                     "max": 100}],
@@ -121,6 +122,26 @@ def test_the_committed_self_supervision_protocol_lists_every_run(capsys, tmp_pat
     assert lines[-1].startswith(f"[study] {len(lines) - 1} steps, 207 training and pretraining runs")
 
 
+def test_the_endpoint_is_read_in_the_view_crossval_chose_and_the_multi_stage_falls_back_to_its_score():
+    views = {"plain": {"per_image": [0.1], "infnet_dice": 0.2, "infnet_per_image": [0.2]},
+             "flip": {"per_image": [0.3], "infnet_dice": 0.4, "infnet_per_image": [0.4]}}
+    single = {"stage": "single", "flip_tta": True, "score": 0.3, **views}
+    assert endpoint_scores(single, "oof_infnet_dice") == (0.4, [0.4])
+    assert endpoint_scores({**single, "flip_tta": False}, "oof_infnet_dice") == (0.2, [0.2])
+    assert endpoint_scores(single, "oof_dice") == (0.3, [0.3])
+    assert endpoint_scores({**single, "stage": "multi"}, "oof_infnet_dice") == (0.3, [0.3])
+
+
+def test_the_committed_cpu_protocol_lists_its_runs(capsys, tmp_path):
+    assert main(["study", str(REPO / "studies" / "self-supervision-cpu.yaml"), "--work", str(tmp_path / "w"),
+                 "--dry-run"]) == 0
+    names = [line.split("] ", 1)[1].split(": ", 1)[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    candidates = ["sinfnet", "multi-sinfnet", *(f"ssinfnet-pre{e}" for e in (0, 2, 8, 32))]
+    assert {n for n in names if n.startswith("train ")} == {f"train {c} seed 0 fold {k}" for c in candidates
+                                                            for k in range(5)}
+    assert [n for n in names if n.startswith("pretrain ")] == ["pretrain ssinfnet seed 0"]
+
+
 def test_a_tiny_study_resumes_chooses_by_the_rule_exports_and_scores_the_test_slices_once(tmp_path, monkeypatch):
     root = tmp_path / "data"
     make_demo_cohort(root / "cohort", n_subjects=4, size=48, slices_per_subject=5)
@@ -166,6 +187,17 @@ def test_a_tiny_study_resumes_chooses_by_the_rule_exports_and_scores_the_test_sl
     for row in rows.values():
         assert row["ci_low"] <= row["endpoint"] <= row["ci_high"] and row["passes"]
         assert 0 <= row["checks"]["vol"] <= 100
+    # the endpoint is the Inf-Net-protocol Dice; differences to the first candidate are paired by slice
+    cvs = {name: json.loads((work / "cv" / f"{name}-s0.json").read_text()) for name in rows}
+    for name, cv in cvs.items():
+        assert rows[name]["endpoint"] == cv["flip" if cv["flip_tta"] else "plain"]["infnet_dice"]
+        assert rows[name]["oof_dice"] == cv["score"] and rows[name]["reference"] == "plain"
+    by_id = {name: dict(zip([i["id"] for i in cv["images"]], cv["flip" if cv["flip_tta"] else "plain"]["infnet_per_image"]))
+             for name, cv in cvs.items()}
+    assert rows["plain"]["vs_reference"] == 0
+    assert rows["semi"]["vs_reference"] == pytest.approx(
+        np.mean([by_id["semi"][i] - by_id["plain"][i] for i in by_id["plain"]]))
+    assert (work / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "src/ssinfnet/weights/default" in result["winner"]["install"]
     assert (work / "winner" / "pipeline.json").is_file() and (work / "out-of-fold.csv").read_text().count("\n") == 3
 

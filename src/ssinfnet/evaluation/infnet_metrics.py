@@ -156,6 +156,11 @@ def _ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if beta == 0 else 0.0
 
 
+def infnet_dice(probability: np.ndarray, truth: np.ndarray) -> float:
+    """The Inf-Net protocol's Dice of one infection probability map (mean over the 256 thresholds)."""
+    return float(threshold_curves(to_levels(probability), np.asarray(truth, dtype=bool))["dice"].mean())
+
+
 def infnet_scores(probability: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Inf-Net protocol scores of one infection probability map against its binary truth."""
     truth = np.asarray(truth, dtype=bool)

@@ -81,3 +81,27 @@ def gallery_figure(items: Sequence[GalleryItem], task: str = "multi") -> bytes:
     handles = [Patch(color=[c / 255 for c in rgb], label=name) for _, name, rgb, _ in legend_entries(task)]
     figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False)
     return to_png(figure)
+
+
+def budget_figure(rows: Sequence[dict[str, Any]], endpoint: str, title: str) -> bytes:
+    """A study's endpoint (95% CI bars) against pretraining epochs, one line per pretrained recipe; the
+    candidates without pretraining as horizontal lines with their CI band (random init at every budget)."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    pretrained = [row for row in rows if row["pretrain_epochs"] is not None]
+    budgets = sorted({row["pretrain_epochs"] for row in pretrained}) or [0]
+    for recipe in dict.fromkeys(row["recipe"] for row in pretrained):
+        line = sorted((row for row in pretrained if row["recipe"] == recipe), key=lambda row: row["pretrain_epochs"])
+        x = [row["pretrain_epochs"] for row in line]
+        y = [row["endpoint"] for row in line]
+        error = [[v - row["ci_low"] for v, row in zip(y, line)], [row["ci_high"] - v for v, row in zip(y, line)]]
+        axes.errorbar(x, y, yerr=error, marker="o", capsize=3, label=f"{recipe} (pretrained)")
+    for row in rows:
+        if row["pretrain_epochs"] is None:
+            line = axes.axhline(row["endpoint"], linestyle="--", linewidth=1, label=f"{row['name']} (random init)")
+            axes.axhspan(row["ci_low"], row["ci_high"], color=line.get_color(), alpha=0.12)
+    # epoch 0 has to stay on the axis: linear up to 1, logarithmic beyond
+    axes.set_xscale("symlog", linthresh=1)
+    axes.set_xticks(budgets, [str(b) for b in budgets])
+    axes.set(xlabel="pretraining epochs (coach-guided inpainting)", ylabel=endpoint, title=title)
+    axes.legend(fontsize="small")
+    return to_png(figure)

@@ -5,7 +5,8 @@ validation; predicting every fold's validation slices with that fold's model giv
 prediction per labeled slice (50 instead of 10 for COVID-SemiSeg). On them, with the training's own
 validation definitions (``training.objectives.single_validation`` / ``label_validation``, which score
 with ``core.metrics.class_scores``, the empty-class rule that evaluation uses; the JSON records its
-``scoring_rule``), this verb scores the folds with and without left-right flip test-time augmentation
+``scoring_rule``; the single stage also gets each slice's Inf-Net-protocol Dice, ``infnet_dice``, which
+needs no threshold), this verb scores the folds with and without left-right flip test-time augmentation
 and writes the choices: whether flip helps and, for the single stage, the threshold an ensemble of the
 folds is exported with (``ssinfnet export --single RUN... --threshold-from CV.json``). The ensemble
 itself cannot be scored out of fold (each member saw the other folds), so its threshold is the folds'
@@ -96,6 +97,9 @@ def out_of_fold(runs: list[str | Path], exports: Sequence[str] = ()) -> dict[str
                      for k, v in validation(probs[view, CLEAN], masks[CLEAN]).items()} for view in VIEWS}
     for view in VIEWS:
         scores[view]["per_image"] = _per_image(stage, probs[view, CLEAN], masks[CLEAN], scores[view])
+        if stage == "single":
+            scores[view]["infnet_per_image"] = _infnet_per_image(probs[view, CLEAN], masks[CLEAN])
+            scores[view]["infnet_dice"] = float(np.mean(scores[view]["infnet_per_image"]))
         if exports:
             scores[view]["exports"] = {name: _export_score(stage, probs[view, name], masks[name], scores[view])
                                        for name in exports}
@@ -115,6 +119,14 @@ def _per_image(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], sco
         return [dice(m > 0, p >= scores["threshold"]) for p, m in zip(probs, masks)]
     pairs = [[dice(m == c, p == c) for c in (1, 2)] for p, m in zip(probs, masks)]
     return [float("nan") if np.all(np.isnan(pair)) else float(np.nanmean(pair)) for pair in pairs]
+
+
+def _infnet_per_image(probs: list[np.ndarray], masks: list[np.ndarray]) -> list[float]:
+    """Each slice's Inf-Net protocol Dice (threshold-averaged, so no threshold is chosen; a slice without
+    lesion scores 0, as in the protocol): the figure that sits beside Inf-Net's published table."""
+    from ssinfnet.evaluation.infnet_metrics import infnet_dice
+
+    return [infnet_dice(p, m > 0) for p, m in zip(probs, masks)]
 
 
 def _export_score(stage: str, probs: list[np.ndarray], masks: list[np.ndarray], clean: dict[str, Any]) -> dict:
@@ -175,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.out, result)
     threshold = f", threshold {result['threshold']:.2f}" if "threshold" in result else ""
     worst = f"; worst export {result['worst_export']} (-{result['worst_export_loss']:.3f})" if exports else ""
+    chosen = result["flip" if result["flip_tta"] else "plain"]
+    infnet = f", Inf-Net-protocol Dice {chosen['infnet_dice']:.3f}" if "infnet_dice" in chosen else ""
     print(f"{result['stage']} stage, {result['slices']} out-of-fold slices: score {result['plain']['score']:.3f} "
-          f"plain, {result['flip']['score']:.3f} with flip -> flip_tta {result['flip_tta']}{threshold}{worst}; "
+          f"plain, {result['flip']['score']:.3f} with flip -> flip_tta {result['flip_tta']}{threshold}{infnet}{worst}; "
           f"written to {args.out}")
     return 0

@@ -13,15 +13,30 @@ from typing import Any
 from ssinfnet.errors import InputError
 
 STAGES = ("single", "multi")
-ENDPOINTS = {"oof_dice": "out-of-fold Dice of crossval (paper protocol, core.metrics.class_scores: per-image mean "
-                         "infection Dice at the pooled out-of-fold threshold (single stage), mean of GGO and "
-                         "consolidation Dice (multi stage), with or without flip TTA as crossval chose)"}
+ENDPOINTS = {
+    "oof_dice": "out-of-fold Dice of crossval (paper protocol, core.metrics.class_scores: per-image mean "
+                "infection Dice at the pooled out-of-fold threshold (single stage), mean of GGO and "
+                "consolidation Dice (multi stage), with or without flip TTA as crossval chose)",
+    "oof_infnet_dice": "out-of-fold infection Dice by the Inf-Net protocol (evaluation.infnet_metrics: each "
+                       "slice's Dice averaged over the 256 thresholds of its min-max normalised map, so no "
+                       "threshold is chosen, then over the slices), with or without flip TTA as crossval "
+                       "chose; the multi stage, which has no infection map of its own, by oof_dice",
+}
 MEASURES = {
     "lesion_percent_of_lung": "segment's lesion % of the lung region of a scan (core.burden)",
     "lesion_ml": "segment's lesion volume of a scan in mL",
     "slice_auc": "evaluate's slice-level detection AUC (layout dicom-slice-labels)",
 }
 TIE_BREAKS = ("cost",)
+
+
+def endpoint_scores(cv: dict[str, Any], metric: str) -> tuple[float, list[float]]:
+    """(score, per-slice values) of one crossval JSON by an endpoint of :data:`ENDPOINTS`, in the view
+    (plain or flip TTA) crossval chose."""
+    view = cv["flip" if cv["flip_tta"] else "plain"]
+    if metric == "oof_infnet_dice" and cv["stage"] == "single":
+        return view["infnet_dice"], view["infnet_per_image"]
+    return cv["score"], view["per_image"]
 
 
 # --- the protocol -------------------------------------------------------------------------------

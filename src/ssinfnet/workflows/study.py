@@ -17,6 +17,10 @@ scored on the real-scan checks -> the rule picks the single stage -> (4) the mul
 their prior made by the chosen single stage's run of the same fold and seed -> (5) the winner exported to
 ``WORK/winner`` and only then scored on the test slices, once (:func:`score_test_once`). Nothing is
 written into ``src/``: the study prints how to install the winner as the bundled model.
+
+Outputs: ``study.json`` and ``out-of-fold.csv`` (per candidate: the endpoint with its clustered 95% CI, the
+difference to the stage's first candidate paired by seed and slice, the paper-protocol score, the checks,
+the choice) and ``budget.png`` (the single stage's endpoint against pretraining epochs).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from typing import Any
 
 from ssinfnet.errors import InputError
 from ssinfnet.workflows.protocol import (
-    STAGES, ENDPOINTS, Recipe, Candidate, Check, Protocol, load_protocol, pretrain_overrides, run_overrides,
+    STAGES, ENDPOINTS, Recipe, Candidate, Check, Protocol, endpoint_scores, load_protocol, pretrain_overrides,
+    run_overrides,
 )
 
 
@@ -286,25 +291,33 @@ class Study:
 
     def table(self, stage: str, prior: Candidate | None) -> list[dict[str, Any]]:
         """One row per candidate: the endpoint (mean of the seeds' out-of-fold scores), its 95% CI over the
-        pooled per-image scores (clustered by image across seeds), each seed's score and the checks."""
+        pooled per-slice scores (clustered by source group across seeds), its difference to the stage's
+        first candidate (the reference) paired by seed and slice with a clustered CI, each seed's score,
+        the paper-protocol score beside it and the checks."""
         from ssinfnet.core.folders import read_json
         from ssinfnet.core.metrics import mean_ci
 
-        plan, rows = Plan(self.protocol, self.work), []
+        plan, rows, reference = Plan(self.protocol, self.work), [], None
         for c in self.protocol.candidates(stage):
             cvs = [read_json(plan.cv(c, seed)) for seed in self.protocol.seeds]
-            values, groups = [], []
-            for cv in cvs:
-                chosen = cv["flip" if cv["flip_tta"] else "plain"]
-                values += chosen["per_image"]
-                groups += [str(image["group"]) for image in cv["images"]]  # one slice over seeds: one cluster
-            ci = mean_ci(values, groups)
-            endpoint = sum(cv["score"] for cv in cvs) / len(cvs)
+            scores = [endpoint_scores(cv, self.protocol.endpoint) for cv in cvs]
+            slices = {(seed, image["id"]): (value, str(image["group"]))
+                      for seed, cv, (_, per_image) in zip(self.protocol.seeds, cvs, scores)
+                      for image, value in zip(cv["images"], per_image)}
+            ci = mean_ci([v for v, _ in slices.values()], [g for _, g in slices.values()])
+            reference = reference or (c.name, slices)
+            paired = [(value - reference[1][key][0], group) for key, (value, group) in slices.items()
+                      if key in reference[1]]
+            difference = mean_ci([d for d, _ in paired], [g for _, g in paired])
             checks = {check.name: measure(check, plan.pipeline(c), self.protocol, self.work / "checks" / c.name)
                       for check in self.protocol.checks}
             rows.append({"name": c.name, "recipe": c.recipe.name, "pretrain_epochs": c.epochs, "cost": c.cost,
-                         "endpoint": endpoint, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "images": ci.n,
-                         "seeds": {str(s): cv["score"] for s, cv in zip(self.protocol.seeds, cvs)},
+                         "endpoint": sum(score for score, _ in scores) / len(scores),
+                         "ci_low": ci.ci_low, "ci_high": ci.ci_high, "images": ci.n,
+                         "reference": reference[0], "vs_reference": difference.mean,
+                         "vs_reference_low": difference.ci_low, "vs_reference_high": difference.ci_high,
+                         "oof_dice": sum(cv["score"] for cv in cvs) / len(cvs),
+                         "seeds": {str(s): score for s, (score, _) in zip(self.protocol.seeds, scores)},
                          "flip_tta": [cv["flip_tta"] for cv in cvs], "checks": checks,
                          "passes": all(check.passes(checks[check.name]) for check in self.protocol.checks)})
         return rows
@@ -327,7 +340,7 @@ class Study:
         write_json(self.work / "study.json", result)
         buffer = io.StringIO()
         columns = ["stage", "name", "recipe", "pretrain_epochs", "cost", "endpoint", "ci_low", "ci_high", "images",
-                   "passes", *[c.name for c in self.protocol.checks], "chosen"]
+                   "reference", "vs_reference", "vs_reference_low", "vs_reference_high", "oof_dice", "passes", *[c.name for c in self.protocol.checks], "chosen"]
         writer = csv.DictWriter(buffer, columns)
         writer.writeheader()
         for stage, entry in result["stages"].items():
@@ -335,6 +348,13 @@ class Study:
                 writer.writerow({**{k: row[k] for k in columns if k in row}, **row["checks"], "stage": stage,
                                  "chosen": row["name"] == entry["chosen"]})
         write_text(self.work / "out-of-fold.csv", buffer.getvalue())
+        if "single" in result["stages"]:
+            from ssinfnet.fileio import write_bytes
+            from ssinfnet.report.figures import budget_figure
+
+            write_bytes(self.work / "budget.png", budget_figure(
+                result["stages"]["single"]["candidates"], self.protocol.endpoint,
+                f"{self.protocol.name}: single stage, out of fold ({len(self.protocol.seeds)} seed(s))"))
         write_text(self.work / "commands.sh", "#!/usr/bin/env bash\nset -e\n" + "\n".join(self.commands) + "\n")
 
 
