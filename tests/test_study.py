@@ -49,6 +49,7 @@ def write(path: Path, protocol: dict) -> Path:
 @pytest.mark.parametrize("change, key", [
     ({"folds": 1}, "protocol folds"),
     ({"seeds": []}, "protocol seeds"),
+    ({"export": {"folds": [2]}}, "protocol export.folds"),
     ({"endpoint": {"metric": "auc"}}, "protocol endpoint.metric"),
     ({"rule": {"maximise": "endpoint", "tie_margin": -1}}, "protocol rule.tie_margin"),
     ({"rulez": {}}, "protocol rulez: unknown key"),
@@ -140,6 +141,16 @@ def test_the_committed_cpu_protocol_lists_its_runs(capsys, tmp_path):
     assert {n for n in names if n.startswith("train ")} == {f"train {c} seed 0 fold {k}" for c in candidates
                                                             for k in range(5)}
     assert [n for n in names if n.startswith("pretrain ")] == ["pretrain ssinfnet seed 0"]
+
+
+def test_a_candidate_pipeline_is_made_of_the_export_folds(tmp_path):
+    everything = load_protocol(write(tmp_path / "all.yaml", protocol_dict()))
+    fold_one = load_protocol(write(tmp_path / "one.yaml", protocol_dict(export={"folds": [1]})))
+    for protocol, runs in ((everything, ["s0-f0", "s0-f1"]), (fold_one, ["s0-f1"])):
+        plan = study.Plan(protocol, tmp_path / "w")
+        argv = [str(a) for a in plan.export_step(protocol.candidate("plain"), None).argv]
+        members = argv[argv.index("--single") + 1:argv.index("--out")]
+        assert members == [str(tmp_path / "w" / "runs" / "plain" / run) for run in runs]
 
 
 def test_a_tiny_study_resumes_chooses_by_the_rule_exports_and_scores_the_test_slices_once(tmp_path, monkeypatch):

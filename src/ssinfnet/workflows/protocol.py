@@ -140,6 +140,9 @@ class Protocol:
     recipes: tuple[Recipe, ...]
     checks: tuple[Check, ...] = ()
     question: str = ""
+    export_folds: tuple[int, ...] | None = None
+    """The folds whose models (first seed) make each candidate's pipeline, the one checked and shipped;
+    None: every fold (an ensemble)."""
 
     def candidates(self, stage: str) -> list[Candidate]:
         found = []
@@ -199,7 +202,8 @@ def load_protocol(path: str | Path, data_root: str | Path | None = None) -> Prot
         raise InputError(f"protocol is not valid YAML ({getattr(err, 'problem', err)})", path) from None
     if not isinstance(raw, dict):
         raise InputError("a protocol must be a YAML mapping", path)
-    _known(raw, ("name", "question", "data", "folds", "seeds", "endpoint", "rule", "recipes", "checks"), "", path)
+    _known(raw, ("name", "question", "data", "folds", "seeds", "endpoint", "rule", "recipes", "checks", "export"),
+           "", path)
     data = _take(raw, "data", path, dict)
     _known(data, ("root", "labeled", "pool", "test"), "data", path)
     test = _take(data, "data.test", path, dict)
@@ -226,6 +230,13 @@ def load_protocol(path: str | Path, data_root: str | Path | None = None) -> Prot
     if tie_break not in TIE_BREAKS:
         raise _fail(path, "rule.tie_break", f"{tie_break!r} is not one of {', '.join(TIE_BREAKS)}")
 
+    export = _take(raw, "export", path, dict, False, {})
+    _known(export, ("folds", "why"), "export", path)
+    export_folds = _take(export, "export.folds", path, list, False, None)
+    if export_folds is not None and (not export_folds or len(set(export_folds)) != len(export_folds) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < folds for k in export_folds)):
+        raise _fail(path, "export.folds", f"must be distinct folds among 0..{folds - 1}")
+
     recipes = [_recipe(item, f"recipes[{i}]", path) for i, item in enumerate(_take(raw, "recipes", path, list))]
     names = [r.name for r in recipes]
     if not recipes or len(set(names)) != len(names):
@@ -238,6 +249,7 @@ def load_protocol(path: str | Path, data_root: str | Path | None = None) -> Prot
         folds=folds, seeds=tuple(seeds), endpoint=metric, rule=Rule(margin, tie_break), recipes=tuple(recipes),
         checks=tuple(_check(item, f"checks[{i}]", path) for i, item in enumerate(_take(raw, "checks", path, list, False, []))),
         question=_take(raw, "question", path, str, False, ""),
+        export_folds=None if export_folds is None else tuple(export_folds),
     )
     if not protocol.candidates("single"):
         raise _fail(path, "recipes", "needs at least one single-stage recipe")

@@ -68,6 +68,11 @@ class Plan:
     def runs(self, candidate: Candidate, seed: int) -> list[Path]:
         return [self.run_dir(candidate, seed, k) for k in range(self.protocol.folds)]
 
+    def exported_runs(self, candidate: Candidate) -> list[Path]:
+        """The runs a candidate's pipeline is made of: the protocol's export folds of the first seed."""
+        folds = self.protocol.export_folds or range(self.protocol.folds)
+        return [self.run_dir(candidate, self.protocol.seeds[0], k) for k in folds]
+
     def cv(self, candidate: Candidate, seed: int) -> Path:
         return self.work / "cv" / f"{candidate.name}-s{seed}.json"
 
@@ -184,15 +189,16 @@ class Plan:
                              "model that validated on that fold", labeller.path)
 
     def export_step(self, candidate: Candidate, prior: Candidate | None):
-        """The candidate as a pipeline: the first seed's fold models (an ensemble), threshold and flip TTA
-        as crossval chose them on the single stage's out-of-fold predictions."""
+        """The candidate as a pipeline: the first seed's models of the export folds (all of them: an
+        ensemble), threshold and flip TTA as crossval chose them on the single stage's out-of-fold
+        predictions."""
         seed, out = self.protocol.seeds[0], self.pipeline(candidate)
         single = candidate if candidate.recipe.stage == "single" else prior
-        singles = self.runs(single, seed) if single else ["<single winner runs>"]
+        singles = self.exported_runs(single) if single else ["<single winner runs>"]
         argv = ["export", "--single", *singles, "--out", out, "--overwrite", "--storage", "bf16",
                 "--threshold-from", self.cv(single, seed) if single else "<single winner cv>"]
         if candidate.recipe.stage == "multi":
-            argv += ["--multi", *self.runs(candidate, seed)]
+            argv += ["--multi", *self.exported_runs(candidate)]
         if single is not None and self.cv(single, seed).exists() and json.loads(self.cv(single, seed).read_text())["flip_tta"]:
             argv.append("--flip-tta")
         return self.step(f"export {candidate.name}", argv, out / "MODEL_CARD.md")
