@@ -65,6 +65,22 @@ def test_card_says_a_randomly_initialised_network_was_not_pre_trained(tmp_path):
     assert "Non-commercial use only" in text  # the labeled data set's terms, by its name
 
 
+@pytest.mark.parametrize("epoch, said", [(8, "8 epochs, kept from a 12-epoch run."),
+                                          (0, "0 epochs, kept from a 12-epoch run (its initial weights")])
+def test_card_states_the_kept_epoch_a_run_was_fine_tuned_from(tmp_path, epoch, said):
+    """train --init RUN/epochs/epoch-NNNN (a study's pretraining budgets): the facts are the run's, at that epoch."""
+    single, _ = make_runs(tmp_path, 1000)
+    kept = tmp_path / "pretrain-single" / "epochs" / f"epoch-{epoch:04d}"
+    write_json(kept / "summary.json", {"stage": "pretrain", "run": "pretrain-single", "epoch": epoch})
+    record = json.loads((single / "run.json").read_text())
+    record["inputs"]["init"] = str(kept.resolve())
+    write_json(single / "run.json", record)
+    facts = stage_facts_from_run(single)["pretraining"]
+    assert (facts["epochs"], facts["run_epochs"], facts["unlabeled_slices"]) == (epoch, 12, 1000)
+    text = render_card(card_facts({"single": stage_facts_from_run(single)}, {"storage": "bf16"}, 0.4))
+    assert said in text
+
+
 @pytest.mark.parametrize("mined_from", [0, 160])
 def test_card_states_the_drawn_negatives_and_pseudo_labels_as_configured(tmp_path, mined_from):
     single, _ = make_runs(tmp_path, 1000)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ssinfnet import fileio
+from ssinfnet.core.runs import KEPT_EPOCHS
 from ssinfnet.data.intensity import CANONICAL_CONTRAST, EQUALIZE_CLIP, EQUALIZED_CONTRAST
 from ssinfnet.errors import InputError
 from ssinfnet.training.inputs import input_contrast
@@ -79,14 +80,22 @@ def ensemble_facts_from_runs(runs: list[Path]) -> dict[str, Any]:
 
 
 def pretraining_facts_from_run(run: Path) -> dict[str, Any]:
+    """A pretraining run's facts; for one of its kept epochs (``RUN/epochs/epoch-NNNN``, see
+    ``core.runs.kept_epoch``) the run's, with ``epochs`` the kept epoch and ``run_epochs`` the run's length."""
+    kept = None
+    if run.parent.name == KEPT_EPOCHS:
+        kept, run = int(_read(run / "summary.json")["epoch"]), run.parent.parent
     config = _read(run / "config.json")
     data = _read(run / "run.json").get("data", {})
-    return {
+    facts = {
         "run": run.name, **{k: config["pretrain"].get(k) for k in PRETRAINING_KEYS},
         "unlabeled_slices": data.get("unlabeled_files"),
         "labeled_slices": data.get("labeled_images", {}).get("samples"),
         "unlabeled_limit": config["data"].get("unlabeled_limit"),
     }
+    if kept is not None:
+        facts.update(epochs=kept, run_epochs=facts["epochs"])
+    return facts
 
 
 def stage_facts_from_config(name: str, stage: str, config: dict[str, Any], pretrained: bool,
@@ -229,8 +238,12 @@ def _stage_line(stage: dict[str, Any]) -> str:
     pool = (f"{unlabeled if unlabeled is not None else 'all'} unlabeled CT slices"
             + (f" + {labeled} labeled training slices (their masks unused; validation and test slices never)"
                if labeled else ""))
-    return line + (f" Initialisation: self-supervised coach-guided inpainting pretraining on {pool}, "
-                   f"{pre.get('epochs')} epochs.")
+    epochs = f"{pre.get('epochs')} epochs"
+    if pre.get("run_epochs") is not None:
+        epochs += f", kept from a {pre['run_epochs']}-epoch run"
+        if pre.get("epochs") == 0:
+            epochs += " (its initial weights: no pretraining step was taken)"
+    return line + f" Initialisation: self-supervised coach-guided inpainting pretraining on {pool}, {epochs}."
 
 
 def _input_line(stage: dict[str, Any]) -> str:
