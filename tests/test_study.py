@@ -225,3 +225,28 @@ def test_a_tiny_study_resumes_chooses_by_the_rule_exports_and_scores_the_test_sl
     # A third invocation runs nothing and scores nothing again.
     again.clear()
     assert main(args) == 0 and again == [] and len(scored) == 1
+
+
+def test_a_tiny_pretraining_study_fine_tunes_from_kept_epochs_and_states_them(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    make_demo_cohort(root / "cohort", n_subjects=4, size=48, slices_per_subject=5)
+    protocol = protocol_dict(checks=[], recipes=[
+        {"name": "plain", "stage": "single", "preset": "demo", "set": TINY, "negatives": False},
+        {"name": "ss", "stage": "single", "preset": "demo", "set": TINY, "negatives": False,
+         "pretrain": {"epochs_checkpoints": [0, 2], "set": ["pretrain.warmup_epochs=1", "data.unlabeled_limit=8"]}}])
+    work = tmp_path / "work"
+
+    def in_process(argv, env=None):
+        code = main([str(a) for a in argv[3:]])
+        if code:
+            raise subprocess.CalledProcessError(code, argv)
+
+    monkeypatch.setattr(reproduce, "run_verb", in_process)
+    monkeypatch.setattr(study, "score_test_once", lambda protocol, pipeline, work_dir: {"purpose": "not scored"})
+    assert main(["study", str(write(tmp_path / "p.yaml", protocol)), "--work", str(work),
+                 "--data-root", str(root)]) == 0
+    rows = json.loads((work / "study.json").read_text())["stages"]["single"]["candidates"]
+    assert [(row["name"], row["pretrain_epochs"]) for row in rows] == [("plain", None), ("ss-pre0", 0), ("ss-pre2", 2)]
+    card = (work / "pipelines" / "ss-pre2" / "MODEL_CARD.md").read_text()
+    assert "pretraining on 8 unlabeled CT slices" in card and "2 epochs, kept from a 2-epoch run." in card
+    assert (work / "budget.png").is_file()
