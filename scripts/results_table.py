@@ -1,11 +1,12 @@
-"""Print the README's results table, generated from committed result files (no number is typed in here
-except the published figures, which are papers' numbers, not our runs).
+"""Print the README's two results tables (the self-supervision study's, then the shipped model's), generated
+from committed result files (no number is typed in here except the published figures, which are papers'
+numbers, not our runs).
 
-    python scripts/results_table.py                    # print the table
-    python scripts/results_table.py --write README.md   # replace the block between the README's markers
+    python scripts/results_table.py                    # print both tables
+    python scripts/results_table.py --write README.md   # replace the blocks between the README's markers
 
-``tests/test_readme_table.py`` checks that README.md holds exactly what this prints. A missing source file or
-key stops it with one line naming the file (and the key), exit 1: the table is never half filled.
+``tests/test_readme_table.py`` checks that README.md's blocks hold exactly what this prints. A missing source
+file or key stops it with one line naming the file (and the key), exit 1: the tables are never half filled.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- results-table -->", "<!-- /results-table -->"
+STUDY_BEGIN, STUDY_END = "<!-- study-table -->", "<!-- /study-table -->"
+
+STUDY = "results/2026-12-07-self-supervision-cpu"
+STUDY_JSON = f"{STUDY}/study.json"
+STUDY_COMMAND = f"bash {STUDY}/run.sh"
 
 PRODUCT_PATH = "results/2026-12-07-product-path"
 PRODUCT_PATH_COMMAND = f"bash {PRODUCT_PATH}/run.sh"
@@ -117,12 +123,49 @@ def table(root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with everything between the markers replaced by ``block``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise SourceError(f"markers {BEGIN} ... {END} not found")
-    return text[: start + len(BEGIN)] + "\n" + block + text[end:]
+#: How the study's checks are headed in the README (the measure of each check, shortly).
+CHECK_UNITS = {"lesion_percent_of_lung": "%", "slice_auc": "AUC", "lesion_ml": "mL"}
+
+
+def study_table(root: Path = ROOT) -> str:
+    """The self-supervision study's single-stage candidates: out-of-fold endpoint, the paired difference to
+    random init, the development-scan checks and the rule's choice (from the study's study.json)."""
+    import textwrap
+
+    study = load(root, STUDY_JSON)
+    stage = need(study, "stages.single", STUDY_JSON)
+    candidates, chosen = need(stage, "candidates", STUDY_JSON), need(stage, "chosen", STUDY_JSON)
+    checks = [text.split(": ", 1) for text in need(study, "checks", STUDY_JSON)]  # "name: measure <= bound"
+    heads = [f"{name} {CHECK_UNITS[rule.split()[0]]}" for name, rule in checks]
+    lines = ["| init. | out-of-fold Dice (a) | vs random init (b) | " + " | ".join(heads) + " | passes (c) |",
+             "|---|---|---|" + "---|" * len(checks) + "---|"]
+    for row in candidates:
+        epochs = row["pretrain_epochs"]
+        name = "random init" if epochs is None else f"pretrained, {epochs} epochs"
+        name = f"**{name}** (chosen)" if row["name"] == chosen else name
+        difference = ("—" if row["name"] == row["reference"] else
+                      f"{row['vs_reference']:+.3f} [{row['vs_reference_low']:+.3f}, {row['vs_reference_high']:+.3f}]")
+        values = [f"{row['checks'][name]:.3g}" for name, _ in checks]
+        lines.append(f"| {name} | {row['endpoint']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}] | {difference} | "
+                     + " | ".join(values) + f" | {'yes' if row['passes'] else 'no'} |")
+    seeds = sorted({seed for row in candidates for seed in row["seeds"]})
+    units = {"lesion_percent_of_lung": "lesion % of lung", "slice_auc": "slice AUC", "lesion_ml": "mL"}
+    bounds = ", ".join(f"{name} {units[rule.split()[0]]} {' '.join(rule.split()[1:])}" for name, rule in checks)
+    note = (f"(a) Inf-Net-protocol infection Dice of the out-of-fold predictions of the {candidates[0]['images']} "
+            f"labelled training slices (5 folds, seed {', '.join(seeds)}), [95% CI] clustered by source group; "
+            f"(b) paired by slice. (c) Checks of each candidate's shipped form on development scans, never test: "
+            f"{bounds}. The committed rule: {need(stage, 'why', STUDY_JSON)}.")
+    lines += ["", textwrap.fill(note, 110), "",
+              f"- `{STUDY_COMMAND}` writes `{Path(STUDY_JSON).name}` and `budget.png`; see its README"]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with everything between the markers ``begin`` and ``end`` replaced by ``block``."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise SourceError(f"markers {begin} ... {end} not found")
+    return text[: start + len(begin)] + "\n" + block + text[stop:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="repository root holding results/")
     args = parser.parse_args(argv)
     try:
-        block = table(args.root)
+        study, block = study_table(args.root), table(args.root)
         if args.write:
-            args.write.write_text(replace_block(args.write.read_text(encoding="utf-8"), block), encoding="utf-8")
+            text = replace_block(args.write.read_text(encoding="utf-8"), study, STUDY_BEGIN, STUDY_END)
+            args.write.write_text(replace_block(text, block), encoding="utf-8")
     except SourceError as err:
         print(f"results_table: {err}", file=sys.stderr)
         return 1
     if not args.write:
-        sys.stdout.write(block)
+        sys.stdout.write(study + "\n" + block)
     return 0
 
 

@@ -27,19 +27,33 @@ def load_script(name: str):
 
 results_table = load_script("results_table")
 SOURCES = (results_table.RAW, results_table.PRODUCT, results_table.P001, results_table.SEGMENT_SUMMARY,
-           results_table.SEGMENT_SPEED, results_table.EVALUATE_SPEED)
+           results_table.SEGMENT_SPEED, results_table.EVALUATE_SPEED, results_table.STUDY_JSON)
 
 
-def readme_block(text: str) -> str:
-    match = re.search(re.escape(results_table.BEGIN) + r"\n(.*?)" + re.escape(results_table.END), text, re.S)
-    assert match, "README.md lacks the results-table markers"
+def readme_block(text: str, begin: str = results_table.BEGIN, end: str = results_table.END) -> str:
+    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
+    assert match, f"README.md lacks the markers {begin} ... {end}"
     return match.group(1)
 
 
-def test_readme_table_is_the_generators_output(capsys):
+def test_readme_tables_are_the_generators_output(capsys):
     assert results_table.main([]) == 0
     printed = capsys.readouterr().out
-    assert readme_block(README.read_text(encoding="utf-8")) == printed
+    text = README.read_text(encoding="utf-8")
+    study = readme_block(text, results_table.STUDY_BEGIN, results_table.STUDY_END)
+    assert study + "\n" + readme_block(text) == printed
+    assert text.index(results_table.STUDY_BEGIN) < text.index(results_table.BEGIN)  # the study's table comes first
+
+
+def test_the_study_table_rows_are_the_study_candidates():
+    study = json.loads((REPO / results_table.STUDY_JSON).read_text())
+    rows = [line for line in results_table.study_table().splitlines() if line.startswith("| ")]
+    candidates = study["stages"]["single"]["candidates"]
+    assert len(rows) == len(candidates) + 1  # the header, then one row per candidate
+    for line, candidate in zip(rows[1:], candidates):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1].startswith(f"{candidate['endpoint']:.3f} [")
+        assert ("(chosen)" in cells[0]) == (candidate["name"] == study["stages"]["single"]["chosen"])
 
 
 def test_table_values_come_from_the_result_files():
@@ -59,6 +73,7 @@ def copy_sources(root: Path) -> None:
 def test_the_copied_sources_give_the_same_table(tmp_path):
     copy_sources(tmp_path)
     assert results_table.table(tmp_path) == results_table.table()
+    assert results_table.study_table(tmp_path) == results_table.study_table()
 
 
 @pytest.mark.parametrize("missing", SOURCES)

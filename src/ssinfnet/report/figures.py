@@ -84,24 +84,31 @@ def gallery_figure(items: Sequence[GalleryItem], task: str = "multi") -> bytes:
 
 
 def budget_figure(rows: Sequence[dict[str, Any]], endpoint: str, title: str) -> bytes:
-    """A study's endpoint (95% CI bars) against pretraining epochs, one line per pretrained recipe; the
-    candidates without pretraining as horizontal lines with their CI band (random init at every budget)."""
-    figure, axes = plt.subplots(figsize=(6, 4))
+    """A study's endpoint against pretraining epochs (left) and its difference to the stage's reference
+    paired by slice (right), 95% CI bars, one line per pretrained recipe; the candidates without pretraining
+    as horizontal lines with their CI band (random init at every budget)."""
+    figure, (absolute, paired) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     pretrained = [row for row in rows if row["pretrain_epochs"] is not None]
     budgets = sorted({row["pretrain_epochs"] for row in pretrained}) or [0]
+    for row in rows:
+        if row["pretrain_epochs"] is None:
+            absolute.axhline(row["endpoint"], color="grey", linestyle="--", linewidth=1,
+                             label=f"{row['name']} (random init)")
+            absolute.axhspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.15)
+    paired.axhline(0, color="grey", linestyle="--", linewidth=1, label=f"{rows[0]['reference']} (reference)")
     for recipe in dict.fromkeys(row["recipe"] for row in pretrained):
         line = sorted((row for row in pretrained if row["recipe"] == recipe), key=lambda row: row["pretrain_epochs"])
         x = [row["pretrain_epochs"] for row in line]
-        y = [row["endpoint"] for row in line]
-        error = [[v - row["ci_low"] for v, row in zip(y, line)], [row["ci_high"] - v for v, row in zip(y, line)]]
-        axes.errorbar(x, y, yerr=error, marker="o", capsize=3, label=f"{recipe} (pretrained)")
-    for row in rows:
-        if row["pretrain_epochs"] is None:
-            line = axes.axhline(row["endpoint"], linestyle="--", linewidth=1, label=f"{row['name']} (random init)")
-            axes.axhspan(row["ci_low"], row["ci_high"], color=line.get_color(), alpha=0.12)
-    # epoch 0 has to stay on the axis: linear up to 1, logarithmic beyond
-    axes.set_xscale("symlog", linthresh=1)
-    axes.set_xticks(budgets, [str(b) for b in budgets])
-    axes.set(xlabel="pretraining epochs (coach-guided inpainting)", ylabel=endpoint, title=title)
-    axes.legend(fontsize="small")
+        for axes, key, low, high in ((absolute, "endpoint", "ci_low", "ci_high"),
+                                     (paired, "vs_reference", "vs_reference_low", "vs_reference_high")):
+            y = [row[key] for row in line]
+            error = [[v - row[low] for v, row in zip(y, line)], [row[high] - v for v, row in zip(y, line)]]
+            axes.errorbar(x, y, yerr=error, marker="o", capsize=3, label=f"{recipe} (pretrained)")
+    for axes, label in ((absolute, endpoint), (paired, "difference to the reference, paired by slice")):
+        axes.set_xscale("symlog", linthresh=1)  # epoch 0 stays on the axis: linear up to 1, logarithmic beyond
+        axes.set_xlim(-0.3, max(budgets) * 1.3 + 0.5)
+        axes.set_xticks(budgets, [str(b) for b in budgets])
+        axes.set(xlabel="pretraining epochs (coach-guided inpainting)", ylabel=label)
+        axes.legend(fontsize="small")
+    figure.suptitle(title)
     return to_png(figure)
