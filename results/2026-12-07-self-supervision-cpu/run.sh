@@ -16,7 +16,8 @@ if [ -f "$W/winner/pipeline.json" ] && [ ! -f "$W/test-raw/summary.json" ]; then
     "$S" evaluate --data "$D/covid-semiseg" --split test --pipeline "$W/winner" --raw --out "$W/test-raw" \
         --overwrite --no-progress --purpose "study self-supervision-cpu: winner, networks alone (Inf-Net protocol)"
 fi
-cp "$W/study.json" "$W/out-of-fold.csv" "$W/budget.png" "$W/commands.sh" "$HERE/"
+cp "$W/study.json" "$W/out-of-fold.csv" "$W/budget.png" "$HERE/"
+sed -e "s|$W|\$WORK|g" -e "s|$D|\$DATA|g" "$W/commands.sh" > "$HERE/commands.sh"  # no machine paths
 mkdir -p "$HERE/cv" "$HERE/checks" "$HERE/pretrain"
 for run in "$W"/pretrain/*/; do  # the pretraining curves: reconstruction errors and seconds per epoch
     cp "$run/metrics.jsonl" "$HERE/pretrain/$(basename "$run")-metrics.jsonl"
