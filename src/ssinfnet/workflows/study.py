@@ -346,7 +346,8 @@ class Study:
         write_json(self.work / "study.json", result)
         buffer = io.StringIO()
         columns = ["stage", "name", "recipe", "pretrain_epochs", "cost", "endpoint", "ci_low", "ci_high", "images",
-                   "reference", "vs_reference", "vs_reference_low", "vs_reference_high", "oof_dice", "passes", *[c.name for c in self.protocol.checks], "chosen"]
+                   "reference", "vs_reference", "vs_reference_low", "vs_reference_high", "oof_dice", "passes",
+                   *[c.name for c in self.protocol.checks], "chosen"]
         writer = csv.DictWriter(buffer, columns)
         writer.writeheader()
         for stage, entry in result["stages"].items():
