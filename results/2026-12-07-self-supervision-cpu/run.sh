@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Issue 25 at one CPU session's budget: the study declared in studies/self-supervision-cpu.yaml (committed
 # before any of its runs), then its small outputs copied here. Resumable: run it again after an interruption.
+# `run.sh self-supervision-cpu-seed1` does the same for its seed-1 replication, into seed1/.
 # The study scores its winner on the 48 test slices once, through segment's path (the test ledger records it);
 # the networks-alone score of the same winner, the Inf-Net protocol of the published table, is the one other
 # scoring of the test slices here.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 cd "$(dirname "$0")/../.."
-W=${SSINFNET_WORK:-$HOME/ssinfnet-work/self-supervision-cpu}
+P=${1:-self-supervision-cpu}
+W=${SSINFNET_WORK:-$HOME/ssinfnet-work/$P}
 D=${SSINFNET_SHARED_DATA:-../shared/data}
 S=.venv/bin/ssinfnet
 HERE=results/2026-12-07-self-supervision-cpu
-"$S" study studies/self-supervision-cpu.yaml --work "$W" --data-root "$D" --jobs 2
+if [ "$P" != self-supervision-cpu ]; then HERE=$HERE/${P#self-supervision-cpu-}; mkdir -p "$HERE"; fi
+"$S" study "studies/$P.yaml" --work "$W" --data-root "$D" --jobs 2
 if [ -f "$W/winner/pipeline.json" ] && [ ! -f "$W/test-raw/summary.json" ]; then
     "$S" evaluate --data "$D/covid-semiseg" --split test --pipeline "$W/winner" --raw --out "$W/test-raw" \
-        --overwrite --no-progress --purpose "study self-supervision-cpu: winner, networks alone (Inf-Net protocol)"
+        --overwrite --no-progress --purpose "study $P: winner, networks alone (Inf-Net protocol)"
 fi
 cp "$W/study.json" "$W/out-of-fold.csv" "$W/budget.png" "$HERE/"
 sed -e "s|$W|\$WORK|g" -e "s|$D|\$DATA|g" "$W/commands.sh" > "$HERE/commands.sh"  # no machine paths
