@@ -46,6 +46,9 @@ def write(path: Path, protocol: dict) -> Path:
     return path
 
 
+WARM2 = {"epochs_checkpoints": [2], "set": ["pretrain.warmup_epochs=1"]}
+
+
 @pytest.mark.parametrize("change, key", [
     ({"folds": 1}, "protocol folds"),
     ({"seeds": []}, "protocol seeds"),
@@ -61,6 +64,16 @@ def write(path: Path, protocol: dict) -> Path:
      "protocol recipes[0].pseudo.labeller"),
     ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": {"epochs_checkpoints": [2, 2]}}]},
      "protocol recipes[0].pretrain.epochs_checkpoints"),
+    ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": WARM2},
+                  {"name": "b", "stage": "single", "preset": "demo", "pretrain": {"from": "a", "epochs_checkpoints": [8]}}]},
+     "protocol recipes[1].pretrain.from: 'a' keeps epochs [2], not [8]"),
+    ({"recipes": [{"name": "a", "stage": "single", "preset": "demo"},
+                  {"name": "b", "stage": "single", "preset": "demo", "pretrain": {"from": "a", "epochs_checkpoints": [2]}}]},
+     "protocol recipes[1].pretrain.from: 'a' is not a single-stage recipe with a pretraining run"),
+    ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": WARM2},
+                  {"name": "b", "stage": "single", "preset": "demo",
+                   "pretrain": {"from": "a", "epochs_checkpoints": [2], "set": ["pretrain.block=8"]}}]},
+     "protocol recipes[1].pretrain.set: not with 'from'"),
 ])
 def test_a_bad_protocol_is_one_line_naming_the_key_and_the_file_before_any_run(tmp_path, capsys, change, key):
     path = write(tmp_path / "bad.yaml", protocol_dict(**change))
@@ -107,6 +120,19 @@ def test_dry_run_lists_every_run_of_a_tiny_protocol(tmp_path, capsys):
     assert not (tmp_path / "w").exists()
 
 
+def test_a_recipe_with_pretrain_from_fine_tunes_from_the_other_recipes_run_without_one_of_its_own(tmp_path, capsys):
+    protocol = protocol_dict(recipes=[
+        {"name": "ss", "stage": "single", "preset": "demo", "set": TINY, "pretrain": {"epochs_checkpoints": [2, 8]}},
+        {"name": "fl", "stage": "single", "preset": "demo", "set": [*TINY, "single.focal={alpha: 0.25, gamma: 2.0}"],
+         "pretrain": {"from": "ss", "epochs_checkpoints": [8]}}])
+    path = write(tmp_path / "p.yaml", protocol)
+    assert main(["study", str(path), "--work", str(tmp_path / "w"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("] ", 1)[1].split(": ", 1)[0] for line in lines if "pretrain --network" in line] == ["pretrain ss seed 0"]
+    fine_tune = next(line for line in lines if "train fl-pre8 seed 0 fold 1" in line)
+    assert f"--init {tmp_path}/w/pretrain/ss-s0/epochs/epoch-0008" in fine_tune and "single.focal" in fine_tune
+
+
 def test_the_committed_self_supervision_protocol_lists_every_run(capsys, tmp_path):
     assert main(["study", str(REPO / "studies" / "self-supervision.yaml"), "--work", str(tmp_path / "w"),
                  "--dry-run"]) == 0
@@ -116,11 +142,12 @@ def test_the_committed_self_supervision_protocol_lists_every_run(capsys, tmp_pat
                   *(f"{r}-pre{e}" for r in ("ssinfnet", "multi-ssinfnet") for e in (0, 2, 8, 32))}
     expected = {f"train {c} seed {s} fold {k}" for c in candidates for s in (0, 1, 2) for k in range(5)}
     assert {n for n in names if n.startswith("train ")} == expected and len(expected) == 195
-    assert sum(n.startswith("pretrain ") for n in names) == 12
+    assert {n for n in names if n.startswith("pretrain ")} == {  # the focal + Lookahead arms share these
+        f"pretrain {r} seed {s}" for r in ("ssinfnet", "multi-ssinfnet") for s in (0, 1, 2)}
     assert {n for n in names if n.startswith("pseudo-label ")} == {f"pseudo-label product seed {s} fold {k}"
                                                                   for s in (0, 1, 2) for k in range(5)}
     assert sum(n.startswith("crossval ") for n in names) == 13 * 3 and sum(n.startswith("check ") for n in names) == 39
-    assert lines[-1].startswith(f"[study] {len(lines) - 1} steps, 207 training and pretraining runs")
+    assert lines[-1].startswith(f"[study] {len(lines) - 1} steps, 201 training and pretraining runs")
 
 
 def test_the_endpoint_is_read_in_the_view_crossval_chose_and_the_multi_stage_falls_back_to_its_score():

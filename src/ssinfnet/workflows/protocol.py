@@ -45,6 +45,9 @@ def endpoint_scores(cv: dict[str, Any], metric: str) -> tuple[float, list[float]
 class Pretraining:
     epochs_checkpoints: tuple[int, ...]
     overrides: tuple[str, ...] = ()
+    source: str | None = None
+    """Another recipe whose pretraining run this one fine-tunes from (``from``), so that recipes differing
+    only in fine-tuning (focal loss, Lookahead) share one pretraining run; None: its own run."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,11 @@ class Protocol:
     def candidate(self, name: str) -> Candidate:
         return next(c for stage in STAGES for c in self.candidates(stage) if c.name == name)
 
+    def pretraining_recipe(self, recipe: Recipe) -> Recipe:
+        """The recipe whose pretraining run ``recipe`` fine-tunes from: itself, or its ``from``."""
+        source = recipe.pretrain.source
+        return recipe if source is None else next(r for r in self.recipes if r.name == source)
+
     def data(self, relative: str) -> Path:
         return self.root / relative
 
@@ -264,15 +272,30 @@ def load_protocol(path: str | Path, data_root: str | Path | None = None) -> Prot
             if labeller is None or labeller.recipe.pseudo is not None:
                 raise _fail(path, f"{key}.pseudo.labeller", f"{recipe.pseudo.labeller!r} is not a single-stage "
                                                               f"candidate without pseudo-labels (candidates: {', '.join(sorted(singles))})")
+        if recipe.pretrain is not None and recipe.pretrain.source is not None:
+            _check_source(protocol, recipe, f"{key}.pretrain.from", path)
         try:
             for candidate in protocol.candidates(recipe.stage):
                 if candidate.recipe is recipe:
                     load_config(recipe.preset, run_overrides(protocol, candidate, 0, 0))
-            if recipe.pretrain is not None:
+            if recipe.pretrain is not None and recipe.pretrain.source is None:
                 load_config(recipe.preset, pretrain_overrides(recipe, 0))
         except InputError as err:
             raise _fail(path, key, f"{recipe.name}: {err.problem}") from None
     return protocol
+
+
+def _check_source(protocol: Protocol, recipe: Recipe, key: str, path: Path) -> None:
+    """A ``from`` names a recipe of the same stage with a pretraining run of its own that keeps every
+    budget asked for."""
+    source = next((r for r in protocol.recipes if r.name == recipe.pretrain.source), None)
+    if source is None or source.stage != recipe.stage or source.pretrain is None or source.pretrain.source:
+        raise _fail(path, key, f"{recipe.pretrain.source!r} is not a {recipe.stage}-stage recipe with a "
+                               "pretraining run of its own")
+    missing = sorted(set(recipe.pretrain.epochs_checkpoints) - set(source.pretrain.epochs_checkpoints))
+    if missing:
+        raise _fail(path, key, f"{source.name!r} keeps epochs {list(source.pretrain.epochs_checkpoints)}, "
+                               f"not {missing}")
 
 
 def _recipe(item: Any, key: str, path: Path) -> Recipe:
@@ -289,12 +312,15 @@ def _recipe(item: Any, key: str, path: Path) -> Recipe:
     pretrain = pseudo = None
     if "pretrain" in item:
         node = _take(item, f"{key}.pretrain", path, dict)
-        _known(node, ("epochs_checkpoints", "set"), f"{key}.pretrain", path)
+        _known(node, ("epochs_checkpoints", "set", "from"), f"{key}.pretrain", path)
         epochs = _take(node, f"{key}.pretrain.epochs_checkpoints", path, list)
         if not epochs or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs) \
                 or len(set(epochs)) != len(epochs):
             raise _fail(path, f"{key}.pretrain.epochs_checkpoints", "must be distinct integers >= 0")
-        pretrain = Pretraining(tuple(sorted(epochs)), _strings(node, f"{key}.pretrain.set", path))
+        source = _take(node, f"{key}.pretrain.from", path, str, False)
+        if source is not None and "set" in node:
+            raise _fail(path, f"{key}.pretrain.set", f"not with 'from': the pretraining run is {source!r}'s")
+        pretrain = Pretraining(tuple(sorted(epochs)), _strings(node, f"{key}.pretrain.set", path), source)
     if "pseudo" in item:
         node = _take(item, f"{key}.pseudo", path, dict)
         _known(node, ("labeller", "count"), f"{key}.pseudo", path)

@@ -60,7 +60,7 @@ class Plan:
 
     # folders
     def pretrain_dir(self, recipe: Recipe, seed: int) -> Path:
-        return self.work / "pretrain" / f"{recipe.name}-s{seed}"
+        return self.work / "pretrain" / f"{self.protocol.pretraining_recipe(recipe).name}-s{seed}"
 
     def run_dir(self, candidate: Candidate, seed: int, fold: int) -> Path:
         return self.work / "runs" / candidate.name / f"s{seed}-f{fold}"
@@ -98,7 +98,7 @@ class Plan:
         candidates = p.candidates(stage)
         pretraining, seen = [], set()
         for c in candidates:
-            if c.recipe.pretrain and c.recipe.name not in seen:
+            if c.recipe.pretrain and c.recipe.pretrain.source is None and c.recipe.name not in seen:
                 seen.add(c.recipe.name)
                 pretraining += [self.pretrain_step(c.recipe, seed) for seed in p.seeds]
         self.waves.append((f"{stage}: pretraining", pretraining))
