@@ -139,9 +139,10 @@ def study_table(root: Path = ROOT) -> str:
     heads = [f"{name} {CHECK_UNITS[rule.split()[0]]}" for name, rule in checks]
     lines = ["| init. | out-of-fold Dice (a) | vs random init (b) | " + " | ".join(heads) + " | passes (c) |",
              "|---|---|---|" + "---|" * len(checks) + "---|"]
-    for row in candidates:
-        epochs = row["pretrain_epochs"]
-        name = "random init" if epochs is None else f"pretrained, {epochs} epochs"
+    labels = ["random init" if row["pretrain_epochs"] is None else f"pretrained, {row['pretrain_epochs']} epochs"
+              for row in candidates]
+    for row, label in zip(candidates, labels):
+        name = f"{label} ({row['recipe']})" if labels.count(label) > 1 else label  # e.g. + focal loss, Lookahead
         name = f"**{name}** (chosen)" if row["name"] == chosen else name
         difference = ("—" if row["name"] == row["reference"] else
                       f"{row['vs_reference']:+.3f} [{row['vs_reference_low']:+.3f}, {row['vs_reference_high']:+.3f}]")
@@ -152,8 +153,9 @@ def study_table(root: Path = ROOT) -> str:
     units = {"lesion_percent_of_lung": "lesion % of lung", "slice_auc": "slice AUC", "lesion_ml": "mL"}
     bounds = ", ".join(f"{name} {units[rule.split()[0]]} {' '.join(rule.split()[1:])}" for name, rule in checks)
     note = (f"(a) Inf-Net-protocol infection Dice of the out-of-fold predictions of the {candidates[0]['images']} "
-            f"labelled training slices (5 folds, seed {', '.join(seeds)}), [95% CI] clustered by source group; "
-            f"(b) paired by slice. (c) Checks of each candidate's shipped form on development scans, never test: "
+            f"labelled training slices (5 folds, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
+            f"{': their mean' if len(seeds) > 1 else ''}), [95% CI] clustered by source group; (b) paired by "
+            f"{'seed and ' if len(seeds) > 1 else ''}slice. (c) Checks of each candidate's shipped form on development scans, never test: "
             f"{bounds}. The committed rule: {need(stage, 'why', STUDY_JSON)}.")
     lines += ["", textwrap.fill(note, 110), "",
               f"- `{STUDY_COMMAND}` writes `{Path(STUDY_JSON).name}` and `budget.png`; see its README"]

@@ -120,3 +120,21 @@ def test_cli_reference_is_current():
     cli_reference = load_script("cli_reference")
     assert (REPO / "docs" / "CLI.md").read_text(encoding="utf-8") == cli_reference.reference(), (
         "docs/CLI.md is stale: run PYTHONPATH=src python scripts/cli_reference.py --write docs/CLI.md")
+
+
+def test_a_multi_seed_study_with_two_recipes_at_one_budget_gets_distinct_rows_and_says_its_seeds(tmp_path):
+    copy_sources(tmp_path)
+    path = tmp_path / results_table.STUDY_JSON
+    study = json.loads(path.read_text())
+    candidates = study["stages"]["single"]["candidates"]
+    for row in candidates:
+        row["seeds"] = {"0": row["endpoint"], "1": row["endpoint"], "2": row["endpoint"]}
+    twin = next(row for row in candidates if row["pretrain_epochs"] == 8)
+    candidates.append({**twin, "name": "ssinfnet-fl-la-pre8", "recipe": "ssinfnet-fl-la"})
+    path.write_text(json.dumps(study))
+    text = results_table.study_table(tmp_path)
+    names = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
+    assert "pretrained, 8 epochs (ssinfnet)" in names and "pretrained, 8 epochs (ssinfnet-fl-la)" in names
+    assert len(set(names)) == len(names) == len(candidates)
+    flat = " ".join(text.split())
+    assert "seeds 0, 1, 2: their mean" in flat and "paired by seed and slice" in flat
