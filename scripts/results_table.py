@@ -22,8 +22,9 @@ BEGIN, END = "<!-- results-table -->", "<!-- /results-table -->"
 STUDY_BEGIN, STUDY_END = "<!-- study-table -->", "<!-- /study-table -->"
 
 STUDY = "results/2026-12-07-self-supervision-cpu"
-STUDY_JSON = f"{STUDY}/study.json"
-STUDY_COMMAND = f"bash {STUDY}/run.sh"
+STUDY_JSON = f"{STUDY}/focal/study.json"  # the last of its studies: 3 seeds, focal + Lookahead with and without
+STUDY_PROTOCOL = "self-supervision-cpu-focal"
+STUDY_COMMAND = f"bash {STUDY}/run.sh {STUDY_PROTOCOL}"
 
 PRODUCT_PATH = "results/2026-12-07-product-path"
 PRODUCT_PATH_COMMAND = f"bash {PRODUCT_PATH}/run.sh"
@@ -128,8 +129,9 @@ CHECK_UNITS = {"lesion_percent_of_lung": "%", "slice_auc": "AUC", "lesion_ml": "
 
 
 def study_table(root: Path = ROOT) -> str:
-    """The self-supervision study's single-stage candidates: out-of-fold endpoint, the paired difference to
-    random init, the development-scan checks and the rule's choice (from the study's study.json)."""
+    """The self-supervision study's single-stage candidates by name (``-preN``: fine-tuned from N epochs of
+    pretraining): out-of-fold endpoint, the paired difference to random init, the development-scan checks and
+    the rule's choice (from the study's study.json)."""
     import textwrap
 
     study = load(root, STUDY_JSON)
@@ -137,13 +139,10 @@ def study_table(root: Path = ROOT) -> str:
     candidates, chosen = need(stage, "candidates", STUDY_JSON), need(stage, "chosen", STUDY_JSON)
     checks = [text.split(": ", 1) for text in need(study, "checks", STUDY_JSON)]  # "name: measure <= bound"
     heads = [f"{name} {CHECK_UNITS[rule.split()[0]]}" for name, rule in checks]
-    lines = ["| init. | out-of-fold Dice (a) | vs random init (b) | " + " | ".join(heads) + " | passes (c) |",
+    lines = ["| candidate | out-of-fold Dice (a) | vs random init (b) | " + " | ".join(heads) + " | passes (c) |",
              "|---|---|---|" + "---|" * len(checks) + "---|"]
-    labels = ["random init" if row["pretrain_epochs"] is None else f"pretrained, {row['pretrain_epochs']} epochs"
-              for row in candidates]
-    for row, label in zip(candidates, labels):
-        name = f"{label} ({row['recipe']})" if labels.count(label) > 1 else label  # e.g. + focal loss, Lookahead
-        name = f"**{name}** (chosen)" if row["name"] == chosen else name
+    for row in candidates:
+        name = f"**{row['name']}** (chosen)" if row["name"] == chosen else row["name"]
         difference = ("—" if row["name"] == row["reference"] else
                       f"{row['vs_reference']:+.3f} [{row['vs_reference_low']:+.3f}, {row['vs_reference_high']:+.3f}]")
         values = [f"{row['checks'][name]:.3g}" for name, _ in checks]
@@ -152,13 +151,15 @@ def study_table(root: Path = ROOT) -> str:
     seeds = sorted({seed for row in candidates for seed in row["seeds"]})
     units = {"lesion_percent_of_lung": "lesion % of lung", "slice_auc": "slice AUC", "lesion_ml": "mL"}
     bounds = ", ".join(f"{name} {units[rule.split()[0]]} {' '.join(rule.split()[1:])}" for name, rule in checks)
-    note = (f"(a) Inf-Net-protocol infection Dice of the out-of-fold predictions of the {candidates[0]['images']} "
+    slices = candidates[0]["images"] // len(seeds)  # images: the slice scores pooled over the seeds
+    note = (f"(a) Inf-Net-protocol infection Dice of the out-of-fold predictions of the {slices} "
             f"labelled training slices (5 folds, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
             f"{': their mean' if len(seeds) > 1 else ''}), [95% CI] clustered by source group; (b) paired by "
             f"{'seed and ' if len(seeds) > 1 else ''}slice. (c) Checks of each candidate's shipped form on development scans, never test: "
             f"{bounds}. The committed rule: {need(stage, 'why', STUDY_JSON)}.")
     lines += ["", textwrap.fill(note, 110), "",
-              f"- `{STUDY_COMMAND}` writes `{Path(STUDY_JSON).name}` and `budget.png`; see its README"]
+              f"- `{STUDY_COMMAND}`; see its README",
+              f"- `python {STUDY}/paired.py {STUDY_PROTOCOL} A B`: A minus B"]
     return "\n".join(lines) + "\n"
 
 

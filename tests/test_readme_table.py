@@ -122,19 +122,18 @@ def test_cli_reference_is_current():
         "docs/CLI.md is stale: run PYTHONPATH=src python scripts/cli_reference.py --write docs/CLI.md")
 
 
-def test_a_multi_seed_study_with_two_recipes_at_one_budget_gets_distinct_rows_and_says_its_seeds(tmp_path):
+def test_a_multi_seed_study_says_its_seeds_and_its_pairing(tmp_path):
     copy_sources(tmp_path)
     path = tmp_path / results_table.STUDY_JSON
     study = json.loads(path.read_text())
-    candidates = study["stages"]["single"]["candidates"]
-    for row in candidates:
-        row["seeds"] = {"0": row["endpoint"], "1": row["endpoint"], "2": row["endpoint"]}
-    twin = next(row for row in candidates if row["pretrain_epochs"] == 8)
-    candidates.append({**twin, "name": "ssinfnet-fl-la-pre8", "recipe": "ssinfnet-fl-la"})
+    for row in study["stages"]["single"]["candidates"]:
+        row["seeds"] = {"0": row["endpoint"]}
+        row["images"] //= 3
     path.write_text(json.dumps(study))
-    text = results_table.study_table(tmp_path)
-    names = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
-    assert "pretrained, 8 epochs (ssinfnet)" in names and "pretrained, 8 epochs (ssinfnet-fl-la)" in names
-    assert len(set(names)) == len(names) == len(candidates)
-    flat = " ".join(text.split())
-    assert "seeds 0, 1, 2: their mean" in flat and "paired by seed and slice" in flat
+    one = " ".join(results_table.study_table(tmp_path).split())
+    assert "(5 folds, seed 0)" in one and "(b) paired by slice" in one
+    many = " ".join(results_table.study_table().split())
+    seeds = sorted({s for row in json.loads((REPO / results_table.STUDY_JSON).read_text())["stages"]["single"]
+                    ["candidates"] for s in row["seeds"]})
+    assert len(seeds) > 1 and f"seeds {', '.join(seeds)}: their mean" in many and "paired by seed and slice" in many
+    assert "of the 50 labelled training slices" in one and "of the 50 labelled training slices" in many

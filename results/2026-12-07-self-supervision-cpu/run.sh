@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 25 at one CPU session's budget: the study declared in studies/self-supervision-cpu.yaml (committed
 # before any of its runs), then its small outputs copied here. Resumable: run it again after an interruption.
-# `run.sh self-supervision-cpu-seed1` does the same for its seed-1 replication, into seed1/.
+# `run.sh PROTOCOL` does the same for the later self-supervision-cpu-* protocols, into their suffix's folder
+# (seed1/, 3seeds/, focal/).
 # The study scores its winner on the 48 test slices once, through segment's path (the test ledger records it);
 # the networks-alone score of the same winner, the Inf-Net protocol of the published table, is the one other
 # scoring of the test slices here.
