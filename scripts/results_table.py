@@ -155,7 +155,8 @@ def study_table(root: Path = ROOT) -> str:
     note = (f"(a) Inf-Net-protocol infection Dice of the out-of-fold predictions of the {slices} "
             f"labelled training slices (5 folds, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
             f"{': their mean' if len(seeds) > 1 else ''}), [95% CI] clustered by source group; (b) paired by "
-            f"{'seed and ' if len(seeds) > 1 else ''}slice. (c) Checks of each candidate's shipped form on development scans, never test: "
+            f"{'seed and ' if len(seeds) > 1 else ''}slice. (c) Checks of each candidate's shipped form on "
+            "development scans, never test: "
             f"{bounds}. The committed rule: {need(stage, 'why', STUDY_JSON)}.")
     lines += ["", textwrap.fill(note, 110), "",
               f"- `{STUDY_COMMAND}`; see its README",

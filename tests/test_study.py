@@ -65,10 +65,12 @@ WARM2 = {"epochs_checkpoints": [2], "set": ["pretrain.warmup_epochs=1"]}
     ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": {"epochs_checkpoints": [2, 2]}}]},
      "protocol recipes[0].pretrain.epochs_checkpoints"),
     ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": WARM2},
-                  {"name": "b", "stage": "single", "preset": "demo", "pretrain": {"from": "a", "epochs_checkpoints": [8]}}]},
+                  {"name": "b", "stage": "single", "preset": "demo",
+                   "pretrain": {"from": "a", "epochs_checkpoints": [8]}}]},
      "protocol recipes[1].pretrain.from: 'a' keeps epochs [2], not [8]"),
     ({"recipes": [{"name": "a", "stage": "single", "preset": "demo"},
-                  {"name": "b", "stage": "single", "preset": "demo", "pretrain": {"from": "a", "epochs_checkpoints": [2]}}]},
+                  {"name": "b", "stage": "single", "preset": "demo",
+                   "pretrain": {"from": "a", "epochs_checkpoints": [2]}}]},
      "protocol recipes[1].pretrain.from: 'a' is not a single-stage recipe with a pretraining run"),
     ({"recipes": [{"name": "a", "stage": "single", "preset": "demo", "pretrain": WARM2},
                   {"name": "b", "stage": "single", "preset": "demo",
@@ -128,7 +130,8 @@ def test_a_recipe_with_pretrain_from_fine_tunes_from_the_other_recipes_run_witho
     path = write(tmp_path / "p.yaml", protocol)
     assert main(["study", str(path), "--work", str(tmp_path / "w"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("] ", 1)[1].split(": ", 1)[0] for line in lines if "pretrain --network" in line] == ["pretrain ss seed 0"]
+    pretraining = [line.split("] ", 1)[1].split(": ", 1)[0] for line in lines if "pretrain --network" in line]
+    assert pretraining == ["pretrain ss seed 0"]
     fine_tune = next(line for line in lines if "train fl-pre8 seed 0 fold 1" in line)
     assert f"--init {tmp_path}/w/pretrain/ss-s0/epochs/epoch-0008" in fine_tune and "single.focal" in fine_tune
 
