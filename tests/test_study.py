@@ -173,6 +173,16 @@ def test_the_committed_cpu_protocol_lists_its_runs(capsys, tmp_path):
     assert [n for n in names if n.startswith("pretrain ")] == ["pretrain ssinfnet seed 0"]
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_committed_protocol_still_lists_its_runs_with_one_pretraining_run_per_seed(path, capsys, tmp_path):
+    protocol = load_protocol(path)
+    assert main(["study", str(path), "--work", str(tmp_path / "w"), "--dry-run"]) == 0
+    names = [line.split("] ", 1)[1].split(": ", 1)[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    own = [r.name for r in protocol.recipes if r.pretrain is not None and r.pretrain.source is None]
+    assert sorted(n for n in names if n.startswith("pretrain ")) == sorted(
+        f"pretrain {r} seed {s}" for r in own for s in protocol.seeds)
+
+
 def test_a_candidate_pipeline_is_made_of_the_export_folds(tmp_path):
     everything = load_protocol(write(tmp_path / "all.yaml", protocol_dict()))
     fold_one = load_protocol(write(tmp_path / "one.yaml", protocol_dict(export={"folds": [1]})))
