@@ -39,6 +39,25 @@ def endpoint_scores(cv: dict[str, Any], metric: str) -> tuple[float, list[float]
     return cv["score"], view["per_image"]
 
 
+SliceScores = dict[tuple[int, str], tuple[float, str]]
+"""Each (seed, slice id)'s endpoint value and source group."""
+
+
+def slice_scores(cvs: dict[int, dict[str, Any]], metric: str) -> SliceScores:
+    """The per-slice endpoint values of one candidate's crossval JSONs, one per seed."""
+    return {(seed, image["id"]): (value, str(image["group"]))
+            for seed, cv in cvs.items() for image, value in zip(cv["images"], endpoint_scores(cv, metric)[1])}
+
+
+def paired_difference(a: SliceScores, b: SliceScores):
+    """``a`` minus ``b`` on the (seed, slice) pairs both hold: the mean and its 95% CI clustered by source
+    group (:func:`ssinfnet.core.metrics.mean_ci`)."""
+    from ssinfnet.core.metrics import mean_ci
+
+    paired = [(value - b[key][0], group) for key, (value, group) in a.items() if key in b]
+    return mean_ci([d for d, _ in paired], [g for _, g in paired])
+
+
 # --- the protocol -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -158,10 +177,13 @@ class Protocol:
     def candidate(self, name: str) -> Candidate:
         return next(c for stage in STAGES for c in self.candidates(stage) if c.name == name)
 
+    def recipe(self, name: str) -> Recipe | None:
+        return next((r for r in self.recipes if r.name == name), None)
+
     def pretraining_recipe(self, recipe: Recipe) -> Recipe:
         """The recipe whose pretraining run ``recipe`` fine-tunes from: itself, or its ``from``."""
         source = recipe.pretrain.source
-        return recipe if source is None else next(r for r in self.recipes if r.name == source)
+        return recipe if source is None else self.recipe(source)
 
     def data(self, relative: str) -> Path:
         return self.root / relative
@@ -288,7 +310,7 @@ def load_protocol(path: str | Path, data_root: str | Path | None = None) -> Prot
 def _check_source(protocol: Protocol, recipe: Recipe, key: str, path: Path) -> None:
     """A ``from`` names a recipe of the same stage with a pretraining run of its own that keeps every
     budget asked for."""
-    source = next((r for r in protocol.recipes if r.name == recipe.pretrain.source), None)
+    source = protocol.recipe(recipe.pretrain.source)
     if source is None or source.stage != recipe.stage or source.pretrain is None or source.pretrain.source:
         raise _fail(path, key, f"{recipe.pretrain.source!r} is not a {recipe.stage}-stage recipe with a "
                                "pretraining run of its own")

@@ -38,8 +38,8 @@ from typing import Any
 
 from ssinfnet.errors import InputError
 from ssinfnet.workflows.protocol import (
-    STAGES, ENDPOINTS, Recipe, Candidate, Check, Protocol, endpoint_scores, load_protocol, pretrain_overrides,
-    run_overrides,
+    STAGES, ENDPOINTS, Recipe, Candidate, Check, Protocol, endpoint_scores, load_protocol, paired_difference,
+    pretrain_overrides, run_overrides, slice_scores,
 )
 
 
@@ -98,9 +98,10 @@ class Plan:
         candidates = p.candidates(stage)
         pretraining, seen = [], set()
         for c in candidates:
-            if c.recipe.pretrain and c.recipe.pretrain.source is None and c.recipe.name not in seen:
-                seen.add(c.recipe.name)
-                pretraining += [self.pretrain_step(c.recipe, seed) for seed in p.seeds]
+            run = p.pretraining_recipe(c.recipe) if c.recipe.pretrain else None  # its own, or its `from`'s
+            if run is not None and run.name not in seen:
+                seen.add(run.name)
+                pretraining += [self.pretrain_step(run, seed) for seed in p.seeds]
         self.waves.append((f"{stage}: pretraining", pretraining))
         plain = [c for c in candidates if c.recipe.pseudo is None]
         self.waves.append((f"{stage}: fold runs", self.fold_steps(plain, prior)))
@@ -307,14 +308,10 @@ class Study:
         for c in self.protocol.candidates(stage):
             cvs = [read_json(plan.cv(c, seed)) for seed in self.protocol.seeds]
             scores = [endpoint_scores(cv, self.protocol.endpoint) for cv in cvs]
-            slices = {(seed, image["id"]): (value, str(image["group"]))
-                      for seed, cv, (_, per_image) in zip(self.protocol.seeds, cvs, scores)
-                      for image, value in zip(cv["images"], per_image)}
+            slices = slice_scores(dict(zip(self.protocol.seeds, cvs)), self.protocol.endpoint)
             ci = mean_ci([v for v, _ in slices.values()], [g for _, g in slices.values()])
             reference = reference or (c.name, slices)
-            paired = [(value - reference[1][key][0], group) for key, (value, group) in slices.items()
-                      if key in reference[1]]
-            difference = mean_ci([d for d, _ in paired], [g for _, g in paired])
+            difference = paired_difference(slices, reference[1])
             checks = {check.name: measure(check, plan.pipeline(c), self.protocol, self.work / "checks" / c.name)
                       for check in self.protocol.checks}
             rows.append({"name": c.name, "recipe": c.recipe.name, "pretrain_epochs": c.epochs, "cost": c.cost,
